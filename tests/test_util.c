@@ -1,0 +1,124 @@
+/* test_util.c - see test_util.h. */
+#include "test_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int test_failures = 0;
+int test_checks = 0;
+
+const char *test_models_dir(void) {
+    const char *dir = getenv("EDGELM_MODELS");
+    if (dir == NULL || dir[0] == '\0') {
+        dir = getenv("EDGELM_MODELS_DEFAULT");
+    }
+    if (dir == NULL || dir[0] == '\0') {
+        dir = "../shared/models";
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return NULL;
+    }
+    return dir;
+}
+
+int test_model_path(const char *relative, char *buf, size_t buf_size) {
+    const char *dir = test_models_dir();
+    if (dir == NULL) {
+        fprintf(stderr, "*** SKIPPED: models directory not found (set EDGELM_MODELS); needs %s\n",
+                relative);
+        return 0;
+    }
+    int n = snprintf(buf, buf_size, "%s/%s", dir, relative);
+    if (n < 0 || (size_t)n >= buf_size) {
+        return 0;
+    }
+    if (access(buf, R_OK) != 0) {
+        fprintf(stderr, "*** SKIPPED: model file %s is absent\n", buf);
+        return 0;
+    }
+    return 1;
+}
+
+void test_skip(const char *why) {
+    fprintf(stderr, "*** SKIPPED: %s\n", why);
+    exit(TEST_SKIP_CODE);
+}
+
+unsigned char *test_read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    unsigned char *data = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 65536;
+            unsigned char *grown = realloc(data, cap + 1);
+            if (grown == NULL) {
+                free(data);
+                fclose(f);
+                return NULL;
+            }
+            data = grown;
+        }
+        size_t got = fread(data + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            break;
+        }
+    }
+    fclose(f);
+    data[len] = 0;
+    *size = len;
+    return data;
+}
+
+cJSON *test_load_json(const char *path) {
+    size_t size = 0;
+    unsigned char *data = test_read_file(path, &size);
+    if (data == NULL) {
+        fprintf(stderr, "cannot read %s\n", path);
+        return NULL;
+    }
+    cJSON *json = cJSON_ParseWithLength((const char *)data, size);
+    if (json == NULL) {
+        fprintf(stderr, "%s: invalid JSON\n", path);
+    }
+    free(data);
+    return json;
+}
+
+const char *test_temp_dir(void) {
+    static char dir[512];
+    if (dir[0] != '\0') {
+        return dir;
+    }
+    const char *base = getenv("TMPDIR");
+    if (base == NULL || base[0] == '\0') {
+        base = "/tmp";
+    }
+    snprintf(dir, sizeof dir, "%s/edgelm-test-XXXXXX", base);
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    return dir;
+}
+
+int test_finish(const char *name, int skipped_parts) {
+    if (test_failures > 0) {
+        fprintf(stderr, "%s: FAILED %d of %d checks\n", name, test_failures, test_checks);
+        return 1;
+    }
+    if (skipped_parts > 0 && test_checks == 0) {
+        fprintf(stderr, "%s: SKIPPED (nothing could run)\n", name);
+        return TEST_SKIP_CODE;
+    }
+    fprintf(stderr, "%s: %d checks passed%s\n", name, test_checks,
+            skipped_parts > 0 ? " (some parts SKIPPED, see above)" : "");
+    return 0;
+}
