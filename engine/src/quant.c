@@ -1,0 +1,230 @@
+/* quant.c - the traits table of tensor types, and the reference kernels of the float types
+ * (F32, F16, BF16).
+ *
+ * The table is the only place that maps a type id to its kernels; everything else asks
+ * tensor_type_get(). Float dot products accumulate each float product in double, as ggml's
+ * scalar ggml_vec_dot_f32/f16/bf16 do (ggml_float = double), then round once to float.
+ */
+#include "quant.h"
+#include "quant_ref.h"
+
+/* Exact agreement with ggml needs every a * b + c rounded twice, as ggml's x86 build does:
+ * no FMA contraction. GCC in ISO C mode (our -std=c11) does not contract; clang does by
+ * default, hence the pragma. Any -ffp-contract=fast build breaks bit-exactness. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#include <stddef.h>
+#include <string.h>
+
+/* ---- F32 ------------------------------------------------------------------------------------ */
+
+void f32_to_float_ref(const void *src, float *dst, int64_t n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
+void f32_from_float_ref(const float *src, void *dst, int64_t n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
+void f32_vec_dot_ref(int64_t n, float *s, const void *vx, const void *vy) {
+    const float *x = vx;
+    const float *y = vy;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        sum += (double)(x[i] * y[i]); /* float product, double accumulation */
+    }
+    *s = (float)sum;
+}
+
+/* ---- F16 (IEEE half) ------------------------------------------------------------------------ */
+
+void f16_to_float_ref(const void *src, float *dst, int64_t n) {
+    const fp16_t *x = src;
+    for (int64_t i = 0; i < n; i++) {
+        dst[i] = fp16_to_fp32(x[i]);
+    }
+}
+
+void f16_from_float_ref(const float *src, void *dst, int64_t n) {
+    fp16_t *y = dst;
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = fp32_to_fp16(src[i]);
+    }
+}
+
+void f16_vec_dot_ref(int64_t n, float *s, const void *vx, const void *vy) {
+    const fp16_t *x = vx;
+    const fp16_t *y = vy;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        sum += (double)(fp16_to_fp32(x[i]) * fp16_to_fp32(y[i]));
+    }
+    *s = (float)sum;
+}
+
+/* ---- BF16 (bfloat16) ------------------------------------------------------------------------ */
+
+void bf16_to_float_ref(const void *src, float *dst, int64_t n) {
+    const bf16_t *x = src;
+    for (int64_t i = 0; i < n; i++) {
+        dst[i] = bf16_to_fp32(x[i]);
+    }
+}
+
+void bf16_from_float_ref(const float *src, void *dst, int64_t n) {
+    bf16_t *y = dst;
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = fp32_to_bf16(src[i]);
+    }
+}
+
+void bf16_vec_dot_ref(int64_t n, float *s, const void *vx, const void *vy) {
+    const bf16_t *x = vx;
+    const bf16_t *y = vy;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        sum += (double)(bf16_to_fp32(x[i]) * bf16_to_fp32(y[i]));
+    }
+    *s = (float)sum;
+}
+
+/* ---- the table ------------------------------------------------------------------------------ */
+
+/* vec_dot_type as ggml's CPU backend: the 32-blocks with a symmetric code dot against Q8_0, the
+ * ones with a min (Q4_1, Q5_1) against Q8_1 (which carries d * sum(q) for the min term), the
+ * K-quants against Q8_K (whose bsums carry the per-16 sums for the mins). Q8_1 and Q8_K are
+ * activation-only types: they have from_float but no vec_dot (and Q8_1 has no to_float, as in
+ * ggml). */
+static const tensor_type_traits type_traits[TENSOR_TYPE_COUNT] = {
+    [TENSOR_TYPE_F32] = {.name = "f32",
+                         .block_size = 1,
+                         .type_size = sizeof(float),
+                         .to_float = f32_to_float_ref,
+                         .from_float = f32_from_float_ref,
+                         .vec_dot_type = TENSOR_TYPE_F32,
+                         .vec_dot = f32_vec_dot_ref},
+    [TENSOR_TYPE_F16] = {.name = "f16",
+                         .block_size = 1,
+                         .type_size = sizeof(fp16_t),
+                         .to_float = f16_to_float_ref,
+                         .from_float = f16_from_float_ref,
+                         .vec_dot_type = TENSOR_TYPE_F16,
+                         .vec_dot = f16_vec_dot_ref},
+    [TENSOR_TYPE_BF16] = {.name = "bf16",
+                          .block_size = 1,
+                          .type_size = sizeof(bf16_t),
+                          .to_float = bf16_to_float_ref,
+                          .from_float = bf16_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_BF16,
+                          .vec_dot = bf16_vec_dot_ref},
+    [TENSOR_TYPE_Q4_0] = {.name = "q4_0",
+                          .block_size = QK4_0,
+                          .type_size = sizeof(block_q4_0),
+                          .is_quantized = true,
+                          .to_float = q4_0_to_float_ref,
+                          .from_float = q4_0_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_Q8_0,
+                          .vec_dot = q4_0_vec_dot_ref},
+    [TENSOR_TYPE_Q4_1] = {.name = "q4_1",
+                          .block_size = QK4_1,
+                          .type_size = sizeof(block_q4_1),
+                          .is_quantized = true,
+                          .to_float = q4_1_to_float_ref,
+                          .from_float = q4_1_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_Q8_1,
+                          .vec_dot = q4_1_vec_dot_ref},
+    [TENSOR_TYPE_Q5_0] = {.name = "q5_0",
+                          .block_size = QK5_0,
+                          .type_size = sizeof(block_q5_0),
+                          .is_quantized = true,
+                          .to_float = q5_0_to_float_ref,
+                          .from_float = q5_0_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_Q8_0,
+                          .vec_dot = q5_0_vec_dot_ref},
+    [TENSOR_TYPE_Q5_1] = {.name = "q5_1",
+                          .block_size = QK5_1,
+                          .type_size = sizeof(block_q5_1),
+                          .is_quantized = true,
+                          .to_float = q5_1_to_float_ref,
+                          .from_float = q5_1_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_Q8_1,
+                          .vec_dot = q5_1_vec_dot_ref},
+    [TENSOR_TYPE_Q8_0] = {.name = "q8_0",
+                          .block_size = QK8_0,
+                          .type_size = sizeof(block_q8_0),
+                          .is_quantized = true,
+                          .to_float = q8_0_to_float_ref,
+                          .from_float = q8_0_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_Q8_0,
+                          .vec_dot = q8_0_vec_dot_ref},
+    [TENSOR_TYPE_Q8_1] = {.name = "q8_1",
+                          .block_size = QK8_1,
+                          .type_size = sizeof(block_q8_1),
+                          .is_quantized = true,
+                          .from_float = q8_1_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_Q8_1},
+    [TENSOR_TYPE_Q2_K] = {.name = "q2_K",
+                          .block_size = QK_K,
+                          .type_size = sizeof(block_q2_K),
+                          .is_quantized = true,
+                          .to_float = q2_K_to_float_ref,
+                          .from_float = q2_K_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_Q8_K,
+                          .vec_dot = q2_K_vec_dot_ref},
+    [TENSOR_TYPE_Q3_K] = {.name = "q3_K",
+                          .block_size = QK_K,
+                          .type_size = sizeof(block_q3_K),
+                          .is_quantized = true,
+                          .to_float = q3_K_to_float_ref,
+                          .from_float = q3_K_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_Q8_K,
+                          .vec_dot = q3_K_vec_dot_ref},
+    [TENSOR_TYPE_Q4_K] = {.name = "q4_K",
+                          .block_size = QK_K,
+                          .type_size = sizeof(block_q4_K),
+                          .is_quantized = true,
+                          .to_float = q4_K_to_float_ref,
+                          .from_float = q4_K_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_Q8_K,
+                          .vec_dot = q4_K_vec_dot_ref},
+    [TENSOR_TYPE_Q5_K] = {.name = "q5_K",
+                          .block_size = QK_K,
+                          .type_size = sizeof(block_q5_K),
+                          .is_quantized = true,
+                          .to_float = q5_K_to_float_ref,
+                          .from_float = q5_K_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_Q8_K,
+                          .vec_dot = q5_K_vec_dot_ref},
+    [TENSOR_TYPE_Q6_K] = {.name = "q6_K",
+                          .block_size = QK_K,
+                          .type_size = sizeof(block_q6_K),
+                          .is_quantized = true,
+                          .to_float = q6_K_to_float_ref,
+                          .from_float = q6_K_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_Q8_K,
+                          .vec_dot = q6_K_vec_dot_ref},
+    [TENSOR_TYPE_Q8_K] = {.name = "q8_K",
+                          .block_size = QK_K,
+                          .type_size = sizeof(block_q8_K),
+                          .is_quantized = true,
+                          .to_float = q8_K_to_float_ref,
+                          .from_float = q8_K_from_float_ref,
+                          .vec_dot_type = TENSOR_TYPE_Q8_K},
+};
+
+const tensor_type_traits *tensor_type_get(uint32_t type) {
+    if (type >= TENSOR_TYPE_COUNT || type_traits[type].name == NULL) {
+        return NULL;
+    }
+    return &type_traits[type];
+}
+
+size_t tensor_row_size(uint32_t type, int64_t n) {
+    const tensor_type_traits *t = tensor_type_get(type);
+    if (t == NULL || n < 0 || n % t->block_size != 0) {
+        return 0;
+    }
+    return (size_t)(n / t->block_size) * t->type_size;
+}
