@@ -95,7 +95,7 @@ static bool read_string(cursor *c, gguf_string *out, const char *what) {
     }
     if (len > c->size - c->pos) {
         fail_at(c, at, len > (uint64_t)1 << 40 ? EDGELM_ERR_TOO_LARGE : EDGELM_ERR_TRUNCATED,
-                "%s: string length %llu exceeds the %zu bytes left in the file", what,
+                "%s: length %llu exceeds the %zu bytes left in the file", what,
                 (unsigned long long)len, c->size - c->pos);
         return false;
     }
@@ -201,7 +201,7 @@ static bool read_value(cursor *c, gguf_kv *kv, const char *key_for_msg) {
         if (elem_type == GGUF_TYPE_STRING) {
             /* each string is at least its 8-byte length */
             if (n > (c->size - c->pos) / 8) {
-                fail_at(c, at, EDGELM_ERR_TOO_LARGE,
+                fail_at(c, at, n > ((uint64_t)1 << 40) ? EDGELM_ERR_TOO_LARGE : EDGELM_ERR_TRUNCATED,
                         "key '%s': %llu strings cannot fit in the %zu bytes left", key_for_msg,
                         (unsigned long long)n, c->size - c->pos);
                 return false;
@@ -430,12 +430,12 @@ edgelm_status gguf_parse(const void *data, size_t size, gguf_file *out, char *er
     /* a key-value pair needs at least 8 (key length) + 4 (type) + 1 bytes; a tensor info at
      * least 8 + 1 + 4 + 8 + 4 + 8 */
     if (n_kv > (size - c.pos) / 13) {
-        fail_at(&c, 16, EDGELM_ERR_TOO_LARGE, "metadata count %llu cannot fit in a %zu-byte file",
+        fail_at(&c, 16, n_kv > ((uint64_t)1 << 40) ? EDGELM_ERR_TOO_LARGE : EDGELM_ERR_TRUNCATED, "metadata count %llu cannot fit in a %zu-byte file",
                 (unsigned long long)n_kv, size);
         goto fail;
     }
     if (n_tensors > (size - c.pos) / 33) {
-        fail_at(&c, 8, EDGELM_ERR_TOO_LARGE, "tensor count %llu cannot fit in a %zu-byte file",
+        fail_at(&c, 8, n_tensors > ((uint64_t)1 << 40) ? EDGELM_ERR_TOO_LARGE : EDGELM_ERR_TRUNCATED, "tensor count %llu cannot fit in a %zu-byte file",
                 (unsigned long long)n_tensors, size);
         goto fail;
     }
