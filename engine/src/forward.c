@@ -36,7 +36,7 @@ static void matvec_worker(void *arg, int ith, int nth) {
         thread_pool_range(w->n_rows, ith, nth, &begin, &end);
         const uint8_t *row = (const uint8_t *)w->data + (size_t)begin * w->row_bytes;
         for (int64_t r = begin; r < end; r++, row += w->row_bytes) {
-            w->traits->vec_dot(w->n_cols, &task->out[r], row, task->x);
+            w->vec_dot(w->n_cols, &task->out[r], row, task->x);
         }
     }
 }
@@ -139,37 +139,43 @@ static void attention_worker(void *arg, int ith, int nth) {
         const fp16_t *q = fs->q16 + h * head_dim;
         const int kv_off = (int)(h / group) * head_dim;
         float *out = fs->xb + h * head_dim;
+        /* ggml's CPU flash attention with an F16 V cache: the running output is kept in F16 and
+         * rounded after every rescale and every fma (ggml_vec_scale_f16 / ggml_vec_mad_f16), the
+         * running sum S in float; the K.q dot (ggml_vec_dot_f16, head_dim < 64: all leftovers)
+         * sums float products in double. Matching this matters even for F32 weights (1e-3). */
+        fp16_t *acc = fs->o16 + h * head_dim;
         float max_score = -INFINITY;
         float sum = 0.0f;
         for (int i = 0; i < head_dim; i++) {
-            out[i] = 0.0f;
+            acc[i] = 0;
         }
         for (int32_t t = 0; t < job->n_pos; t++) {
             const fp16_t *k = kv_cache_k(&fs->cache, job->layer, t) + kv_off;
-            float dot = 0.0f;
+            double dot = 0.0;
             for (int i = 0; i < head_dim; i++) {
-                dot += fp16_to_fp32(q[i]) * fp16_to_fp32(k[i]);
+                dot += (double)(fp16_to_fp32(q[i]) * fp16_to_fp32(k[i]));
             }
-            const float score = dot * scale;
+            const float score = (float)dot * scale;
             const fp16_t *v = kv_cache_v(&fs->cache, job->layer, t) + kv_off;
-            /* online softmax: rescale the running sum and output when the max grows */
+            float ms = 1.0f; /* rescale of the old output and sum when the max grows */
+            float vs = 1.0f; /* weight of this position, expf(score - max) */
             if (score > max_score) {
-                const float correction = expf(max_score - score);
-                sum *= correction;
-                for (int i = 0; i < head_dim; i++) {
-                    out[i] *= correction;
-                }
+                ms = expf(max_score - score);
                 max_score = score;
+                for (int i = 0; i < head_dim; i++) {
+                    acc[i] = fp32_to_fp16(fp16_to_fp32(acc[i]) * ms);
+                }
+            } else {
+                vs = expf(score - max_score);
             }
-            const float p = expf(score - max_score);
-            sum += p;
             for (int i = 0; i < head_dim; i++) {
-                out[i] += p * fp16_to_fp32(v[i]);
+                acc[i] = fp32_to_fp16(fmaf(fp16_to_fp32(v[i]), vs, fp16_to_fp32(acc[i])));
             }
+            sum = fmaf(sum, ms, vs);
         }
         const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
         for (int i = 0; i < head_dim; i++) {
-            out[i] *= inv;
+            out[i] = fp16_to_fp32(acc[i]) * inv;
         }
     }
 }
@@ -268,7 +274,7 @@ uint64_t forward_state_bytes(const edgelm_model *model, uint32_t n_ctx) {
     const model_hparams *hp = &model->hp;
     return kv_cache_bytes(hp->n_layer, n_ctx, hp->n_head_kv * hp->head_dim) +
            scratch_floats(hp) * sizeof(float) + 3 * activation_bytes(hp) +
-           (uint64_t)hp->n_head * hp->head_dim * sizeof(fp16_t);
+           2 * (uint64_t)hp->n_head * hp->head_dim * sizeof(fp16_t);
 }
 
 edgelm_status forward_init(forward_state *fs, const edgelm_model *model, uint32_t n_ctx,
@@ -308,6 +314,7 @@ edgelm_status forward_init(forward_state *fs, const edgelm_model *model, uint32_
     f += hp->n_rot / 2;
     fs->rope_sin = f;
     fs->q16 = calloc(q_dim, sizeof(fp16_t));
+    fs->o16 = calloc(q_dim, sizeof(fp16_t));
     fs->act_bytes = activation_bytes(hp);
     for (int i = 0; i < 3; i++) {
         fs->act[i] = malloc(fs->act_bytes);
@@ -315,7 +322,7 @@ edgelm_status forward_init(forward_state *fs, const edgelm_model *model, uint32_
             goto fail;
         }
     }
-    if (fs->q16 == NULL) {
+    if (fs->q16 == NULL || fs->o16 == NULL) {
         goto fail;
     }
     st = thread_pool_create(n_threads, &fs->pool);
@@ -336,6 +343,7 @@ void forward_free(forward_state *fs) {
     kv_cache_free(&fs->cache);
     free(fs->x);
     free(fs->q16);
+    free(fs->o16);
     for (int i = 0; i < 3; i++) {
         free(fs->act[i]);
     }

@@ -26,6 +26,7 @@ typedef struct forward_state {
     float *rope_cos; /* (n_rot / 2) for the current position */
     float *rope_sin;
     fp16_t *q16;     /* (q_dim) the query rounded to f16, as ggml feeds it to the f16 K dot */
+    fp16_t *o16;     /* (q_dim) per-head f16 attention accumulators (ggml's VKQ16) */
     uint8_t *act[3]; /* activations converted to a vec_dot_type, one slot per distinct type */
     size_t act_bytes;
 } forward_state;

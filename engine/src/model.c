@@ -121,6 +121,7 @@ static edgelm_status bind_weight(load_ctx *ctx, const char *name, int64_t n_cols
     }
     out->data = t->data;
     out->traits = traits;
+    out->vec_dot = needs_vec_dot ? tensor_matrix_vec_dot(t->type, n_rows) : NULL;
     out->type = t->type;
     out->n_cols = n_cols;
     out->n_rows = n_rows;

@@ -23,6 +23,7 @@ typedef enum rope_style {
 typedef struct weight {
     const void *data;
     const tensor_type_traits *traits;
+    tensor_vec_dot_fn vec_dot; /* matrices: the dot this matrix uses (tensor_matrix_vec_dot) */
     uint32_t type;
     int64_t n_cols;
     int64_t n_rows;

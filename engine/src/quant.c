@@ -16,6 +16,7 @@
 #endif
 
 #include <stddef.h>
+#include <math.h>
 #include <string.h>
 
 /* ---- F32 ------------------------------------------------------------------------------------ */
@@ -90,6 +91,42 @@ void bf16_vec_dot_ref(int64_t n, float *s, const void *vx, const void *vy) {
     *s = (float)sum;
 }
 
+/* ggml_vec_dot_f16 as built for AVX-512 (GGML_F16_STEP 64, EPR 16, 4 accumulators): 64-wide steps
+ * fma'd into 4 x 16 float lanes, reduced as acc0+acc2, acc1+acc3, then their sum, then
+ * _mm512_reduce_add_ps (halves 16->8->4, then (l0+l2) + (l1+l3)); the n % 64 leftovers are added
+ * in double. The float order matters for quantized models (see quant_legacy.c). */
+void f16_vec_dot_x86(int64_t n, float *s, const void *vx, const void *vy) {
+    const fp16_t *x = vx;
+    const fp16_t *y = vy;
+    const int64_t np = n & ~(int64_t)63;
+    float acc[4][16] = {{0.0f}};
+    for (int64_t i = 0; i < np; i += 64) {
+        for (int j = 0; j < 4; j++) {
+            for (int l = 0; l < 16; l++) {
+                const int64_t k = i + 16 * j + l;
+                acc[j][l] = fmaf(fp16_to_fp32(x[k]), fp16_to_fp32(y[k]), acc[j][l]);
+            }
+        }
+    }
+    float v[16];
+    for (int l = 0; l < 16; l++) {
+        v[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    }
+    float h8[8];
+    for (int l = 0; l < 8; l++) {
+        h8[l] = v[l + 8] + v[l];
+    }
+    float h4[4];
+    for (int l = 0; l < 4; l++) {
+        h4[l] = h8[l + 4] + h8[l];
+    }
+    double sum = (double)((h4[0] + h4[2]) + (h4[1] + h4[3]));
+    for (int64_t i = np; i < n; i++) {
+        sum += (double)(fp16_to_fp32(x[i]) * fp16_to_fp32(y[i]));
+    }
+    *s = (float)sum;
+}
+
 /* ---- the table ------------------------------------------------------------------------------ */
 
 /* vec_dot_type as ggml's CPU backend: the 32-blocks with a symmetric code dot against Q8_0, the
@@ -111,7 +148,7 @@ static const tensor_type_traits type_traits[TENSOR_TYPE_COUNT] = {
                          .to_float = f16_to_float_ref,
                          .from_float = f16_from_float_ref,
                          .vec_dot_type = TENSOR_TYPE_F16,
-                         .vec_dot = f16_vec_dot_ref},
+                         .vec_dot = f16_vec_dot_x86},
     [TENSOR_TYPE_BF16] = {.name = "bf16",
                           .block_size = 1,
                           .type_size = sizeof(bf16_t),
@@ -126,7 +163,7 @@ static const tensor_type_traits type_traits[TENSOR_TYPE_COUNT] = {
                           .to_float = q4_0_to_float_ref,
                           .from_float = q4_0_from_float_ref,
                           .vec_dot_type = TENSOR_TYPE_Q8_0,
-                          .vec_dot = q4_0_vec_dot_ref},
+                          .vec_dot = q4_0_vec_dot_x86},
     [TENSOR_TYPE_Q4_1] = {.name = "q4_1",
                           .block_size = QK4_1,
                           .type_size = sizeof(block_q4_1),
@@ -158,7 +195,7 @@ static const tensor_type_traits type_traits[TENSOR_TYPE_COUNT] = {
                           .to_float = q8_0_to_float_ref,
                           .from_float = q8_0_from_float_ref,
                           .vec_dot_type = TENSOR_TYPE_Q8_0,
-                          .vec_dot = q8_0_vec_dot_ref},
+                          .vec_dot = q8_0_vec_dot_x86},
     [TENSOR_TYPE_Q8_1] = {.name = "q8_1",
                           .block_size = QK8_1,
                           .type_size = sizeof(block_q8_1),
@@ -219,6 +256,17 @@ const tensor_type_traits *tensor_type_get(uint32_t type) {
         return NULL;
     }
     return &type_traits[type];
+}
+
+tensor_vec_dot_fn tensor_matrix_vec_dot(uint32_t type, int64_t n_rows) {
+    const tensor_type_traits *t = tensor_type_get(type);
+    if (t == NULL) {
+        return NULL;
+    }
+    if (type == TENSOR_TYPE_Q4_0 && n_rows % 8 == 0) {
+        return q4_0_vec_dot_x86_repacked;
+    }
+    return t->vec_dot;
 }
 
 size_t tensor_row_size(uint32_t type, int64_t n) {

@@ -174,6 +174,10 @@ typedef struct tensor_type_traits {
 
 /* Traits of a type id, or NULL for ids the engine does not know or support. */
 const tensor_type_traits *tensor_type_get(uint32_t type);
+/* The row dot a whole matrix of this type with n_rows rows uses. Usually traits->vec_dot; but
+ * llama.cpp's x86 CPU backend repacks Q4_0 matrices whose row count is a multiple of 8 and sums
+ * those in another float order, and matching its logits needs the same order. */
+tensor_vec_dot_fn tensor_matrix_vec_dot(uint32_t type, int64_t n_rows);
 /* Bytes of a row of n elements (n must be a multiple of the block size); 0 when it is not or
  * the type is unknown. */
 size_t tensor_row_size(uint32_t type, int64_t n);

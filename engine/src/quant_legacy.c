@@ -392,3 +392,72 @@ void q8_1_from_float_ref(const float *src, void *dst, int64_t n) {
         y[i].s = fp32_to_fp16((float)sum * d);
     }
 }
+
+/* ---- ggml x86 summation orders --------------------------------------------------------------
+ * Quantized matmuls amplify 1-ulp differences: a float that lands on the other side of a rounding
+ * boundary when the next layer's activations are quantized changes a whole Q8 code, and logits move
+ * by ~0.05. So the float part of these dots follows the order of ggml's x86 kernels exactly, not the
+ * generic one. ggml_vec_dot_{q4_0,q8_0}_q8_0 (AVX2 path, also taken by AVX-512 builds) and
+ * llamafile's tinyBLAS_Q0_AVX (batched prompt) both keep 8 float lanes; lane l takes the integer
+ * sum of the products 4l..4l+3 of each block, acc_l = fma(dx * dy, lane_l, acc_l), and the lanes
+ * are summed at the end as hsum_float_8: ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)). */
+static float hsum_lanes8(const float *a) {
+    const float r0 = a[0] + a[4];
+    const float r1 = a[1] + a[5];
+    const float r2 = a[2] + a[6];
+    const float r3 = a[3] + a[7];
+    return (r0 + r2) + (r1 + r3);
+}
+
+static void lanes8_accumulate(float *acc, float d, const int8_t *qx, const int8_t *qy) {
+    for (int l = 0; l < 8; l++) {
+        int sumi = 0;
+        for (int j = 4 * l; j < 4 * l + 4; j++) {
+            sumi += qx[j] * qy[j];
+        }
+        acc[l] = fmaf(d, (float)sumi, acc[l]);
+    }
+}
+
+void q4_0_vec_dot_x86(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q4_0 *x = vx;
+    const block_q8_0 *y = vy;
+    float acc[8] = {0.0f};
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        int8_t q[QK8_0];
+        for (int j = 0; j < QK8_0 / 2; j++) {
+            q[j] = (int8_t)((x[i].qs[j] & 0x0F) - 8);
+            q[j + QK8_0 / 2] = (int8_t)((x[i].qs[j] >> 4) - 8);
+        }
+        lanes8_accumulate(acc, fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d), q, y[i].qs);
+    }
+    *s = hsum_lanes8(acc);
+}
+
+void q8_0_vec_dot_x86(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q8_0 *x = vx;
+    const block_q8_0 *y = vy;
+    float acc[8] = {0.0f};
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        lanes8_accumulate(acc, fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d), x[i].qs, y[i].qs);
+    }
+    *s = hsum_lanes8(acc);
+}
+
+/* Q4_0 matrices whose row count is a multiple of 8 are repacked by ggml on x86 (AVX2) into
+ * block_q4_0x8 and multiplied by ggml_gemv/gemm_q4_0_8x8_q8_0: one whole-block integer sum per
+ * block, acc = fma(sumi, dx * dy, acc). */
+void q4_0_vec_dot_x86_repacked(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q4_0 *x = vx;
+    const block_q8_0 *y = vy;
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        int sumi = 0;
+        for (int j = 0; j < QK8_0 / 2; j++) {
+            sumi += ((x[i].qs[j] & 0x0F) - 8) * y[i].qs[j];
+            sumi += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + QK8_0 / 2];
+        }
+        acc = fmaf((float)sumi, fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d), acc);
+    }
+    *s = acc;
+}
