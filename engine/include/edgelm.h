@@ -42,6 +42,9 @@ typedef enum edgelm_status {
     EDGELM_ERR_THREAD = 20,           /* a worker thread could not be created */
     EDGELM_ERR_BAD_TOKEN = 21,        /* a token id outside the vocabulary */
     EDGELM_ERR_BAD_STRING = 22,       /* a metadata string that is not valid for its use */
+    EDGELM_ERR_BAD_SCHEMA = 23,       /* invalid JSON Schema, or a keyword edgelm does not support */
+    EDGELM_ERR_STATE_MISMATCH = 24,   /* saved state from another model or cache layout */
+    EDGELM_ERR_CORRUPT = 25,          /* saved state fails its checksum or structure checks */
 } edgelm_status;
 
 /* Static English name of a status ("truncated file", ...). Never NULL. */
@@ -187,8 +190,16 @@ typedef enum edgelm_finish_reason {
     EDGELM_FINISH_EOG = 1,    /* the model produced an end-of-generation token */
     EDGELM_FINISH_CALLBACK = 2, /* the callback returned false */
     EDGELM_FINISH_CANCELLED = 3,
-    EDGELM_FINISH_CONTEXT_FULL = 4,
+    EDGELM_FINISH_CONTEXT_FULL = 4, /* n_ctx reached and context shift disabled */
+    EDGELM_FINISH_STOP_STRING = 5,  /* one of params->stop appeared (it is not delivered) */
+    EDGELM_FINISH_GRAMMAR = 6,      /* format JSON: the top-level value is complete */
 } edgelm_finish_reason;
+
+typedef enum edgelm_output_format {
+    EDGELM_FORMAT_TEXT = 0,
+    EDGELM_FORMAT_JSON = 1,        /* any RFC 8259 value with an object at the top level */
+    EDGELM_FORMAT_JSON_SCHEMA = 2, /* a value valid against json_schema */
+} edgelm_output_format;
 
 typedef struct edgelm_generate_params {
     const char *prompt;    /* UTF-8 text; tokenized with the model's BOS rule */
@@ -196,12 +207,25 @@ typedef struct edgelm_generate_params {
     int32_t n_predict;     /* tokens to generate; -1 = until EOG or the context is full */
     bool parse_special;    /* recognize special tokens written in the prompt (default true) */
     edgelm_sampler_params sampling;
+    /* Prefix reuse: keep the longest common token prefix between what the KV cache holds and
+     * this prompt, prefill only the rest (timings.n_cached_tokens says how many were reused).
+     * false = start from an empty cache. Default false. */
+    bool reuse_prefix;
+    const char *const *stop; /* n_stop stop strings; generation ends before any of them */
+    int32_t n_stop;
+    edgelm_output_format format; /* default TEXT */
+    const char *json_schema;     /* schema text when format == EDGELM_FORMAT_JSON_SCHEMA */
+    bool context_shift;  /* at n_ctx drop the oldest half after n_keep and go on (default true) */
+    int32_t n_keep;      /* tokens kept at the start when shifting, besides BOS (always kept);
+                          * -1 = the whole prompt. Default 0 */
 } edgelm_generate_params;
 
 edgelm_generate_params edgelm_generate_params_default(void);
 
 typedef struct edgelm_timings {
     int32_t n_prompt_tokens;
+    int32_t n_cached_tokens; /* prompt tokens reused from the KV cache (not prefilled) */
+    int32_t n_context_shifts;
     int32_t n_generated_tokens;
     double prompt_ms;    /* prefill wall time */
     double decode_ms;    /* wall time of the tokens generated after the first */
@@ -217,6 +241,39 @@ edgelm_status edgelm_generate(edgelm_session *session, const edgelm_generate_par
 
 /* Timings of the last edgelm_generate() call. */
 void edgelm_session_timings(const edgelm_session *session, edgelm_timings *out);
+
+/* ---- prompt state (KV cache persistence) --------------------------------------------------- */
+
+/* A snapshot of a session: model fingerprint, cache layout, the tokens held and their K/V rows,
+ * with a checksum. Restoring it into a session of the same model and layout lets the next
+ * generate with reuse_prefix skip prefilling the common prefix. */
+/* Bytes edgelm_session_state_save needs for the current contents. */
+size_t edgelm_session_state_size(const edgelm_session *session);
+edgelm_status edgelm_session_state_save(const edgelm_session *session, void *buf, size_t size,
+                                        size_t *written);
+/* On any error the session is left empty (reset), never half-restored. */
+edgelm_status edgelm_session_state_load(edgelm_session *session, const void *buf, size_t size);
+/* Files are written atomically (temporary file + rename). */
+edgelm_status edgelm_session_state_save_file(const edgelm_session *session, const char *path);
+edgelm_status edgelm_session_state_load_file(edgelm_session *session, const char *path);
+/* Tokens currently held in the KV cache (n_past of them); valid until the next call. */
+const int32_t *edgelm_session_tokens(const edgelm_session *session);
+
+/* ---- chat templates ------------------------------------------------------------------------ */
+
+typedef struct edgelm_chat_message {
+    const char *role;    /* "system", "user" or "assistant" */
+    const char *content;
+} edgelm_chat_message;
+
+/* Render messages with the template family recognized in tokenizer.chat_template (zephyr,
+ * chatml, llama2, llama3, gemma, phi3; "default" = chatml when the model has none or it is not
+ * recognized). add_assistant appends the opening of the assistant's turn. Returns the byte count
+ * (excluding the NUL, which is written when it fits) or a negative status. */
+int32_t edgelm_chat_apply(const edgelm_model *model, const edgelm_chat_message *messages,
+                          size_t n_messages, bool add_assistant, char *buf, size_t buf_size);
+/* The family edgelm_chat_apply uses for this model, and whether it was recognized. */
+const char *edgelm_chat_template_name(const edgelm_model *model, bool *recognized);
 
 #ifdef __cplusplus
 }

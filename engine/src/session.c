@@ -237,6 +237,7 @@ edgelm_generate_params edgelm_generate_params_default(void) {
     p.prompt_len = (size_t)-1;
     p.n_predict = 128;
     p.parse_special = true;
+    p.context_shift = true;
     p.sampling = edgelm_sampler_params_default();
     return p;
 }
