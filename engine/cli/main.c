@@ -655,6 +655,10 @@ static const char *finish_name(edgelm_finish_reason finish) {
         return "interrupted";
     case EDGELM_FINISH_CONTEXT_FULL:
         return "context full";
+    case EDGELM_FINISH_STOP_STRING:
+        return "stop string";
+    case EDGELM_FINISH_GRAMMAR:
+        return "value complete";
     }
     return "?";
 }

@@ -30,6 +30,9 @@ const char *edgelm_strerror(edgelm_status status) {
     case EDGELM_ERR_THREAD: return "cannot create thread";
     case EDGELM_ERR_BAD_TOKEN: return "token id out of range";
     case EDGELM_ERR_BAD_STRING: return "bad string";
+    case EDGELM_ERR_BAD_SCHEMA: return "unsupported or invalid JSON Schema";
+    case EDGELM_ERR_STATE_MISMATCH: return "saved state does not match this model or layout";
+    case EDGELM_ERR_CORRUPT: return "saved state is corrupt";
     }
     return "unknown error";
 }

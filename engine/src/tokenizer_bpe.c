@@ -1,0 +1,236 @@
+/* tokenizer_bpe.c - byte-level BPE as llama.cpp's llm_tokenizer_bpe_session: decode the text to
+ * codepoints (bad UTF-8 bytes become U+FFFD), pre-tokenize, write each pre-token's UTF-8 bytes in
+ * GPT-2's byte alphabet, then repeatedly merge the adjacent pair with the lowest merge rank
+ * (ties: leftmost). Each final symbol is emitted as its token; a symbol that is not a token is
+ * emitted byte by byte where a single byte is itself a token, and otherwise dropped.
+ */
+#include "tokenizer_impl.h"
+#include "unicode.h"
+
+#include <stdlib.h>
+
+typedef struct bpe_symbol {
+    int32_t prev, next;
+    size_t start; /* byte offset into the encoded word */
+    size_t n;     /* 0 once merged into its left neighbour */
+} bpe_symbol;
+
+typedef struct bpe_bigram {
+    int32_t left, right;
+    int32_t rank;
+    size_t size; /* bytes of the pair when queued */
+} bpe_bigram;
+
+typedef struct bpe_heap {
+    bpe_bigram *v;
+    size_t n, cap;
+} bpe_heap;
+
+/* Priority: lower rank first, then the smaller left index (llama.cpp's comparator). */
+static bool bpe_before(const bpe_bigram *a, const bpe_bigram *b) {
+    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
+}
+
+static bool heap_push(bpe_heap *h, bpe_bigram item) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        bpe_bigram *grown = realloc(h->v, cap * sizeof *grown);
+        if (grown == NULL) {
+            return false;
+        }
+        h->v = grown;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!bpe_before(&item, &h->v[parent])) {
+            break;
+        }
+        h->v[i] = h->v[parent];
+        i = parent;
+    }
+    h->v[i] = item;
+    return true;
+}
+
+static bpe_bigram heap_pop(bpe_heap *h) {
+    bpe_bigram top = h->v[0];
+    bpe_bigram last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= h->n) {
+            break;
+        }
+        if (child + 1 < h->n && bpe_before(&h->v[child + 1], &h->v[child])) {
+            child++;
+        }
+        if (!bpe_before(&h->v[child], &last)) {
+            break;
+        }
+        h->v[i] = h->v[child];
+        i = child;
+    }
+    if (h->n > 0) {
+        h->v[i] = last;
+    }
+    return top;
+}
+
+/* Per-call scratch, grown as needed and reused across the words of one call. */
+typedef struct bpe_scratch {
+    uint32_t *cpts;
+    size_t n_cpts;
+    tok_sizes words;
+    char *word;       /* the current pre-token in the byte alphabet */
+    size_t word_cap;
+    bpe_symbol *sym;
+    size_t sym_cap;
+    bpe_heap heap;
+} bpe_scratch;
+
+static bool add_bigram(const tokenizer *tok, const char *word, const bpe_symbol *sym, int32_t left,
+                       int32_t right, bpe_heap *heap) {
+    if (left < 0 || right < 0) {
+        return true;
+    }
+    int32_t rank = tok_find_merge(tok, word + sym[left].start, sym[left].n,
+                                  word + sym[right].start, sym[right].n);
+    if (rank < 0) {
+        return true;
+    }
+    bpe_bigram bg = {left, right, rank, sym[left].n + sym[right].n};
+    return heap_push(heap, bg);
+}
+
+/* Merge and emit one pre-token already in the byte alphabet. */
+static edgelm_status encode_word(const tokenizer *tok, bpe_scratch *s, size_t len, tok_out *out) {
+    const char *word = s->word;
+    if (tok->ignore_merges) {
+        int32_t id = tok_find_token(tok, word, len);
+        if (id >= 0) {
+            tok_out_push(out, id);
+            return EDGELM_OK;
+        }
+    }
+    if (len > s->sym_cap) {
+        bpe_symbol *grown = realloc(s->sym, len * sizeof *grown);
+        if (grown == NULL) {
+            return EDGELM_ERR_OUT_OF_MEMORY;
+        }
+        s->sym = grown;
+        s->sym_cap = len;
+    }
+    bpe_symbol *sym = s->sym;
+    int32_t n_sym = 0;
+    for (size_t off = 0; off < len;) {
+        size_t n = unicode_utf8_len((uint8_t)word[off]);
+        if (n > len - off) {
+            n = len - off;
+        }
+        sym[n_sym].prev = n_sym - 1;
+        sym[n_sym].start = off;
+        sym[n_sym].n = n;
+        off += n;
+        sym[n_sym].next = off == len ? -1 : n_sym + 1;
+        n_sym++;
+    }
+    s->heap.n = 0;
+    for (int32_t i = 1; i < n_sym; i++) {
+        if (!add_bigram(tok, word, sym, i - 1, i, &s->heap)) {
+            return EDGELM_ERR_OUT_OF_MEMORY;
+        }
+    }
+    while (s->heap.n > 0) {
+        bpe_bigram bg = heap_pop(&s->heap);
+        bpe_symbol *l = &sym[bg.left], *r = &sym[bg.right];
+        /* stale: a side was merged since; while both live, left cannot have grown, so the size
+         * tells whether the texts still match what was queued */
+        if (l->n == 0 || r->n == 0 || l->n + r->n != bg.size) {
+            continue;
+        }
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) {
+            sym[r->next].prev = bg.left;
+        }
+        if (!add_bigram(tok, word, sym, l->prev, bg.left, &s->heap) ||
+            !add_bigram(tok, word, sym, bg.left, l->next, &s->heap)) {
+            return EDGELM_ERR_OUT_OF_MEMORY;
+        }
+    }
+    for (int32_t i = 0; i != -1 && n_sym > 0; i = sym[i].next) {
+        int32_t id = tok_find_token(tok, word + sym[i].start, sym[i].n);
+        if (id >= 0) {
+            tok_out_push(out, id);
+            continue;
+        }
+        for (size_t k = 0; k < sym[i].n; k++) {
+            int32_t b = tok_find_token(tok, word + sym[i].start + k, 1);
+            if (b >= 0) {
+                tok_out_push(out, b);
+            }
+        }
+    }
+    return EDGELM_OK;
+}
+
+edgelm_status tok_bpe_encode(const tokenizer *tok, const char *text, size_t len, tok_out *out) {
+    edgelm_status st = EDGELM_OK;
+    bpe_scratch s = {0};
+    if (len == 0) {
+        return EDGELM_OK;
+    }
+    s.cpts = malloc(len * sizeof *s.cpts);
+    if (s.cpts == NULL) {
+        return EDGELM_ERR_OUT_OF_MEMORY;
+    }
+    for (size_t off = 0; off < len;) {
+        size_t used;
+        s.cpts[s.n_cpts++] = unicode_utf8_decode((const uint8_t *)text + off, len - off, &used);
+        off += used;
+    }
+    if ((st = tok_pretokenize(tok->pre, s.cpts, s.n_cpts, &s.words)) != EDGELM_OK) {
+        goto done;
+    }
+    size_t c0 = 0;
+    for (size_t w = 0; w < s.words.n; w++) {
+        size_t n_c = s.words.v[w];
+        /* each codepoint -> <= 4 bytes -> each byte <= 2 bytes in the alphabet */
+        size_t need = n_c * 8;
+        if (need > s.word_cap) {
+            char *grown = realloc(s.word, need);
+            if (grown == NULL) {
+                st = EDGELM_ERR_OUT_OF_MEMORY;
+                goto done;
+            }
+            s.word = grown;
+            s.word_cap = need;
+        }
+        size_t n = 0;
+        for (size_t k = c0; k < c0 + n_c; k++) {
+            uint8_t utf8[4];
+            size_t nb = unicode_utf8_encode(s.cpts[k], utf8);
+            for (size_t j = 0; j < nb; j++) {
+                uint8_t enc[4];
+                size_t ne = unicode_utf8_encode(unicode_byte_to_cpt(utf8[j]), enc);
+                for (size_t e = 0; e < ne; e++) {
+                    s.word[n++] = (char)enc[e];
+                }
+            }
+        }
+        c0 += n_c;
+        if ((st = encode_word(tok, &s, n, out)) != EDGELM_OK) {
+            goto done;
+        }
+    }
+done:
+    free(s.cpts);
+    free(s.words.v);
+    free(s.word);
+    free(s.sym);
+    free(s.heap.v);
+    return st;
+}
