@@ -11,7 +11,13 @@ Usage:
         uses Python's unicodedata module (its Unicode version) and the White_Space list below;
     python3 tools/gen_unicode_tables.py --ucd-dir /usr/share/unicode > engine/src/unicode_data.c
         reads UnicodeData.txt and PropList.txt of a Unicode Character Database instead
-        (Debian package unicode-data), to pick a newer Unicode version than Python's.
+        (Debian package unicode-data), to pick a newer Unicode version than Python's;
+    add --add-unicode-15.1 to a 15.0 database to get Unicode 15.1, the version of llama.cpp's
+    table (15.1 only added the 627 codepoints listed in UNICODE_15_1_ADDITIONS).
+
+The committed unicode_data.c was made with --ucd-dir /usr/share/unicode --add-unicode-15.1 from
+Debian's unicode-data 15.0.0, and matches llama.cpp's unicode-data.cpp codepoint for codepoint
+(categories, whitespace and lowercase).
 """
 import argparse
 import re
@@ -49,6 +55,11 @@ CATEGORY_FLAG = {
 # NOT include U+001C..U+001F, which Python's str.isspace() accepts.
 WHITE_SPACE = [0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680] + \
     list(range(0x2000, 0x200B)) + [0x2028, 0x2029, 0x202F, 0x205F, 0x3000]
+
+
+# Everything Unicode 15.1 assigned on top of 15.0: CJK Unified Ideographs Extension I, four
+# ideographic description characters and one CJK stroke (none has a case mapping).
+UNICODE_15_1_ADDITIONS = [(0x2EBF0, 0x2EE5D, "Lo"), (0x2FFC, 0x2FFF, "So"), (0x31EF, 0x31EF, "So")]
 
 
 def from_python():
@@ -126,9 +137,18 @@ def lower_ranges(lower):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ucd-dir", help="directory with UnicodeData.txt and PropList.txt")
+    ap.add_argument("--add-unicode-15.1", dest="add_15_1", action="store_true",
+                    help="assign the codepoints Unicode 15.1 added (use with a 15.0 database)")
     args = ap.parse_args()
 
     cats, lower, white, source = from_ucd(args.ucd_dir) if args.ucd_dir else from_python()
+    if args.add_15_1:
+        for first, last, cat in UNICODE_15_1_ADDITIONS:
+            for c in range(first, last + 1):
+                if cats[c] != "Cn":
+                    sys.exit("U+%04X is already assigned: the database is not Unicode 15.0" % c)
+                cats[c] = cat
+        source += " plus the Unicode 15.1 additions"
 
     flags = [CATEGORY_FLAG[c] for c in cats]
     for c in white:
@@ -149,7 +169,7 @@ def main():
     out.write(" *\n")
     out.write(" * Source: %s.\n" % source)
     out.write(" * Regenerate: python3 tools/gen_unicode_tables.py --ucd-dir /usr/share/unicode \\\n")
-    out.write(" *                 > engine/src/unicode_data.c\n")
+    out.write(" *                 --add-unicode-15.1 > engine/src/unicode_data.c\n")
     out.write(" * Tables for unicode.c: per-codepoint category/whitespace flags as sorted ranges and\n")
     out.write(" * the simple lowercase mapping as strided runs. Non-ASCII codepoints lowering to ASCII:\n")
     out.write(" * %s.\n" % (", ".join("U+%04X" % c for c in to_ascii) or "none"))

@@ -226,8 +226,8 @@ static edgelm_status read_token_id(const gguf_file *file, const char *key, int32
         }
         break;
     default:
-        return fail(err, err_size, EDGELM_ERR_TOKENIZER, "%s has type %s, expected an integer",
-                    key, gguf_type_name(kv->type));
+        return fail(err, err_size, EDGELM_ERR_TOKENIZER, "%s has type %s, expected an integer", key,
+                    gguf_type_name(kv->type));
     }
     if (!in_range) {
         if (!checked) {
@@ -298,23 +298,56 @@ static const pre_name pre_names[] = {
 
 /* ---- token texts llama.cpp recognizes (llama_vocab::impl::load) ----------------------------- */
 
+#define FW_BAR "\xef\xbd\x9c"      /* U+FF5C FULLWIDTH VERTICAL LINE, in DeepSeek's names */
+#define LOWER_BLOCK "\xe2\x96\x81" /* U+2581, SentencePiece's space */
+
 static const char *const eot_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-    "<EOT>", "_<EOT>", "[EOT]", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
-    "<end_of_utterance>", NULL,
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "<" FW_BAR "end" LOWER_BLOCK "of" LOWER_BLOCK "sentence" FW_BAR ">",
+    "<end_of_utterance>",
+    NULL,
 };
 static const char *const eom_texts[] = {"<|eom_id|>", NULL};
 static const char *const fim_pre_texts[] = {
-    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>",
-    "<PRE>", "\xe2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>", NULL,
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<" FW_BAR "fim" LOWER_BLOCK "begin" FW_BAR ">",
+    "<PRE>",
+    LOWER_BLOCK "<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
+    NULL,
 };
 static const char *const fim_suf_texts[] = {
-    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81hole\xef\xbd\x9c>",
-    "<SUF>", "\xe2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>", NULL,
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<" FW_BAR "fim" LOWER_BLOCK "hole" FW_BAR ">",
+    "<SUF>",
+    LOWER_BLOCK "<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
+    NULL,
 };
 static const char *const fim_mid_texts[] = {
-    "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>",
-    "<MID>", "\xe2\x96\x81<MID>", "<|code_middle|>", "<|middle|>", NULL,
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<" FW_BAR "fim" LOWER_BLOCK "end" FW_BAR ">",
+    "<MID>",
+    LOWER_BLOCK "<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
+    NULL,
 };
 static const char *const fim_pad_texts[] = {
     "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", NULL,
@@ -324,10 +357,29 @@ static const char *const fim_rep_texts[] = {
 };
 static const char *const fim_sep_texts[] = {"<|file_sep|>", NULL};
 static const char *const eog_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", "[e~[", NULL,
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<" FW_BAR "end" LOWER_BLOCK "of" LOWER_BLOCK "sentence" FW_BAR ">",
+    "[e~[",
+    NULL,
 };
 /* gpt-oss: always rendered, so made USER_DEFINED. */
 static const char *const always_rendered_texts[] = {
@@ -564,8 +616,8 @@ static edgelm_status load_texts(tokenizer *tok, const gguf_array *tokens, char *
         int32_t other = token_insert(tok, i);
         if (other >= 0) {
             return fail(err, err_size, EDGELM_ERR_TOKENIZER,
-                        "%s: token %d has the same text as token %d ('%.40s')", KEY_TOKENS,
-                        (int)i, (int)other, tok_text(tok, i));
+                        "%s: token %d has the same text as token %d ('%.40s')", KEY_TOKENS, (int)i,
+                        (int)other, tok_text(tok, i));
         }
     }
     return EDGELM_OK;
@@ -574,9 +626,11 @@ static edgelm_status load_texts(tokenizer *tok, const gguf_array *tokens, char *
 static edgelm_status load_scores_and_types(tokenizer *tok, const gguf_file *file, char *err,
                                            size_t err_size) {
     int32_t n = tok->n_vocab;
-    tok->scores = calloc((size_t)n, sizeof *tok->scores);
+    /* scores only steer SPM merges; BPE files are checked but their scores not kept */
+    bool keep_scores = tok->kind == TOK_KIND_SPM;
+    tok->scores = keep_scores ? calloc((size_t)n, sizeof *tok->scores) : NULL;
     tok->attr = malloc((size_t)n * sizeof *tok->attr);
-    if (tok->scores == NULL || tok->attr == NULL) {
+    if ((keep_scores && tok->scores == NULL) || tok->attr == NULL) {
         return oom(err, err_size, "the token table");
     }
     const gguf_kv *kv = gguf_find(file, KEY_SCORES);
@@ -591,7 +645,7 @@ static edgelm_status load_scores_and_types(tokenizer *tok, const gguf_file *file
                         "%s has %llu entries but there are %d tokens", KEY_SCORES,
                         (unsigned long long)kv->value.arr.n, (int)n);
         }
-        for (int32_t i = 0; i < n; i++) {
+        for (int32_t i = 0; keep_scores && i < n; i++) {
             tok->scores[i] = kv->value.arr.elem_type == GGUF_TYPE_FLOAT32
                                  ? gguf_array_f32(&kv->value.arr, (uint64_t)i)
                                  : (float)gguf_array_i64(&kv->value.arr, (uint64_t)i);
@@ -613,13 +667,27 @@ static edgelm_status load_scores_and_types(tokenizer *tok, const gguf_file *file
         int64_t type = kv != NULL ? gguf_array_i64(&kv->value.arr, (uint64_t)i) : TOKEN_TYPE_NORMAL;
         uint16_t attr;
         switch (type) {
-        case TOKEN_TYPE_NORMAL: attr = TOK_ATTR_NORMAL; break;
-        case TOKEN_TYPE_UNKNOWN: attr = TOK_ATTR_UNKNOWN; break;
-        case TOKEN_TYPE_CONTROL: attr = TOK_ATTR_CONTROL; break;
-        case TOKEN_TYPE_USER_DEFINED: attr = TOK_ATTR_USER_DEFINED; break;
-        case TOKEN_TYPE_UNUSED: attr = TOK_ATTR_UNUSED; break;
-        case TOKEN_TYPE_BYTE: attr = TOK_ATTR_BYTE; break;
-        default: attr = 0; break; /* UNDEFINED and unknown values */
+        case TOKEN_TYPE_NORMAL:
+            attr = TOK_ATTR_NORMAL;
+            break;
+        case TOKEN_TYPE_UNKNOWN:
+            attr = TOK_ATTR_UNKNOWN;
+            break;
+        case TOKEN_TYPE_CONTROL:
+            attr = TOK_ATTR_CONTROL;
+            break;
+        case TOKEN_TYPE_USER_DEFINED:
+            attr = TOK_ATTR_USER_DEFINED;
+            break;
+        case TOKEN_TYPE_UNUSED:
+            attr = TOK_ATTR_UNUSED;
+            break;
+        case TOKEN_TYPE_BYTE:
+            attr = TOK_ATTR_BYTE;
+            break;
+        default:
+            attr = 0;
+            break; /* UNDEFINED and unknown values */
         }
         tok->attr[i] = attr;
     }
@@ -820,8 +888,7 @@ static void mark_special_tokens(tokenizer *tok, fim_ids fim, const gguf_file *fi
         }
         if (contains(lower, len, "phi-3") || contains(lower, len, "phi3")) {
             for (int32_t id = 0; id < n; id++) {
-                if (tok->attr[id] &
-                    (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN)) {
+                if (tok->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN)) {
                     tok->attr[id] |= TOK_ATTR_RSTRIP;
                 }
             }
@@ -840,8 +907,7 @@ static void mark_special_tokens(tokenizer *tok, fim_ids fim, const gguf_file *fi
     }
 }
 
-edgelm_status tokenizer_create(const gguf_file *file, tokenizer **out, char *err,
-                               size_t err_size) {
+edgelm_status tokenizer_create(const gguf_file *file, tokenizer **out, char *err, size_t err_size) {
     edgelm_status st;
     if (err != NULL && err_size > 0) {
         err[0] = '\0';
@@ -891,9 +957,8 @@ edgelm_status tokenizer_create(const gguf_file *file, tokenizer **out, char *err
                 }
             }
             if (found == NULL) {
-                st = fail(err, err_size, EDGELM_ERR_TOKENIZER,
-                          "%s '%.*s' is not supported", KEY_PRE,
-                          (int)(pre.len > 64 ? 64 : pre.len), pre.data);
+                st = fail(err, err_size, EDGELM_ERR_TOKENIZER, "%s '%.*s' is not supported",
+                          KEY_PRE, (int)(pre.len > 64 ? 64 : pre.len), pre.data);
                 goto fail;
             }
             tok->pre = found->pre;
@@ -946,40 +1011,40 @@ edgelm_status tokenizer_create(const gguf_file *file, tokenizer **out, char *err
         }
     }
     int32_t unused_id = -1;
-    if ((st = read_token_id(file, "tokenizer.ggml.bos_token_id", tok->n_vocab, true, &tok->bos,
+    if ((st = read_token_id(file, "tokenizer.ggml.bos_token_id", tok->n_vocab, true, &tok->bos, err,
+                            err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.eos_token_id", tok->n_vocab, true, &tok->eos, err,
+                            err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.eot_token_id", tok->n_vocab, true, &tok->eot, err,
+                            err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.eom_token_id", tok->n_vocab, true, &tok->eom, err,
+                            err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.unknown_token_id", tok->n_vocab, true, &tok->unk,
                             err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.eos_token_id", tok->n_vocab, true, &tok->eos,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.eot_token_id", tok->n_vocab, true, &tok->eot,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.eom_token_id", tok->n_vocab, true, &tok->eom,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.unknown_token_id", tok->n_vocab, true,
-                            &tok->unk, err, err_size)) ||
         (st = read_token_id(file, "tokenizer.ggml.seperator_token_id", tok->n_vocab, false,
                             &unused_id, err, err_size)) ||
         (st = read_token_id(file, "tokenizer.ggml.padding_token_id", tok->n_vocab, false,
                             &unused_id, err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.mask_token_id", tok->n_vocab, false,
-                            &unused_id, err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.fim_pre_token_id", tok->n_vocab, false,
-                            &fim_pre, err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.fim_suf_token_id", tok->n_vocab, false,
-                            &fim_suf, err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.fim_mid_token_id", tok->n_vocab, false,
-                            &fim_mid, err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.prefix_token_id", tok->n_vocab, false,
-                            &fim_pre, err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.suffix_token_id", tok->n_vocab, false,
-                            &fim_suf, err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.middle_token_id", tok->n_vocab, false,
-                            &fim_mid, err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.fim_pad_token_id", tok->n_vocab, false,
-                            &fim_pad, err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.fim_rep_token_id", tok->n_vocab, false,
-                            &fim_rep, err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.fim_sep_token_id", tok->n_vocab, false,
-                            &fim_sep, err, err_size))) {
+        (st = read_token_id(file, "tokenizer.ggml.mask_token_id", tok->n_vocab, false, &unused_id,
+                            err, err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.fim_pre_token_id", tok->n_vocab, false, &fim_pre,
+                            err, err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.fim_suf_token_id", tok->n_vocab, false, &fim_suf,
+                            err, err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.fim_mid_token_id", tok->n_vocab, false, &fim_mid,
+                            err, err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.prefix_token_id", tok->n_vocab, false, &fim_pre,
+                            err, err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.suffix_token_id", tok->n_vocab, false, &fim_suf,
+                            err, err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.middle_token_id", tok->n_vocab, false, &fim_mid,
+                            err, err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.fim_pad_token_id", tok->n_vocab, false, &fim_pad,
+                            err, err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.fim_rep_token_id", tok->n_vocab, false, &fim_rep,
+                            err, err_size)) ||
+        (st = read_token_id(file, "tokenizer.ggml.fim_sep_token_id", tok->n_vocab, false, &fim_sep,
+                            err, err_size))) {
         goto fail;
     }
     if ((st = read_bool(file, KEY_ADD_BOS, &tok->add_bos, err, err_size)) != EDGELM_OK ||

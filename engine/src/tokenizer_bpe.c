@@ -83,7 +83,7 @@ typedef struct bpe_scratch {
     uint32_t *cpts;
     size_t n_cpts;
     tok_sizes words;
-    char *word;       /* the current pre-token in the byte alphabet */
+    char *word; /* the current pre-token in the byte alphabet */
     size_t word_cap;
     bpe_symbol *sym;
     size_t sym_cap;
@@ -95,8 +95,8 @@ static bool add_bigram(const tokenizer *tok, const char *word, const bpe_symbol 
     if (left < 0 || right < 0) {
         return true;
     }
-    int32_t rank = tok_find_merge(tok, word + sym[left].start, sym[left].n,
-                                  word + sym[right].start, sym[right].n);
+    int32_t rank = tok_find_merge(tok, word + sym[left].start, sym[left].n, word + sym[right].start,
+                                  sym[right].n);
     if (rank < 0) {
         return true;
     }
@@ -113,6 +113,9 @@ static edgelm_status encode_word(const tokenizer *tok, bpe_scratch *s, size_t le
             tok_out_push(out, id);
             return EDGELM_OK;
         }
+    }
+    if (len > (size_t)INT32_MAX) {
+        return EDGELM_ERR_TOO_LARGE; /* symbol indices are int32 */
     }
     if (len > s->sym_cap) {
         bpe_symbol *grown = realloc(s->sym, len * sizeof *grown);
@@ -199,6 +202,10 @@ edgelm_status tok_bpe_encode(const tokenizer *tok, const char *text, size_t len,
     for (size_t w = 0; w < s.words.n; w++) {
         size_t n_c = s.words.v[w];
         /* each codepoint -> <= 4 bytes -> each byte <= 2 bytes in the alphabet */
+        if (n_c > SIZE_MAX / 8) {
+            st = EDGELM_ERR_TOO_LARGE;
+            goto done;
+        }
         size_t need = n_c * 8;
         if (need > s.word_cap) {
             char *grown = realloc(s.word, need);

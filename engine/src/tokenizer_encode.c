@@ -36,9 +36,7 @@ static bool frag_push(frag_list *l, int32_t token, size_t off, size_t len) {
 }
 
 /* C isspace() in the "C" locale, which llama.cpp uses for LSTRIP/RSTRIP. */
-static bool c_space(char ch) {
-    return ch == ' ' || (ch >= '\t' && ch <= '\r');
-}
+static bool c_space(char ch) { return ch == ' ' || (ch >= '\t' && ch <= '\r'); }
 
 /* First occurrence of needle in hay[0..hay_len), or SIZE_MAX. */
 static size_t find_bytes(const char *hay, size_t hay_len, const char *needle, size_t needle_len) {

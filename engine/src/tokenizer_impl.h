@@ -21,12 +21,12 @@ typedef enum tok_kind {
 /* Pre-tokenizer (BPE only), from tokenizer.ggml.pre; names as in llama.cpp's llama-vocab.cpp. */
 typedef enum tok_pre {
     TOK_PRE_DEFAULT = 0,
-    TOK_PRE_LLAMA3,         /* llama-bpe, llama3, ... (custom splitter) */
-    TOK_PRE_GPT2,           /* gpt-2, ... (custom splitter) */
-    TOK_PRE_QWEN2,          /* qwen2, ... */
+    TOK_PRE_LLAMA3, /* llama-bpe, llama3, ... (custom splitter) */
+    TOK_PRE_GPT2,   /* gpt-2, ... (custom splitter) */
+    TOK_PRE_QWEN2,  /* qwen2, ... */
     TOK_PRE_DEEPSEEK_LLM,
     TOK_PRE_DEEPSEEK_CODER,
-    TOK_PRE_STARCODER,      /* \p{N} then the GPT-2 splitter */
+    TOK_PRE_STARCODER, /* \p{N} then the GPT-2 splitter */
 } tok_pre;
 
 /* Token attributes: llama.cpp's llama_token_attr bits, plus one private bit for end-of-generation
@@ -46,27 +46,27 @@ struct tokenizer {
     tok_kind kind;
     tok_pre pre;
 
-    char *text;          /* every token's text, each followed by a NUL */
-    uint32_t *text_off;  /* (n_vocab + 1) offsets into text; length = off[i+1] - off[i] - 1 */
-    float *scores;       /* (n_vocab) SPM merge priority; 0 when the file has none */
-    uint16_t *attr;      /* (n_vocab) TOK_ATTR_* */
+    char *text;         /* every token's text, each followed by a NUL */
+    uint32_t *text_off; /* (n_vocab + 1) offsets into text; length = off[i+1] - off[i] - 1 */
+    float *scores;      /* (n_vocab) SPM merge priority, 0 when the file has none; NULL for BPE */
+    uint16_t *attr;     /* (n_vocab) TOK_ATTR_* */
 
     int32_t *token_slots; /* open-addressing hash: token text -> id; -1 = empty */
     uint32_t token_mask;  /* slot count - 1 (a power of two minus one) */
 
     /* BPE merges "left right", rank = index in tokenizer.ggml.merges (first occurrence wins). */
-    char *merge_text;     /* the merge strings, copied; left at off, right at off + left_len + 1 */
-    uint32_t *merge_off;  /* (n_merges) */
+    char *merge_text;    /* the merge strings, copied; left at off, right at off + left_len + 1 */
+    uint32_t *merge_off; /* (n_merges) */
     uint32_t *merge_left_len;  /* (n_merges) */
     uint32_t *merge_right_len; /* (n_merges) */
     int32_t n_merges;
     int32_t *merge_slots; /* hash: (left, right) -> rank; -1 = empty */
     uint32_t merge_mask;
 
-    char *piece;          /* token_to_piece() output of every token, back to back */
-    uint32_t *piece_off;  /* (n_vocab + 1) */
+    char *piece;         /* token_to_piece() output of every token, back to back */
+    uint32_t *piece_off; /* (n_vocab + 1) */
 
-    int32_t *special;     /* CONTROL / USER_DEFINED / UNKNOWN tokens, longest text first */
+    int32_t *special; /* CONTROL / USER_DEFINED / UNKNOWN tokens, longest text first */
     int32_t n_special;
 
     int32_t byte_token[256]; /* SPM byte fallback: <0xXX> (else the 1-byte token), -1 if none */

@@ -105,9 +105,9 @@ static bool in_ranges(uint32_t c, const cpt_range *r, size_t n) {
 }
 
 /* The letter class of DeepSeek LLM's second regex (from its tokenizer.json, as in llama.cpp):
- * "[A-Za-zµÀ-ÖØ-öø-ƺ...𞤀-𞥃]", i.e. the cased letters, as codepoint ranges. Written as numbers
- * on purpose: several endpoints (U+1F7D, U+1FBE, U+1FD3, U+1FDB, U+2126, U+212A) have singleton
- * canonical decompositions and would silently change under Unicode normalization. */
+ * "[A-Za-zµÀ-ÖØ-öø-ƺ...𞤀-𞥃]", i.e. the cased letters, as codepoint ranges. Written as
+ * numbers on purpose: several endpoints (U+1F7D, U+1FBE, U+1FD3, U+1FDB, U+2126, U+212A) have
+ * singleton canonical decompositions and would silently change under Unicode normalization. */
 static const cpt_range deepseek_llm_letters[] = {
     {0x00041, 0x0005A}, {0x00061, 0x0007A}, {0x000B5, 0x000B5}, {0x000C0, 0x000D6},
     {0x000D8, 0x000F6}, {0x000F8, 0x001BA}, {0x001BC, 0x001BF}, {0x001C4, 0x00293},

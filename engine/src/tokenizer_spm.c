@@ -97,6 +97,9 @@ edgelm_status tok_spm_encode(const tokenizer *tok, const char *text, size_t len,
     if (len == 0) {
         return EDGELM_OK;
     }
+    if (len > (size_t)INT32_MAX) {
+        return EDGELM_ERR_TOO_LARGE; /* symbol indices are int32 */
+    }
     edgelm_status st = EDGELM_OK;
     spm_heap heap = {NULL, 0, 0};
     spm_symbol *sym = malloc(len * sizeof *sym); /* at most one symbol per byte */

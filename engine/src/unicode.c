@@ -43,8 +43,7 @@ uint32_t unicode_tolower(uint32_t cpt) {
 }
 
 size_t unicode_utf8_len(uint8_t lead) {
-    static const uint8_t len_by_high_nibble[16] = {1, 1, 1, 1, 1, 1, 1, 1,
-                                                   1, 1, 1, 1, 2, 2, 3, 4};
+    static const uint8_t len_by_high_nibble[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
     return len_by_high_nibble[lead >> 4];
 }
 

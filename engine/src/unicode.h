@@ -21,7 +21,7 @@
 #define UNICODE_SYMBOL 0x0040u      /* \p{S} */
 #define UNICODE_CONTROL 0x0080u     /* \p{C} except Cn */
 #define UNICODE_CATEGORY_MASK 0x00FFu
-#define UNICODE_WHITESPACE 0x0100u  /* the White_Space property (not U+001C..U+001F) */
+#define UNICODE_WHITESPACE 0x0100u /* the White_Space property (not U+001C..U+001F) */
 
 #define UNICODE_MAX_CODEPOINT 0x10FFFFu
 #define UNICODE_REPLACEMENT 0xFFFDu
