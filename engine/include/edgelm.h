@@ -53,6 +53,12 @@ const char *edgelm_strerror(edgelm_status status);
 /* Library version string, e.g. "0.1.0". */
 const char *edgelm_version(void);
 
+/* Name of the kernel level the engine runs ("avx512", "avx2", "sse2", "neon" or "ref"): chosen
+ * once per process from the CPU's features, or forced with the environment variable
+ * EDGELM_KERNELS=ref|sse2|avx2|avx512|neon (a value this CPU cannot run makes model loads fail
+ * with EDGELM_ERR_INVALID_ARGUMENT). Never NULL. */
+const char *edgelm_kernels_name(void);
+
 /* ---- model --------------------------------------------------------------------------------- */
 
 typedef struct edgelm_model edgelm_model;
@@ -131,7 +137,7 @@ typedef struct edgelm_sampler_params {
     float min_p;          /* 0 = disabled */
     float repeat_penalty; /* 1 = disabled */
     int32_t repeat_last_n; /* tokens looked back for the penalty */
-    uint64_t seed;
+    uint64_t seed;         /* used as given; 0 is an ordinary seed */
 } edgelm_sampler_params;
 
 edgelm_sampler_params edgelm_sampler_params_default(void);
@@ -181,7 +187,8 @@ void edgelm_session_cancel(edgelm_session *session);
 
 /* Called for every generated token with its text. Multi-byte UTF-8 characters that are split
  * across tokens are delivered whole: text may be empty for a token that ends inside a character
- * and carry several tokens' bytes later. Return false to stop generation. */
+ * and carry several tokens' bytes later. At the end, bytes of a character the model never
+ * finished are flushed in one last call with token -1. Return false to stop generation. */
 typedef bool (*edgelm_token_callback)(void *user_data, int32_t token, const char *text,
                                       size_t text_len);
 
