@@ -1,7 +1,8 @@
 #!/bin/sh
 # cli_test.sh - end-to-end checks of the edgelm CLI binary: flag validation and exit codes, then
-# --info/--tokenize/generation on a model made by edgelm-gen, then llama.cpp's greedy output for
-# stories260K from the shared models. POSIX sh. Usage: sh cli_test.sh EDGELM EDGELM_GEN
+# --info/--tokenize/generation on a model made by edgelm-gen (with --cache, --stop, --chat,
+# --json/--schema and context shift), then llama.cpp's greedy output for stories260K from the
+# shared models. POSIX sh. Usage: sh cli_test.sh EDGELM EDGELM_GEN
 # Exit 0 all passed, 1 a check failed, 77 nothing failed but a part was skipped (said loudly).
 
 set -u
@@ -57,7 +58,8 @@ expect_rc() {
 expect_rc 0 "--help" "$EDGELM" --help
 for flag in -p --prompt -n --n-predict -t --temp -k --top-p -s --seed -c --ctx-size -j \
     --threads --top-k --min-p --repeat-penalty --repeat-last-n --tokenize --info --json \
-    --cache --help --version EDGELM_KERNELS; do
+    --schema --cache --stop --chat --system --no-context-shift --keep --help --version \
+    EDGELM_KERNELS; do
     if grep -q -e "$flag" "$tmp/out"; then pass; else fail "--help does not mention $flag"; fi
 done
 expect_rc 0 "-h" "$EDGELM" -h
@@ -118,14 +120,22 @@ done <<'EOF'
 --repeat-penalty 0|--repeat-penalty: expected
 --repeat-penalty -1|--repeat-penalty: expected
 --repeat-last-n -5|--repeat-last-n: expected
---json|--json: not supported yet
---cache f.kvc|--cache: not supported yet
+--json=1|--json: takes no value
+--cache=|--cache: expected a file name
+--schema=|--schema: expected a file name
+--stop=|--stop: expected a non-empty string
+--keep -2|--keep: expected an integer >= -1
+--keep x|--keep: expected
+--chat=yes|--chat: takes no value
+--no-context-shift=1|--no-context-shift: takes no value
+--system hi|--system needs --chat
 --info=yes|--info: takes no value
 --info --tokenize|cannot be combined
 extra-positional|unexpected argument 'extra-positional'
 EOF
 
-for flag in -p -n -t -k -s -c -j --top-k --min-p --repeat-penalty --cache; do
+for flag in -p -n -t -k -s -c -j --top-k --min-p --repeat-penalty --cache --stop --system \
+    --schema --keep; do
     run "$EDGELM" "$nomodel" "$flag"
     if [ "$rc" -eq 2 ] && grep -q -F -e "$flag: missing value" "$tmp/err"; then pass; else
         fail "'$flag' without a value: exit $rc, expected 2 and '$flag: missing value'"
@@ -288,6 +298,172 @@ if [ "$have_tiny" -eq 1 ]; then
     if [ "$rc" -eq 2 ] && grep -q "empty prompt" "$tmp/err"; then pass; else fail "empty stdin prompt not refused"; fi
 fi
 
+# ---- prompt state, stop strings, chat, JSON, context shift (generated model) --------------------------
+
+# cached_count: N from "edgelm: cache: skipping N cached prompt tokens" on stderr (empty if none).
+cached_count() {
+    sed -n 's/^edgelm: cache: skipping \([0-9][0-9]*\) cached prompt tokens.*/\1/p' "$tmp/err" | head -n 1
+}
+# prompt_count: the prompt's token count from the stats line.
+prompt_count() {
+    sed -n 's/^edgelm: prompt: \([0-9][0-9]*\) tokens.*/\1/p' "$tmp/err" | head -n 1
+}
+same() { if cmp -s "$1" "$2"; then echo yes; else echo no; fi; }
+
+if [ "$have_tiny" -eq 1 ]; then
+    p1="the cat sat on the mat and looked at the dog"
+    p2="the cat sat on the mat and then ran away"
+    gen "$tiny" "$tmp/c0" -p "$p1" -n 16 -t 0
+    gen "$tiny" "$tmp/c0b" -p "$p2" -n 16 -t 0
+    kvc="$tmp/prompt.kvc"
+    # first run: nothing to reuse, the file is written; same text as without --cache
+    gen "$tiny" "$tmp/c1" -p "$p1" -n 16 -t 0 --cache "$kvc"
+    if [ "$rc" -eq 0 ] && [ -s "$kvc" ] && [ -z "$(cached_count)" ] && cmp -s "$tmp/c0" "$tmp/c1"; then
+        pass
+    else
+        fail "--cache first run: exit $rc, file written: $([ -s "$kvc" ] && echo yes || echo no), same output as without: $(same "$tmp/c0" "$tmp/c1")"
+    fi
+    # second run: the prompt's prefill is skipped (all but the last token) and says so
+    gen "$tiny" "$tmp/c2" -p "$p1" -n 16 -t 0 --cache "$kvc"
+    n=$(cached_count)
+    np=$(prompt_count)
+    if [ "$rc" -eq 0 ] && [ -n "$n" ] && [ -n "$np" ] && [ "$n" -eq $((np - 1)) ] && cmp -s "$tmp/c0" "$tmp/c2"; then
+        pass
+    else
+        fail "--cache second run: exit $rc, skipped '${n:-none}' of '${np:-?}' prompt tokens, same output: $(same "$tmp/c0" "$tmp/c2")"
+    fi
+    # a different prompt reuses only the common prefix, and generates what it would without
+    gen "$tiny" "$tmp/c3" -p "$p2" -n 16 -t 0 --cache "$kvc"
+    n=$(cached_count)
+    np=$(prompt_count)
+    if [ "$rc" -eq 0 ] && [ -n "$n" ] && [ -n "$np" ] && [ "$n" -gt 1 ] && [ "$n" -lt $((np - 1)) ] &&
+        cmp -s "$tmp/c0b" "$tmp/c3"; then
+        pass
+    else
+        fail "--cache with another prompt: exit $rc, skipped '${n:-none}' of '${np:-?}', same output as uncached: $(same "$tmp/c0b" "$tmp/c3")"
+    fi
+    # a corrupt file is ignored with a warning, then rewritten
+    printf 'EDGELMKV garbage' >"$kvc"
+    gen "$tiny" "$tmp/c4" -p "$p1" -n 16 -t 0 --cache "$kvc"
+    if [ "$rc" -eq 0 ] && grep -q "warning: --cache .*ignored (saved state is corrupt)" "$tmp/err" &&
+        [ -z "$(cached_count)" ] && cmp -s "$tmp/c0" "$tmp/c4"; then
+        pass
+    else
+        fail "--cache with a corrupt file: exit $rc, expected a warning and an ordinary run"
+    fi
+    gen "$tiny" "$tmp/c5" -p "$p1" -n 16 -t 0 --cache "$kvc"
+    if [ "$rc" -eq 0 ] && [ -n "$(cached_count)" ] && cmp -s "$tmp/c0" "$tmp/c5"; then pass; else
+        fail "--cache after a corrupt file: exit $rc, the file was not rewritten"
+    fi
+    # a state from another model is a mismatch, not a crash
+    other="$tmp/other.gguf"
+    if "$GEN" "$other" --preset tiny --n-layer 3 --quiet >/dev/null 2>&1; then
+        gen "$other" "$tmp/c6" -p "$p1" -n 4 -t 0 --cache "$kvc"
+        if [ "$rc" -eq 0 ] && grep -q "warning: --cache .*ignored (saved state does not match" "$tmp/err"; then
+            pass
+        else
+            fail "--cache from another model: exit $rc, expected a mismatch warning"
+        fi
+    else
+        fail "edgelm-gen could not make a 3-layer model"
+    fi
+    # -n 0 still saves the prompt
+    rm -f "$kvc"
+    gen "$tiny" "$tmp/c7" -p "$p1" -n 0 --cache "$kvc"
+    gen "$tiny" "$tmp/c8" -p "$p1" -n 16 -t 0 --cache "$kvc"
+    if [ "$rc" -eq 0 ] && [ -n "$(cached_count)" ] && cmp -s "$tmp/c0" "$tmp/c8"; then pass; else
+        fail "--cache after -n 0: exit $rc, nothing reused or a different output"
+    fi
+
+    # --stop: the output ends just before the stop string, which is not printed (bytes 6-9 of
+    # the unstopped output; its first occurrence found with grep -b, in the C locale)
+    gen "$tiny" "$tmp/s0" -p "Once upon a time" -n 24 -t 0
+    stop=$(head -n 1 "$tmp/s0" | LC_ALL=C cut -b 6-9)
+    off=$(LC_ALL=C grep -b -o -F -e "$stop" "$tmp/s0" 2>/dev/null | head -n 1 | cut -d: -f1)
+    if [ "$(printf '%s' "$stop" | LC_ALL=C wc -c)" -eq 4 ] && [ -n "$off" ]; then
+        gen "$tiny" "$tmp/s1" -p "Once upon a time" -n 24 -t 0 --stop "$stop" --stop "never-there"
+        { head -c "$off" "$tmp/s0"; printf '\n'; } >"$tmp/s_want"
+        if [ "$rc" -eq 0 ] && cmp -s "$tmp/s1" "$tmp/s_want" && grep -q "stop: stop string" "$tmp/err"; then
+            pass
+        else
+            fail "--stop (4 bytes at offset $off): got '$(cat "$tmp/s1")', expected '$(cat "$tmp/s_want")'"
+        fi
+    else
+        skip "--stop: no usable stop string in the tiny model's output (or no grep -b -o)"
+    fi
+
+    # --chat without a template: ChatML with a warning; the prompt is wrapped as ChatML
+    expect_rc 0 "--tokenize --chat" "$EDGELM" "$tiny" --tokenize --chat --system "Be brief." -p "Hi"
+    cp "$tmp/out" "$tmp/chat_ids"
+    if grep -q "warning: --chat: the model has no chat template; using the default (ChatML)" "$tmp/err"; then
+        pass
+    else
+        fail "--chat without a template: no warning"
+    fi
+    printf '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n\n' |
+        "$EDGELM" "$tiny" --tokenize >"$tmp/out" 2>"$tmp/err"
+    if cmp -s "$tmp/out" "$tmp/chat_ids"; then pass; else
+        fail "--chat --system did not render the ChatML text: $(cat "$tmp/chat_ids") vs $(cat "$tmp/out")"
+    fi
+    gen "$tiny" "$tmp/ch" -p "Hi" -n 4 -t 0 --chat
+    if [ "$rc" -eq 0 ]; then pass; else fail "--chat generation: exit $rc"; fi
+
+    # context shift: -c 32 -n 100 goes on past the context; --no-context-shift stops
+    gen "$tiny" "$tmp/x1" -p "Once upon a time" -c 32 -n 100 -t 0 --repeat-penalty 1.1
+    n=$(generated_count)
+    if [ "$rc" -eq 0 ] && { { grep -q "^edgelm: context: shifted [1-9]" "$tmp/err" && [ "$n" = 100 ]; } ||
+        grep -q "stop: end of generation" "$tmp/err"; }; then
+        pass
+    else
+        fail "-c 32 -n 100: exit $rc, ${n:-no} tokens, no context shift reported"
+    fi
+    gen "$tiny" "$tmp/x2" -p "Once upon a time" -c 32 -n 100 -t 0 --no-context-shift
+    if [ "$rc" -eq 0 ] && { grep -q "stop: context full" "$tmp/err" ||
+        grep -q "stop: end of generation" "$tmp/err"; } && ! grep -q "context: shifted" "$tmp/err"; then
+        pass
+    else
+        fail "--no-context-shift: exit $rc, expected 'stop: context full'"
+    fi
+    gen "$tiny" "$tmp/x3" -p "Once upon a time" -c 32 -n 60 -t 0 --keep -1
+    if [ "$rc" -eq 0 ]; then pass; else fail "--keep -1: exit $rc"; fi
+
+    # --json: one JSON value with an object at the top level, complete even on a tight budget
+    for n in 40 12; do
+        gen "$tiny" "$tmp/j" -p "Once upon a time" -n "$n" -t 0.8 -s 7 --json
+        if [ "$rc" -eq 0 ] && grep -q "stop: value complete" "$tmp/err"; then pass; else
+            fail "--json -n $n: exit $rc, the value was not completed"
+        fi
+        if command -v python3 >/dev/null 2>&1; then
+            if python3 -c 'import json,sys; v=json.loads(open(sys.argv[1]).read()); sys.exit(0 if isinstance(v, dict) else 1)' "$tmp/j"; then
+                pass
+            else
+                fail "--json -n $n: not a JSON object: $(head -c 200 "$tmp/j")"
+            fi
+        fi
+    done
+    printf '{"type":"object","properties":{"name":{"type":"string"},"n":{"type":"integer"}},"required":["name","n"]}' >"$tmp/schema.json"
+    gen "$tiny" "$tmp/js" -p "Once upon a time" -n 48 -t 0.8 -s 3 --schema "$tmp/schema.json"
+    if [ "$rc" -eq 0 ] && grep -q "stop: value complete" "$tmp/err"; then pass; else
+        fail "--schema: exit $rc, the value was not completed"
+    fi
+    if command -v python3 >/dev/null 2>&1; then
+        if python3 -c 'import json,sys; v=json.loads(open(sys.argv[1]).read()); sys.exit(0 if isinstance(v.get("name"), str) and isinstance(v.get("n"), int) else 1)' "$tmp/js"; then
+            pass
+        else
+            fail "--schema: the output does not match the schema: $(head -c 200 "$tmp/js")"
+        fi
+    fi
+    printf '{"type":"object","properties":{"x":{"type":"bogus"}}}' >"$tmp/bad_schema.json"
+    gen "$tiny" "$tmp/jb" -p "hello" -n 8 --schema "$tmp/bad_schema.json"
+    if [ "$rc" -eq 2 ] && [ ! -s "$tmp/jb" ] && grep -q "schema" "$tmp/err"; then pass; else
+        fail "--schema with an invalid schema: exit $rc, expected 2 and a message"
+    fi
+    gen "$tiny" "$tmp/jm" -p "hello" -n 8 --schema "$tmp/no-such-schema.json"
+    if [ "$rc" -eq 1 ] && grep -q "no-such-schema.json" "$tmp/err"; then pass; else
+        fail "--schema with a missing file: exit $rc, expected 1 naming the file"
+    fi
+fi
+
 # ---- stories260K against llama.cpp ------------------------------------------------------------------
 
 models=${EDGELM_MODELS:-${EDGELM_MODELS_DEFAULT:-$SCRIPT_DIR/../../shared/models}}
@@ -340,6 +516,34 @@ EOF
         done
         r=$((r + 1))
     done
+    # --stop on real text: the stop string and what follows are not printed
+    gen "$stories" "$tmp/st" -p "Once upon a time" -n 64 -t 0 --stop "Lily"
+    if [ "$rc" -eq 0 ] && [ "$(cat "$tmp/st")" = ", there was a little girl named " ] &&
+        grep -q "stop: stop string" "$tmp/err"; then
+        pass
+    else
+        fail "stories260K --stop Lily: got '$(cat "$tmp/st")'"
+    fi
+    # --cache twice gives llama.cpp's text both times, the second run skipping the prefill
+    python3 - "$golden" "$tmp/prompt" "$tmp/expected" "$tmp/n_gen" <<'EOF'
+import json, sys
+run = json.load(open(sys.argv[1]))["runs"][1]
+text = bytes.fromhex(run["text_hex"])
+open(sys.argv[2], "w").write(run["prompt"])
+open(sys.argv[3], "wb").write(text[len(("<s> " + run["prompt"]).encode()):] + b"\n")
+open(sys.argv[4], "w").write(str(len(run["generated_tokens"])))
+EOF
+    prompt=$(cat "$tmp/prompt")
+    n_gen=$(cat "$tmp/n_gen")
+    rm -f "$tmp/stories.kvc"
+    for attempt in 1 2; do
+        gen "$stories" "$tmp/got" -p "$prompt" -n "$n_gen" -t 0 --cache "$tmp/stories.kvc"
+        if [ "$rc" -eq 0 ] && cmp -s "$tmp/got" "$tmp/expected"; then pass; else
+            fail "stories260K --cache run $attempt: output differs from llama.cpp's"
+        fi
+    done
+    if [ -n "$(cached_count)" ]; then pass; else fail "stories260K --cache: the second run skipped nothing"; fi
+
     expect_rc 0 "stories260K --info" "$EDGELM" "$stories" --info
     if grep -q '^architecture: llama$' "$tmp/out" && grep -q '^tensors (48)' "$tmp/out"; then pass; else
         fail "stories260K --info: expected 'architecture: llama' and 48 tensors"

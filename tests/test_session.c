@@ -177,6 +177,7 @@ static void test_generation(const edgelm_model *model) {
     if (small != NULL) {
         memset(&c, 0, sizeof c);
         gp = greedy("a b", 100);
+        gp.context_shift = false;
         CHECK(edgelm_generate(small, &gp, collect, &c, &why) == EDGELM_OK);
         CHECK(why == EDGELM_FINISH_CONTEXT_FULL || why == EDGELM_FINISH_EOG);
         CHECK(edgelm_session_n_past(small) <= 16);

@@ -92,8 +92,22 @@ cJSON *test_load_json(const char *path) {
     return json;
 }
 
+static char temp_dir[512];
+
+/* Tests leave nothing behind in /tmp unless EDGELM_KEEP_TEST_FILES is set. */
+static void remove_temp_dir(void) {
+    const char *keep = getenv("EDGELM_KEEP_TEST_FILES");
+    if (temp_dir[0] != '\0' && (keep == NULL || keep[0] == '\0')) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", temp_dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "warning: could not remove %s\n", temp_dir);
+        }
+    }
+}
+
 const char *test_temp_dir(void) {
-    static char dir[512];
+    char *dir = temp_dir;
     if (dir[0] != '\0') {
         return dir;
     }
@@ -101,11 +115,12 @@ const char *test_temp_dir(void) {
     if (base == NULL || base[0] == '\0') {
         base = "/tmp";
     }
-    snprintf(dir, sizeof dir, "%s/edgelm-test-XXXXXX", base);
-    if (mkdtemp(dir) == NULL) {
+    snprintf(temp_dir, sizeof temp_dir, "%s/edgelm-test-XXXXXX", base);
+    if (mkdtemp(temp_dir) == NULL) {
         perror("mkdtemp");
         exit(1);
     }
+    atexit(remove_temp_dir);
     return dir;
 }
 

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
@@ -31,6 +32,15 @@ typedef struct cli_options {
     edgelm_sampler_params sampling;
     bool tokenize;
     bool info;
+    const char *cache_path;  /* --cache: prompt state file, NULL = none */
+    bool json;               /* --json: a JSON value with an object at the top level */
+    const char *schema_path; /* --schema: JSON Schema file (implies --json) */
+    const char **stops;      /* --stop, n_stops of them (argv strings; array owned) */
+    int32_t n_stops;
+    bool chat;          /* --chat: the prompt is the user's message */
+    const char *system; /* --system: the system message (with --chat) */
+    bool context_shift; /* off with --no-context-shift */
+    int32_t n_keep;     /* --keep */
 } cli_options;
 
 typedef enum option_id {
@@ -48,7 +58,13 @@ typedef enum option_id {
     OPT_TOKENIZE,
     OPT_INFO,
     OPT_JSON,
+    OPT_SCHEMA,
     OPT_CACHE,
+    OPT_STOP,
+    OPT_CHAT,
+    OPT_SYSTEM,
+    OPT_NO_CONTEXT_SHIFT,
+    OPT_KEEP,
     OPT_HELP,
     OPT_VERSION,
 } option_id;
@@ -75,7 +91,13 @@ static const option_def options_table[] = {
     {NULL, "--tokenize", OPT_TOKENIZE, false},
     {NULL, "--info", OPT_INFO, false},
     {NULL, "--json", OPT_JSON, false},
+    {NULL, "--schema", OPT_SCHEMA, true},
     {NULL, "--cache", OPT_CACHE, true},
+    {NULL, "--stop", OPT_STOP, true},
+    {NULL, "--chat", OPT_CHAT, false},
+    {NULL, "--system", OPT_SYSTEM, true},
+    {NULL, "--no-context-shift", OPT_NO_CONTEXT_SHIFT, false},
+    {NULL, "--keep", OPT_KEEP, true},
     {"-h", "--help", OPT_HELP, false},
     {NULL, "--version", OPT_VERSION, false},
 };
@@ -121,16 +143,39 @@ static void print_help(FILE *out, const edgelm_sampler_params *engine_defaults) 
             "  --repeat-penalty F      penalty for recent tokens, > 0 (default 1 = off)\n"
             "  --repeat-last-n N       tokens looked back for the penalty, >= 0 (default %d)\n"
             "\n"
+            "output control:\n"
+            "  --stop STR              stop when the text STR appears (it is not printed);\n"
+            "                          repeatable\n"
+            "  --json                  grammar-constrained output: one JSON value with an object\n"
+            "                          at the top level; generation ends when it is complete\n"
+            "  --schema FILE           like --json, and the value must match the JSON Schema in\n"
+            "                          FILE\n"
+            "  --no-context-shift      stop at a full context (stop: context full) instead of\n"
+            "                          dropping the oldest half of the text after the kept start\n"
+            "                          and going on (the default, with -n N >= 0)\n"
+            "  --keep N                tokens of the prompt kept at the start when the context\n"
+            "                          shifts, besides BOS; -1 = the whole prompt (default 0)\n"
+            "\n"
+            "chat:\n"
+            "  --chat                  the prompt is the user's message: render it with the\n"
+            "                          model's chat template (tokenizer.chat_template: chatml,\n"
+            "                          llama2, llama3, zephyr, gemma, phi3; anything else or none\n"
+            "                          falls back to ChatML, with a warning)\n"
+            "  --system TEXT           system message for --chat\n"
+            "\n"
+            "prompt state:\n"
+            "  --cache FILE            reuse and save the prompt's KV cache: a later run whose\n"
+            "                          prompt starts with the same tokens skips prefilling them\n"
+            "                          (stderr says how many); FILE is checked (model, layout,\n"
+            "                          checksum) and ignored with a warning when it does not fit,\n"
+            "                          and rewritten atomically after the prefill\n"
+            "\n"
             "inspection:\n"
             "  --tokenize              print the prompt's token ids (no BOS) on one line, exit\n"
             "  --info                  print metadata, tensors, weight bytes and the memory a\n"
             "                          session of -c tokens needs, exit\n"
             "  -h, --help              this text\n"
             "  --version               print the version\n"
-            "\n"
-            "accepted for PicoLM compatibility, not supported yet (exit 2):\n"
-            "  --json                  grammar-constrained JSON output\n"
-            "  --cache FILE            save/load the prompt's KV cache\n"
             "\n"
             "Long options also take --name=VALUE. Special tokens written in the prompt (such as\n"
             "</s> or <|im_start|>) are recognized.\n"
@@ -139,8 +184,9 @@ static void print_help(FILE *out, const edgelm_sampler_params *engine_defaults) 
             "  EDGELM_KERNELS          force a kernel set (ref, avx2, ...), for tests and\n"
             "                          benchmarks; default: the best one this CPU supports\n"
             "\n"
-            "exit status: 0 ok, 1 model or runtime error, 2 usage error, 130 interrupted\n"
-            "(SIGINT; statistics are still printed), 143 terminated (SIGTERM).\n",
+            "exit status: 0 ok, 1 model or runtime error, 2 usage error (an unusable --schema\n"
+            "included), 130 interrupted (SIGINT; statistics are still printed), 143 terminated\n"
+            "(SIGTERM).\n",
             edgelm_version(), DEFAULT_N_PREDICT, (double)DEFAULT_TEMP, (double)DEFAULT_TOP_P,
             DEFAULT_SEED, MIN_CTX, EDGELM_DEFAULT_MAX_CTX, MAX_THREADS,
             (int)engine_defaults->repeat_last_n);
@@ -295,11 +341,41 @@ static int apply_option(cli_options *opt, const option_def *def, const char *fla
         opt->info = true;
         return 0;
     case OPT_JSON:
-        return usage_error("%s: not supported yet (grammar-constrained JSON output is planned)",
-                           flag);
+        opt->json = true;
+        return 0;
+    case OPT_SCHEMA:
+        if (value[0] == '\0') {
+            return bad_value(flag, "a file name", value);
+        }
+        opt->schema_path = value;
+        return 0;
     case OPT_CACHE:
-        return usage_error("%s: not supported yet (KV cache files are planned; got '%s')", flag,
-                           value);
+        if (value[0] == '\0') {
+            return bad_value(flag, "a file name", value);
+        }
+        opt->cache_path = value;
+        return 0;
+    case OPT_STOP:
+        if (value[0] == '\0') {
+            return bad_value(flag, "a non-empty string", value);
+        }
+        opt->stops[opt->n_stops++] = value;
+        return 0;
+    case OPT_CHAT:
+        opt->chat = true;
+        return 0;
+    case OPT_SYSTEM:
+        opt->system = value;
+        return 0;
+    case OPT_NO_CONTEXT_SHIFT:
+        opt->context_shift = false;
+        return 0;
+    case OPT_KEEP:
+        if (!parse_int64(value, -1, INT32_MAX, &i64)) {
+            return bad_value(flag, "an integer >= -1", value);
+        }
+        opt->n_keep = (int32_t)i64;
+        return 0;
     case OPT_HELP:
         print_help(stdout, engine_defaults);
         return -1;
@@ -310,10 +386,19 @@ static int apply_option(cli_options *opt, const option_def *def, const char *fla
     return 0;
 }
 
-/* Parse argv into opt. Returns 0 to go on, -1 to exit 0 (help/version), or an exit code. */
+/* Parse argv into opt. Returns 0 to go on, -1 to exit 0 (help/version), or an exit code.
+ * opt->stops is allocated (even on failure): free it. */
 static int parse_args(int argc, char **argv, cli_options *opt) {
     const edgelm_sampler_params engine_defaults = edgelm_sampler_params_default();
+    const edgelm_generate_params generate_defaults = edgelm_generate_params_default();
     memset(opt, 0, sizeof(*opt));
+    opt->stops = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*opt->stops));
+    if (opt->stops == NULL) {
+        fputs("edgelm: out of memory\n", stderr);
+        return 1;
+    }
+    opt->context_shift = generate_defaults.context_shift;
+    opt->n_keep = generate_defaults.n_keep;
     opt->n_predict = DEFAULT_N_PREDICT;
     opt->sampling = engine_defaults;
     opt->sampling.temperature = DEFAULT_TEMP;
@@ -378,6 +463,9 @@ static int parse_args(int argc, char **argv, cli_options *opt) {
     }
     if (opt->info && opt->tokenize) {
         return usage_error("--info and --tokenize cannot be combined");
+    }
+    if (opt->system != NULL && !opt->chat) {
+        return usage_error("--system needs --chat");
     }
     return 0;
 }
@@ -493,19 +581,6 @@ static int run_tokenize(const edgelm_model *model, const char *prompt, size_t le
 
 static double mib(uint64_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
 
-/* Context a session would get for this -c: mirrors the rule documented for
- * edgelm_session_params.n_ctx (0 = training context capped at EDGELM_DEFAULT_MAX_CTX). */
-static uint32_t effective_ctx(const edgelm_model *model, uint32_t n_ctx) {
-    if (n_ctx != 0) {
-        return n_ctx;
-    }
-    int32_t train = edgelm_model_n_ctx_train(model);
-    if (train <= 0 || (uint32_t)train > EDGELM_DEFAULT_MAX_CTX) {
-        return EDGELM_DEFAULT_MAX_CTX;
-    }
-    return (uint32_t)train;
-}
-
 static int run_info(const edgelm_model *model, const cli_options *opt) {
     char value[512];
     printf("file: %s\n", opt->model_path);
@@ -569,12 +644,13 @@ static int run_info(const edgelm_model *model, const cli_options *opt) {
     }
 
     uint64_t weight_bytes = edgelm_model_weight_bytes(model);
-    uint32_t n_ctx = effective_ctx(model, opt->n_ctx);
+    uint32_t n_ctx = edgelm_model_effective_ctx(model, opt->n_ctx);
     uint64_t session_bytes = edgelm_model_session_bytes(model, n_ctx);
     printf("\nweights mapped: %llu bytes (%.2f MiB)\n", (unsigned long long)weight_bytes,
            mib(weight_bytes));
     printf("session for n_ctx %u (KV cache and scratch): %llu bytes (%.2f MiB)\n", n_ctx,
            (unsigned long long)session_bytes, mib(session_bytes));
+    printf("kernels: %s\n", edgelm_kernels_name());
     if (fflush(stdout) != 0) {
         fprintf(stderr, "edgelm: writing to stdout: %s\n", strerror(errno));
         return 1;
@@ -602,11 +678,37 @@ typedef struct stream_state {
     int64_t n_calls; /* callbacks received, i.e. tokens generated */
     bool write_failed;
     int write_errno;
+    /* --cache: the state is saved at the first token, when the cache holds just the prompt */
+    edgelm_session *session;
+    const char *cache_path; /* NULL = no cache */
+    int32_t n_restored;     /* tokens the file gave back */
+    bool cache_done;        /* saved or failed */
 } stream_state;
+
+/* Save the prompt state for --cache (warnings only: the generation itself is not affected). */
+static void save_cache(stream_state *state) {
+    if (state->cache_path == NULL || state->cache_done) {
+        return;
+    }
+    state->cache_done = true;
+    edgelm_timings t;
+    edgelm_session_timings(state->session, &t);
+    if (state->n_restored == t.n_prompt_tokens && t.n_cached_tokens == t.n_prompt_tokens - 1) {
+        return; /* the file holds exactly this prompt already */
+    }
+    edgelm_status st = edgelm_session_state_save_file(state->session, state->cache_path);
+    if (st != EDGELM_OK) {
+        const char *msg = edgelm_session_errmsg(state->session);
+        fprintf(stderr, "edgelm: warning: --cache %s: not saved: %s\n", state->cache_path,
+                (msg && msg[0]) ? msg : edgelm_strerror(st));
+    }
+}
 
 static bool on_token(void *user_data, int32_t token, const char *text, size_t text_len) {
     stream_state *state = user_data;
-    (void)token;
+    if (token >= 0 && state->n_calls == 0) {
+        save_cache(state); /* nothing has been evaluated after the prompt yet */
+    }
     state->n_calls++;
     if (text_len > 0 && fwrite(text, 1, text_len, stdout) != text_len) {
         goto fail;
@@ -670,8 +772,13 @@ static void print_stats(const edgelm_model *model, const edgelm_session *session
     edgelm_timings t;
     memset(&t, 0, sizeof(t));
     edgelm_session_timings(session, &t);
-    fprintf(stderr, "edgelm: prompt: %d tokens in %.2f ms (%.1f tok/s)\n", (int)t.n_prompt_tokens,
-            t.prompt_ms, per_second(t.n_prompt_tokens, t.prompt_ms));
+    /* the rate counts the tokens actually prefilled, not those taken from the cache */
+    fprintf(stderr, "edgelm: prompt: %d tokens in %.2f ms (%.1f tok/s)", (int)t.n_prompt_tokens,
+            t.prompt_ms, per_second(t.n_prompt_tokens - t.n_cached_tokens, t.prompt_ms));
+    if (t.n_cached_tokens > 0) {
+        fprintf(stderr, ", %d of them from the cache", (int)t.n_cached_tokens);
+    }
+    fputc('\n', stderr);
     /* decode_ms covers the tokens after the first (the first one's time is in ttft_ms). */
     int32_t n_decoded = t.n_generated_tokens > 1 ? t.n_generated_tokens - 1 : 0;
     fprintf(stderr,
@@ -679,6 +786,9 @@ static void print_stats(const edgelm_model *model, const edgelm_session *session
             "stop: %s\n",
             (int)t.n_generated_tokens, t.ttft_ms, t.decode_ms, per_second(n_decoded, t.decode_ms),
             finished ? finish_name(finish) : "error");
+    if (t.n_context_shifts > 0) {
+        fprintf(stderr, "edgelm: context: shifted %d times\n", (int)t.n_context_shifts);
+    }
     long long rss = peak_rss_kib();
     uint64_t weights = edgelm_model_weight_bytes(model);
     uint32_t n_ctx = edgelm_session_n_ctx(session);
@@ -687,13 +797,30 @@ static void print_stats(const edgelm_model *model, const edgelm_session *session
     } else {
         fputs("edgelm: memory: peak RSS unknown, ", stderr);
     }
-    fprintf(stderr, "weights mapped %.2f MiB, session %.2f MiB (n_ctx %u, %d threads)\n",
+    fprintf(stderr, "weights mapped %.2f MiB, session %.2f MiB (n_ctx %u, %d threads, %s kernels)\n",
             mib(weights), mib(edgelm_model_session_bytes(model, n_ctx)), n_ctx,
-            (int)edgelm_session_n_threads(session));
+            (int)edgelm_session_n_threads(session), edgelm_kernels_name());
+}
+
+/* --cache, before generating: restore the file into the session when it exists and fits.
+ * Returns the tokens restored (0 when there was nothing usable). */
+static int32_t load_cache(edgelm_session *session, const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 && errno == ENOENT) {
+        return 0; /* the first run: the file is written after the prefill */
+    }
+    edgelm_status st = edgelm_session_state_load_file(session, path);
+    if (st != EDGELM_OK) {
+        const char *msg = edgelm_session_errmsg(session);
+        fprintf(stderr, "edgelm: warning: --cache %s: ignored (%s): %s\n", path,
+                edgelm_strerror(st), (msg && msg[0]) ? msg : "?");
+        return 0;
+    }
+    return edgelm_session_n_past(session);
 }
 
 static int run_generate(const edgelm_model *model, const cli_options *opt, const char *prompt,
-                        size_t prompt_len) {
+                        size_t prompt_len, const char *schema) {
     int rc = 1;
     edgelm_session *session = NULL;
     char err[512] = "";
@@ -720,6 +847,21 @@ static int run_generate(const edgelm_model *model, const cli_options *opt, const
     gp.n_predict = opt->n_predict;
     gp.parse_special = true;
     gp.sampling = opt->sampling;
+    gp.stop = opt->stops;
+    gp.n_stop = opt->n_stops;
+    gp.context_shift = opt->context_shift;
+    gp.n_keep = opt->n_keep;
+    if (schema != NULL) {
+        gp.format = EDGELM_FORMAT_JSON_SCHEMA;
+        gp.json_schema = schema;
+    } else if (opt->json) {
+        gp.format = EDGELM_FORMAT_JSON;
+    }
+    int32_t n_restored = 0;
+    if (opt->cache_path != NULL) {
+        n_restored = load_cache(session, opt->cache_path);
+        gp.reuse_prefix = true;
+    }
 
     /* SA_RESETHAND: a second Ctrl-C kills the process the default way if cancelling hangs. */
     struct sigaction sa, old_int, old_term;
@@ -731,7 +873,7 @@ static int run_generate(const edgelm_model *model, const cli_options *opt, const
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
-    stream_state stream = {0, false, 0};
+    stream_state stream = {0, false, 0, session, opt->cache_path, n_restored, false};
     edgelm_finish_reason finish = EDGELM_FINISH_LENGTH;
     st = edgelm_generate(session, &gp, on_token, &stream, &finish);
 
@@ -745,12 +887,33 @@ static int run_generate(const edgelm_model *model, const cli_options *opt, const
      * message: no newline on stdout and no statistics. */
     bool produced = st == EDGELM_OK || cancelled || stream.n_calls > 0;
 
+    edgelm_timings t;
+    edgelm_session_timings(session, &t);
+    if (opt->cache_path != NULL && st == EDGELM_OK && stream.n_calls == 0 &&
+        edgelm_session_n_past(session) == t.n_prompt_tokens) {
+        /* No token was delivered (-n 0, or end of generation at once): the cache still holds
+         * just the prompt. */
+        save_cache(&stream);
+    }
+
     /* PicoLM ends its output with printf("\n") whatever stdout is (checked against
      * RightNow-AI/picolm picolm.c), and agents that spawn it trim the text anyway; we do the
      * same so a terminal prompt starts on a fresh line and pipelines see identical bytes. */
     if (produced && !stream.write_failed && (fputc('\n', stdout) == EOF || fflush(stdout) != 0)) {
         stream.write_failed = true;
         stream.write_errno = errno;
+    }
+    if (produced && opt->cache_path != NULL) {
+        if (t.n_cached_tokens > 0) {
+            /* PicoLM says "Skipping N cached prompt tokens" */
+            fprintf(stderr, "edgelm: cache: skipping %d cached prompt tokens of %d (%s)\n",
+                    (int)t.n_cached_tokens, (int)t.n_prompt_tokens, opt->cache_path);
+        } else if (n_restored > 0) {
+            fprintf(stderr,
+                    "edgelm: cache: %s shares no prefix with this prompt; prefilled all %d "
+                    "tokens\n",
+                    opt->cache_path, (int)t.n_prompt_tokens);
+        }
     }
     if (produced) {
         print_stats(model, session, cancelled ? EDGELM_FINISH_CANCELLED : finish,
@@ -765,12 +928,89 @@ static int run_generate(const edgelm_model *model, const cli_options *opt, const
     } else if (st != EDGELM_OK) {
         const char *msg = edgelm_session_errmsg(session);
         fprintf(stderr, "edgelm: %s\n", (msg && msg[0]) ? msg : edgelm_strerror(st));
-        rc = 1;
+        /* an unusable schema is the caller's input, like a bad flag */
+        rc = st == EDGELM_ERR_BAD_SCHEMA ? EXIT_USAGE : 1;
     } else {
         rc = 0;
     }
     edgelm_session_free(session);
     return rc;
+}
+
+/* ---- --chat ---------------------------------------------------------------------------------- */
+
+/* Render the prompt as the user's message (after --system) with the model's chat template.
+ * Returns the malloc'd text, or NULL (reported). */
+static char *chat_prompt(const edgelm_model *model, const cli_options *opt, const char *prompt,
+                         size_t *len_out) {
+    bool recognized = false;
+    (void)edgelm_chat_template_name(model, &recognized);
+    if (!recognized) {
+        /* edgelm_model_metadata_string fails for a template longer than the buffer: probe
+         * with a generous one, a template is a few KB */
+        char *probe = malloc(1 << 16);
+        bool has = probe != NULL &&
+                   edgelm_model_metadata_string(model, "tokenizer.chat_template", probe, 1 << 16);
+        free(probe);
+        fprintf(stderr, "edgelm: warning: --chat: %s; using the default (ChatML)\n",
+                has ? "the model's chat template is not one edgelm knows"
+                    : "the model has no chat template");
+    }
+    edgelm_chat_message messages[2];
+    size_t n = 0;
+    if (opt->system != NULL) {
+        messages[n++] = (edgelm_chat_message){"system", opt->system};
+    }
+    messages[n++] = (edgelm_chat_message){"user", prompt};
+    int32_t need = edgelm_chat_apply(model, messages, n, true, NULL, 0);
+    char *text = need >= 0 ? malloc((size_t)need + 1) : NULL;
+    if (text == NULL ||
+        edgelm_chat_apply(model, messages, n, true, text, (size_t)need + 1) != need) {
+        fprintf(stderr, "edgelm: --chat: %s\n",
+                need < 0 ? edgelm_strerror((edgelm_status)-need) : "out of memory");
+        free(text);
+        return NULL;
+    }
+    *len_out = (size_t)need;
+    return text;
+}
+
+/* The whole of a (small) text file, NUL-terminated; NULL on error (reported). */
+static char *read_text_file(const char *flag, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "edgelm: %s %s: %s\n", flag, path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        if (cap - len < 2) {
+            char *grown = cap < ((size_t)64 << 20) ? realloc(buf, cap * 2) : NULL;
+            if (grown == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+        if (got == 0) {
+            break;
+        }
+    }
+    if (buf == NULL || ferror(f)) {
+        fprintf(stderr, "edgelm: %s %s: %s\n", flag, path,
+                buf == NULL ? "too large or out of memory" : strerror(errno));
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */
@@ -779,12 +1019,15 @@ int main(int argc, char **argv) {
     cli_options opt;
     int rc = parse_args(argc, argv, &opt);
     if (rc != 0) {
+        free(opt.stops);
         return rc < 0 ? 0 : rc;
     }
 
     const char *prompt = NULL;
     size_t prompt_len = 0;
     char *owned_prompt = NULL;
+    char *chat_text = NULL;
+    char *schema = NULL;
     edgelm_model *model = NULL;
     char err[1024] = "";
 
@@ -798,6 +1041,13 @@ int main(int argc, char **argv) {
             /* Same as PicoLM ("No prompt provided"): an empty stdin is almost always a mistake
              * in the caller, and generating from BOS alone would hide it. */
             rc = usage_error("empty prompt");
+            goto done;
+        }
+    }
+    if (opt.schema_path != NULL && !opt.info && !opt.tokenize) {
+        schema = read_text_file("--schema", opt.schema_path);
+        if (schema == NULL) {
+            rc = 1;
             goto done;
         }
     }
@@ -817,16 +1067,28 @@ int main(int argc, char **argv) {
         goto done;
     }
 
+    if (opt.chat && !opt.info) {
+        chat_text = chat_prompt(model, &opt, prompt, &prompt_len);
+        if (chat_text == NULL) {
+            rc = 1;
+            goto done;
+        }
+        prompt = chat_text;
+    }
+
     if (opt.info) {
         rc = run_info(model, &opt);
     } else if (opt.tokenize) {
         rc = run_tokenize(model, prompt, prompt_len);
     } else {
-        rc = run_generate(model, &opt, prompt, prompt_len);
+        rc = run_generate(model, &opt, prompt, prompt_len, schema);
     }
 
 done:
     edgelm_model_free(model);
     free(owned_prompt);
+    free(chat_text);
+    free(schema);
+    free(opt.stops);
     return rc;
 }

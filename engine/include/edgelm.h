@@ -87,6 +87,9 @@ bool edgelm_model_token_is_eog(const edgelm_model *model, int32_t token);
 /* Bytes of weights mapped from the file, and the bytes a session of n_ctx tokens allocates. */
 uint64_t edgelm_model_weight_bytes(const edgelm_model *model);
 uint64_t edgelm_model_session_bytes(const edgelm_model *model, uint32_t n_ctx);
+/* The context a session created with params.n_ctx = requested gets (0 = the model's training
+ * context, capped at EDGELM_DEFAULT_MAX_CTX). */
+uint32_t edgelm_model_effective_ctx(const edgelm_model *model, uint32_t requested);
 /* Fingerprint of the weights and tokenizer (FNV-1a 64 over header and tensor table). */
 uint64_t edgelm_model_fingerprint(const edgelm_model *model);
 
@@ -222,7 +225,9 @@ typedef struct edgelm_generate_params {
     int32_t n_stop;
     edgelm_output_format format; /* default TEXT */
     const char *json_schema;     /* schema text when format == EDGELM_FORMAT_JSON_SCHEMA */
-    bool context_shift;  /* at n_ctx drop the oldest half after n_keep and go on (default true) */
+    bool context_shift;  /* at n_ctx drop the oldest half after n_keep and go on (default true;
+                          * never with n_predict -1, which means "until EOG or the context is
+                          * full") */
     int32_t n_keep;      /* tokens kept at the start when shifting, besides BOS (always kept);
                           * -1 = the whole prompt. Default 0 */
 } edgelm_generate_params;

@@ -1,8 +1,10 @@
-/* forward.h - the transformer forward pass for one token at a time (decode), as llama.cpp's CPU
- * backend computes it, reading weights only through the tensor traits table.
+/* forward.h - the transformer forward pass, as llama.cpp's CPU backend computes it, reading
+ * weights only through the tensor traits table: one token (decode) or a batch of tokens (prefill)
+ * processed in chunks whose every weight row is read once per chunk.
  *
- * forward_state owns the KV cache and every scratch buffer; all of it is allocated in
- * forward_init, so evaluating a token allocates nothing.
+ * forward_state owns the KV cache and every scratch buffer, all allocated in forward_init for a
+ * chunk of up to FORWARD_CHUNK tokens, so evaluating tokens allocates nothing. A batch gives
+ * bit-identical results to the same tokens evaluated one at a time.
  */
 #ifndef EDGELM_FORWARD_H
 #define EDGELM_FORWARD_H
@@ -11,34 +13,51 @@
 #include "model.h"
 #include "thread_pool.h"
 
+/* Tokens per prefill chunk: large enough that a chunk's matmul is bound by arithmetic rather
+ * than by reading the weights, small enough that the chunk's activations for one matmul (32 x
+ * n_ff Q8_K values, about 200 KiB for a 1B model) stay in a small board's L2. */
+#define FORWARD_CHUNK 32
+
 typedef struct forward_state {
     const edgelm_model *model;
     thread_pool *pool;
     kv_cache cache;
-    float *x;        /* (n_embd) residual stream */
-    float *xb;       /* (max(n_embd, q_dim)) normed input / attention output */
-    float *q;        /* (q_dim) */
-    float *k;        /* (kv_dim) */
-    float *v;        /* (kv_dim) */
-    float *hb;       /* (n_ff) gate, then silu(gate) * up */
-    float *hb2;      /* (n_ff) up */
-    float *logits;   /* (n_vocab) */
-    float *rope_cos; /* (n_rot / 2) for the current position */
-    float *rope_sin;
-    fp16_t *q16;     /* (q_dim) the query rounded to f16, as ggml feeds it to the f16 K dot */
-    fp16_t *o16;     /* (q_dim) per-head f16 attention accumulators (ggml's VKQ16) */
-    uint8_t *act[3]; /* activations converted to a vec_dot_type, one slot per distinct type */
-    size_t act_bytes;
+    int32_t n_chunk_max; /* tokens the scratch below holds (FORWARD_CHUNK) */
+    int32_t n_chunk;     /* tokens per chunk used by forward_batch, 1..n_chunk_max (tests lower it) */
+    /* scratch, one row per token of the chunk */
+    float *x;        /* (n_chunk_max, n_embd) residual stream */
+    float *xb;       /* (n_chunk_max, n_embd) normed input */
+    float *q;        /* (n_chunk_max, q_dim) */
+    float *k;        /* (n_chunk_max, kv_dim) */
+    float *v;        /* (n_chunk_max, kv_dim) */
+    float *att;      /* (n_chunk_max, q_dim) attention output */
+    float *hb;       /* (n_chunk_max, n_ff) gate, then silu(gate) * up */
+    float *hb2;      /* (n_chunk_max, n_ff) up */
+    float *rope_cos; /* (n_chunk_max, n_rot / 2) for each token's position */
+    float *rope_sin; /* (n_chunk_max, n_rot / 2) */
+    fp16_t *q16;     /* (n_chunk_max, q_dim) queries rounded to f16, as ggml feeds the f16 K dot */
+    fp16_t *o16;     /* (n_chunk_max, q_dim) per-head f16 attention accumulators (ggml's VKQ16) */
+    uint8_t *act[3]; /* activations converted to a vec_dot_type, one slot per distinct type:
+                      * n_chunk_max rows of at most act_row_bytes each */
+    size_t act_row_bytes;
+    float *attn_scratch; /* (n_threads, (2 + 16) * head_dim) per-thread attention scratch */
+    float *logits;   /* (n_vocab) of the last token evaluated with want_logits */
 } forward_state;
 
-/* Bytes of scratch and cache forward_init allocates for n_ctx. */
+/* Bytes of scratch and cache forward_init allocates for n_ctx (besides a few KiB per thread). */
 uint64_t forward_state_bytes(const edgelm_model *model, uint32_t n_ctx);
 edgelm_status forward_init(forward_state *fs, const edgelm_model *model, uint32_t n_ctx,
                            int n_threads);
 void forward_free(forward_state *fs);
 
-/* Evaluate token at position pos (pos < n_ctx, token < n_vocab: checked by the caller); write
- * K/V at pos and, when want_logits, the logits. */
+/* Evaluate tokens[0..n) at positions pos0..pos0+n-1 (pos0 + n <= n_ctx, every token < n_vocab:
+ * checked by the caller); write their K/V and, when want_logits, the logits of the last one.
+ * Bit-identical to n calls of forward_token. Cancellation granularity is the caller's: it may
+ * call this once per FORWARD_CHUNK tokens. */
+void forward_batch(forward_state *fs, const int32_t *tokens, int32_t n, int32_t pos0,
+                   bool want_logits);
+
+/* forward_batch of one token. */
 void forward_token(forward_state *fs, int32_t token, int32_t pos, bool want_logits);
 
 #endif

@@ -2,7 +2,8 @@
  *
  * Header-only so hot loops inline them. The bit manipulation follows the well-known
  * float-magic approach (as in ggml / FP16 by Maratyszcza): results equal the hardware F16C
- * conversions for every input, NaN included.
+ * conversions for every non-NaN input (half->float also for NaN; float->half NaN gives the
+ * canonical quiet NaN 0x7E00 where F16C keeps payload bits; the SIMD kernels do the same).
  */
 #ifndef EDGELM_FP16_H
 #define EDGELM_FP16_H

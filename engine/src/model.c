@@ -6,6 +6,8 @@
  */
 #include "model.h"
 
+#include "kernels.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -261,6 +263,13 @@ edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *par
     if (params == NULL) {
         params = &defaults;
     }
+    {
+        char kernel_err[160];
+        if (kernels_init(kernel_err, sizeof kernel_err) != EDGELM_OK) { /* bad EDGELM_KERNELS */
+            snprintf(err, err_size, "%s", kernel_err);
+            return EDGELM_ERR_INVALID_ARGUMENT;
+        }
+    }
     edgelm_model *m = calloc(1, sizeof *m);
     if (m == NULL) {
         snprintf(err, err_size, "%s: out of memory", path);
@@ -351,8 +360,20 @@ edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *par
             goto fail;
         }
     }
+    /* Fingerprint: header, metadata and tensor table, plus a sample of every tensor's bytes (its
+     * first and last 64 and 14 evenly spaced 64-byte windows), so two files that differ only in
+     * weights do not share saved KV state; cheap enough to do at every load. */
     m->fingerprint = fnv1a(1469598103934665603ull, m->map.data, (size_t)m->gguf.data_offset);
     m->fingerprint = fnv1a(m->fingerprint, &m->map.size, sizeof m->map.size);
+    for (uint64_t i = 0; i < m->gguf.n_tensors; i++) {
+        const gguf_tensor *t = &m->gguf.tensors[i];
+        const uint8_t *bytes = t->data;
+        const uint64_t window = t->n_bytes < 64 ? t->n_bytes : 64;
+        for (uint64_t k = 0; k < 16; k++) {
+            uint64_t at = (t->n_bytes - window) * k / 15;
+            m->fingerprint = fnv1a(m->fingerprint, bytes + at, (size_t)window);
+        }
+    }
     *out = m;
     return EDGELM_OK;
 

@@ -1,11 +1,14 @@
 /* quant.c - the traits table of tensor types, and the reference kernels of the float types
- * (F32, F16, BF16).
+ * (F32, F16, BF16) and of the fp16 row helpers.
  *
- * The table is the only place that maps a type id to its kernels; everything else asks
- * tensor_type_get(). Float dot products accumulate each float product in double, as ggml's
- * scalar ggml_vec_dot_f32/f16/bf16 do (ggml_float = double), then round once to float.
+ * The table is the only place that maps a type id to its reference kernels; everything else
+ * asks tensor_type_get(), which returns the same traits with the ISA variants selected at run
+ * time by kernels.c (tensor_type_get_ref() keeps the pure reference for tests). Float dot
+ * products accumulate each float product in double, as ggml's scalar ggml_vec_dot_f32/f16/bf16
+ * do (ggml_float = double), then round once to float.
  */
 #include "quant.h"
+#include "kernels.h"
 #include "quant_ref.h"
 
 /* Exact agreement with ggml needs every a * b + c rounded twice, as ggml's x86 build does:
@@ -125,6 +128,32 @@ void f16_vec_dot_x86(int64_t n, float *s, const void *vx, const void *vy) {
         sum += (double)(fp16_to_fp32(x[i]) * fp16_to_fp32(y[i]));
     }
     *s = (float)sum;
+}
+
+/* ---- fp16 rows (the F16 KV cache and attention; semantics in kernels.h) ---------------------- */
+
+void fp16_to_fp32_row_ref(const fp16_t *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = fp16_to_fp32(x[i]);
+    }
+}
+
+void fp32_to_fp16_row_ref(const float *x, fp16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = fp32_to_fp16(x[i]);
+    }
+}
+
+void f16_scale_row_ref(fp16_t *y, float s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = fp32_to_fp16(fp16_to_fp32(y[i]) * s);
+    }
+}
+
+void f16_mad_row_ref(fp16_t *y, const fp16_t *x, float s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = fp32_to_fp16(fmaf(fp16_to_fp32(x[i]), s, fp16_to_fp32(y[i])));
+    }
 }
 
 /* ---- the table ------------------------------------------------------------------------------ */
@@ -251,11 +280,15 @@ static const tensor_type_traits type_traits[TENSOR_TYPE_COUNT] = {
                           .vec_dot_type = TENSOR_TYPE_Q8_K},
 };
 
-const tensor_type_traits *tensor_type_get(uint32_t type) {
+const tensor_type_traits *tensor_type_get_ref(uint32_t type) {
     if (type >= TENSOR_TYPE_COUNT || type_traits[type].name == NULL) {
         return NULL;
     }
     return &type_traits[type];
+}
+
+const tensor_type_traits *tensor_type_get(uint32_t type) {
+    return kernels_traits(type);
 }
 
 tensor_vec_dot_fn tensor_matrix_vec_dot(uint32_t type, int64_t n_rows) {
@@ -264,7 +297,7 @@ tensor_vec_dot_fn tensor_matrix_vec_dot(uint32_t type, int64_t n_rows) {
         return NULL;
     }
     if (type == TENSOR_TYPE_Q4_0 && n_rows % 8 == 0) {
-        return q4_0_vec_dot_x86_repacked;
+        return kernels_get()->q4_0_repacked_vec_dot;
     }
     return t->vec_dot;
 }

@@ -2,8 +2,8 @@
  * table (to_float, from_float, vec_dot, vec_dot_type) through which every kernel is reached.
  *
  * Block structs are byte-compatible with ggml's (ggml-common.h); each is size-checked below.
- * The functions in the table are the scalar reference implementation, the specification that
- * any ISA-specific variant must match. vec_dot(n, x, y) takes x = one row of the weight type and
+ * The table's reference functions (quant_ref.h) are the specification; tensor_type_get() hands
+ * out the ISA variants selected at run time (kernels.h), which are tested against them. vec_dot(n, x, y) takes x = one row of the weight type and
  * y = the activations already converted to traits->vec_dot_type (Q8_0 for the legacy 32-blocks,
  * Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16/BF16/F32 for the float types), as ggml does, so
  * results track llama.cpp's CPU backend.

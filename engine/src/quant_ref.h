@@ -3,8 +3,9 @@
  * These are the specification: each to_float equals ggml's dequantize_row_* bit for bit, each
  * from_float follows ggml's quantize_row_*_ref, and each vec_dot reproduces the integer block
  * sums and the float scaling order of ggml's *_generic code. SIMD variants are tested against
- * them. Reach them through tensor_type_get() (quant.h); this header exists so the table in
- * quant.c can name functions defined in quant_legacy.c, quant_k.c and quant_k_encode.c.
+ * them. The engine reaches kernels through tensor_type_get() (quant.h), which returns the
+ * selected ISA variants; this header exists so the table in quant.c, the kernel table
+ * (kernels.c) and the tests can name the reference functions themselves.
  */
 #ifndef EDGELM_QUANT_REF_H
 #define EDGELM_QUANT_REF_H
@@ -12,6 +13,16 @@
 #include "quant.h"
 
 #include <stdint.h>
+
+/* The traits table with only the reference kernels (tensor_type_get() returns the selected
+ * ISA variants instead; see kernels.h). NULL for unknown types. */
+const tensor_type_traits *tensor_type_get_ref(uint32_t type);
+
+/* Reference fp16 row helpers (semantics in kernels.h). */
+void fp16_to_fp32_row_ref(const fp16_t *x, float *y, int64_t n);
+void fp32_to_fp16_row_ref(const float *x, fp16_t *y, int64_t n);
+void f16_scale_row_ref(fp16_t *y, float s, int64_t n);
+void f16_mad_row_ref(fp16_t *y, const fp16_t *x, float s, int64_t n);
 
 /* Preconditions shared by every function here: n >= 0 and a multiple of the type's block size;
  * buffers do not overlap; from_float inputs are finite (NaN/Inf give unspecified codes). */

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages edgelm builds, tests and runs with, when any is missing.
+# Used by .ci/run and deploy/run-demo.sh; runs apt-get directly as root, through sudo otherwise.
+set -euo pipefail
+packages=(build-essential cmake pkg-config python3 libcjson-dev libpaho-mqtt-dev libconfig-dev
+          mosquitto mosquitto-clients)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}" >&2
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
+    sudo_cmd=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -q || true
+"${sudo_cmd[@]}" apt-get install -y -q "${missing[@]}"

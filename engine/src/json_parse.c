@@ -1,0 +1,622 @@
+/* json_parse.c - a small strict JSON reader for schema text (the engine has no dependencies),
+ * and the compact serializer the schema compiler uses for enum values and property names.
+ * Bounded: nesting at most JS_PARSE_MAX_DEPTH, text at most JS_SCHEMA_MAX_BYTES, every read
+ * checked against the end. Strings are validated UTF-8 with \u escapes decoded (surrogate pairs
+ * joined, lone surrogates refused). Not a general-purpose parser: no streaming, no comments.
+ */
+#include "json_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct parser {
+    const unsigned char *p, *end, *start;
+    char *err;
+    size_t err_size;
+    bool failed;
+    bool oom;
+} parser;
+
+static bool perr(parser *ps, const char *fmt, ...) {
+    if (!ps->failed) {
+        ps->failed = true;
+        int n = snprintf(ps->err, ps->err_size, "offset %zu: ", (size_t)(ps->p - ps->start));
+        if (n >= 0 && (size_t)n < ps->err_size) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(ps->err + n, ps->err_size - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return false;
+}
+
+static void skip_ws(parser *ps) {
+    while (ps->p < ps->end &&
+           (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r')) {
+        ps->p++;
+    }
+}
+
+bool js_buf_put(js_buf *b, const void *bytes, size_t n) {
+    if (n > SIZE_MAX / 2 - b->len) {
+        return false;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        char *grown = realloc(b->data, cap);
+        if (grown == NULL) {
+            return false;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    if (n > 0) {
+        memcpy(b->data + b->len, bytes, n);
+    }
+    b->len += n;
+    b->data[b->len] = '\0';
+    return true;
+}
+
+static int hex_digit(unsigned c) {
+    if (c >= '0' && c <= '9') {
+        return (int)(c - '0');
+    }
+    if (c >= 'a' && c <= 'f') {
+        return (int)(c - 'a' + 10);
+    }
+    if (c >= 'A' && c <= 'F') {
+        return (int)(c - 'A' + 10);
+    }
+    return -1;
+}
+
+static bool read_hex4(parser *ps, unsigned *out) {
+    if (ps->end - ps->p < 4) {
+        return perr(ps, "truncated \\u escape");
+    }
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int d = hex_digit(ps->p[i]);
+        if (d < 0) {
+            return perr(ps, "bad hex digit in \\u escape");
+        }
+        v = v * 16 + (unsigned)d;
+    }
+    ps->p += 4;
+    *out = v;
+    return true;
+}
+
+static bool put_utf8(js_buf *b, unsigned cp) {
+    unsigned char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (unsigned char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (unsigned char)(0xC0 | (cp >> 6));
+        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (unsigned char)(0xE0 | (cp >> 12));
+        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 3;
+    } else {
+        u[0] = (unsigned char)(0xF0 | (cp >> 18));
+        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 4;
+    }
+    return js_buf_put(b, u, n);
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), 0 if invalid (RFC 3629 table 3-7). */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end) {
+    unsigned c = p[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c < 0x80) {
+        return 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < n; i++) {
+        if (p[i] < 0x80 || p[i] > 0xBF) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* After the opening quote; decoded bytes into b. */
+static bool parse_string_raw(parser *ps, js_buf *b) {
+    for (;;) {
+        if (ps->p >= ps->end) {
+            return perr(ps, "unterminated string");
+        }
+        unsigned c = *ps->p;
+        if (c == '"') {
+            ps->p++;
+            if (!js_buf_put(b, "", 0)) {
+                ps->oom = true;
+                return perr(ps, "out of memory");
+            }
+            return true;
+        }
+        if (c < 0x20) {
+            return perr(ps, "control character in string");
+        }
+        if (c == '\\') {
+            ps->p++;
+            if (ps->p >= ps->end) {
+                return perr(ps, "truncated escape");
+            }
+            unsigned e = *ps->p++;
+            const char *simple = NULL;
+            switch (e) {
+            case '"':
+                simple = "\"";
+                break;
+            case '\\':
+                simple = "\\";
+                break;
+            case '/':
+                simple = "/";
+                break;
+            case 'b':
+                simple = "\b";
+                break;
+            case 'f':
+                simple = "\f";
+                break;
+            case 'n':
+                simple = "\n";
+                break;
+            case 'r':
+                simple = "\r";
+                break;
+            case 't':
+                simple = "\t";
+                break;
+            case 'u':
+                break;
+            default:
+                ps->p--;
+                return perr(ps, "bad escape '\\%c'", (char)e);
+            }
+            bool ok;
+            if (simple != NULL) {
+                ok = js_buf_put(b, simple, 1);
+            } else {
+                unsigned cp = 0;
+                if (!read_hex4(ps, &cp)) {
+                    return false;
+                }
+                if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return perr(ps, "lone low surrogate");
+                }
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    unsigned lo = 0;
+                    if (ps->end - ps->p < 2 || ps->p[0] != '\\' || ps->p[1] != 'u') {
+                        return perr(ps, "high surrogate without its low half");
+                    }
+                    ps->p += 2;
+                    if (!read_hex4(ps, &lo)) {
+                        return false;
+                    }
+                    if (lo < 0xDC00 || lo > 0xDFFF) {
+                        return perr(ps, "high surrogate without its low half");
+                    }
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                ok = put_utf8(b, cp);
+            }
+            if (!ok) {
+                ps->oom = true;
+                return perr(ps, "out of memory");
+            }
+            continue;
+        }
+        size_t n = utf8_seq(ps->p, ps->end);
+        if (n == 0) {
+            return perr(ps, "invalid UTF-8 in string");
+        }
+        if (!js_buf_put(b, ps->p, n)) {
+            ps->oom = true;
+            return perr(ps, "out of memory");
+        }
+        ps->p += n;
+    }
+}
+
+static bool parse_number(parser *ps, js_value *out) {
+    const unsigned char *s = ps->p;
+    const unsigned char *e = ps->end;
+    const unsigned char *p = s;
+    if (p < e && *p == '-') {
+        p++;
+    }
+    if (p >= e || *p < '0' || *p > '9') {
+        return perr(ps, "bad number");
+    }
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < e && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    if (p < e && *p == '.') {
+        p++;
+        if (p >= e || *p < '0' || *p > '9') {
+            ps->p = p;
+            return perr(ps, "bad number: digit expected after '.'");
+        }
+        while (p < e && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < e && (*p == '+' || *p == '-')) {
+            p++;
+        }
+        if (p >= e || *p < '0' || *p > '9') {
+            ps->p = p;
+            return perr(ps, "bad number: digit expected in exponent");
+        }
+        while (p < e && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    size_t n = (size_t)(p - s);
+    out->str = malloc(n + 1);
+    if (out->str == NULL) {
+        ps->oom = true;
+        return perr(ps, "out of memory");
+    }
+    memcpy(out->str, s, n);
+    out->str[n] = '\0';
+    out->len = n;
+    out->type = JV_NUMBER;
+    ps->p = p;
+    return true;
+}
+
+static bool parse_value(parser *ps, js_value *out, int depth);
+
+static bool parse_array(parser *ps, js_value *out, int depth) {
+    size_t cap = 0;
+    out->type = JV_ARRAY;
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == ']') {
+        ps->p++;
+        return true;
+    }
+    for (;;) {
+        if (out->len == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            js_value *grown = realloc(out->items, ncap * sizeof *grown);
+            if (grown == NULL) {
+                ps->oom = true;
+                return perr(ps, "out of memory");
+            }
+            out->items = grown;
+            cap = ncap;
+        }
+        memset(&out->items[out->len], 0, sizeof out->items[0]);
+        out->len++;
+        if (!parse_value(ps, &out->items[out->len - 1], depth + 1)) {
+            return false;
+        }
+        skip_ws(ps);
+        if (ps->p >= ps->end) {
+            return perr(ps, "unterminated array");
+        }
+        if (*ps->p == ',') {
+            ps->p++;
+            continue;
+        }
+        if (*ps->p == ']') {
+            ps->p++;
+            return true;
+        }
+        return perr(ps, "',' or ']' expected");
+    }
+}
+
+static bool parse_object(parser *ps, js_value *out, int depth) {
+    size_t cap = 0;
+    out->type = JV_OBJECT;
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == '}') {
+        ps->p++;
+        return true;
+    }
+    for (;;) {
+        skip_ws(ps);
+        if (ps->p >= ps->end || *ps->p != '"') {
+            return perr(ps, "member name expected");
+        }
+        const unsigned char *key_at = ps->p;
+        ps->p++;
+        js_buf key = {0};
+        if (!parse_string_raw(ps, &key)) {
+            free(key.data);
+            return false;
+        }
+        for (size_t i = 0; i < out->len; i++) {
+            if (out->key_lens[i] == key.len && memcmp(out->keys[i], key.data, key.len) == 0) {
+                free(key.data);
+                ps->p = key_at;
+                return perr(ps, "duplicate member name");
+            }
+        }
+        if (out->len == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            js_value *gi = realloc(out->items, ncap * sizeof *gi);
+            if (gi != NULL) {
+                out->items = gi;
+            }
+            char **gk = realloc(out->keys, ncap * sizeof *gk);
+            if (gk != NULL) {
+                out->keys = gk;
+            }
+            size_t *gl = realloc(out->key_lens, ncap * sizeof *gl);
+            if (gl != NULL) {
+                out->key_lens = gl;
+            }
+            if (gi == NULL || gk == NULL || gl == NULL) {
+                free(key.data);
+                ps->oom = true;
+                return perr(ps, "out of memory");
+            }
+            cap = ncap;
+        }
+        memset(&out->items[out->len], 0, sizeof out->items[0]);
+        out->keys[out->len] = key.data;
+        out->key_lens[out->len] = key.len;
+        out->len++;
+        skip_ws(ps);
+        if (ps->p >= ps->end || *ps->p != ':') {
+            return perr(ps, "':' expected");
+        }
+        ps->p++;
+        if (!parse_value(ps, &out->items[out->len - 1], depth + 1)) {
+            return false;
+        }
+        skip_ws(ps);
+        if (ps->p >= ps->end) {
+            return perr(ps, "unterminated object");
+        }
+        if (*ps->p == ',') {
+            ps->p++;
+            continue;
+        }
+        if (*ps->p == '}') {
+            ps->p++;
+            return true;
+        }
+        return perr(ps, "',' or '}' expected");
+    }
+}
+
+static bool match_word(parser *ps, const char *word) {
+    size_t n = strlen(word);
+    if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0) {
+        return perr(ps, "unexpected character");
+    }
+    ps->p += n;
+    return true;
+}
+
+static bool parse_value(parser *ps, js_value *out, int depth) {
+    if (depth > JS_PARSE_MAX_DEPTH) {
+        return perr(ps, "nesting deeper than %d", JS_PARSE_MAX_DEPTH);
+    }
+    skip_ws(ps);
+    if (ps->p >= ps->end) {
+        return perr(ps, "value expected");
+    }
+    switch (*ps->p) {
+    case '{':
+        ps->p++;
+        return parse_object(ps, out, depth);
+    case '[':
+        ps->p++;
+        return parse_array(ps, out, depth);
+    case '"': {
+        ps->p++;
+        js_buf b = {0};
+        if (!parse_string_raw(ps, &b)) {
+            free(b.data);
+            return false;
+        }
+        out->type = JV_STRING;
+        out->str = b.data;
+        out->len = b.len;
+        return true;
+    }
+    case 't':
+        out->type = JV_TRUE;
+        return match_word(ps, "true");
+    case 'f':
+        out->type = JV_FALSE;
+        return match_word(ps, "false");
+    case 'n':
+        out->type = JV_NULL;
+        return match_word(ps, "null");
+    default:
+        return parse_number(ps, out);
+    }
+}
+
+edgelm_status jv_parse(const char *text, size_t len, js_value *out, char *err, size_t err_size) {
+    memset(out, 0, sizeof *out);
+    if (err_size > 0) {
+        err[0] = '\0';
+    }
+    if (text == NULL && len > 0) {
+        snprintf(err, err_size, "no schema text");
+        return EDGELM_ERR_INVALID_ARGUMENT;
+    }
+    if (len > JS_SCHEMA_MAX_BYTES) {
+        snprintf(err, err_size, "schema text of %zu bytes (at most %u)", len,
+                 (unsigned)JS_SCHEMA_MAX_BYTES);
+        return EDGELM_ERR_BAD_SCHEMA;
+    }
+    parser ps = {(const unsigned char *)text,
+                 (const unsigned char *)text + len,
+                 (const unsigned char *)text,
+                 err,
+                 err_size,
+                 false,
+                 false};
+    bool ok = parse_value(&ps, out, 1);
+    if (ok) {
+        skip_ws(&ps);
+        if (ps.p != ps.end) {
+            ok = perr(&ps, "text after the value");
+        }
+    }
+    if (!ok) {
+        jv_free(out);
+        memset(out, 0, sizeof *out);
+        return ps.oom ? EDGELM_ERR_OUT_OF_MEMORY : EDGELM_ERR_BAD_SCHEMA;
+    }
+    return EDGELM_OK;
+}
+
+void jv_free(js_value *v) {
+    if (v == NULL) {
+        return;
+    }
+    free(v->str);
+    if (v->items != NULL) {
+        for (size_t i = 0; i < v->len; i++) {
+            jv_free(&v->items[i]);
+        }
+    }
+    if (v->keys != NULL) {
+        for (size_t i = 0; i < v->len; i++) {
+            free(v->keys[i]);
+        }
+    }
+    free(v->items);
+    free(v->keys);
+    free(v->key_lens);
+    memset(v, 0, sizeof *v);
+}
+
+/* ---- compact serialization ------------------------------------------------------------------ */
+
+bool js_serialize_string(const char *s, size_t len, js_buf *b) {
+    if (!js_buf_put(b, "\"", 1)) {
+        return false;
+    }
+    size_t run = 0; /* bytes copied verbatim, flushed before each escape */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char u[8];
+        switch (c) {
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        default:
+            if (c < 0x20) {
+                snprintf(u, sizeof u, "\\u%04x", (unsigned)c);
+                esc = u;
+            }
+            break;
+        }
+        if (esc == NULL) {
+            run++;
+            continue;
+        }
+        if (!js_buf_put(b, s + i - run, run) || !js_buf_put(b, esc, strlen(esc))) {
+            return false;
+        }
+        run = 0;
+    }
+    return js_buf_put(b, s + len - run, run) && js_buf_put(b, "\"", 1);
+}
+
+bool jv_serialize(const js_value *v, js_buf *b) {
+    switch (v->type) {
+    case JV_NULL:
+        return js_buf_put(b, "null", 4);
+    case JV_FALSE:
+        return js_buf_put(b, "false", 5);
+    case JV_TRUE:
+        return js_buf_put(b, "true", 4);
+    case JV_NUMBER:
+        return js_buf_put(b, v->str, v->len);
+    case JV_STRING:
+        return js_serialize_string(v->str, v->len, b);
+    case JV_ARRAY:
+        if (!js_buf_put(b, "[", 1)) {
+            return false;
+        }
+        for (size_t i = 0; i < v->len; i++) {
+            if ((i > 0 && !js_buf_put(b, ",", 1)) || !jv_serialize(&v->items[i], b)) {
+                return false;
+            }
+        }
+        return js_buf_put(b, "]", 1);
+    case JV_OBJECT:
+        if (!js_buf_put(b, "{", 1)) {
+            return false;
+        }
+        for (size_t i = 0; i < v->len; i++) {
+            if ((i > 0 && !js_buf_put(b, ",", 1)) ||
+                !js_serialize_string(v->keys[i], v->key_lens[i], b) || !js_buf_put(b, ":", 1) ||
+                !jv_serialize(&v->items[i], b)) {
+                return false;
+            }
+        }
+        return js_buf_put(b, "}", 1);
+    default:
+        return false;
+    }
+}

@@ -1,0 +1,568 @@
+/* mqtt_client.c - the Paho MQTTAsync wrapper (see mqtt_client.h).
+ * Threads: Paho's callbacks (its receive thread) copy into mq_event and signal the main loop;
+ * publishing may come from the worker and the main loop at once, so the handle is used under
+ * handle_lock (which also guards the rare re-creation for the 3.1.1 fallback).
+ * Paho 1.3.12 quirks handled here: the connected callback may fire twice for one connect (the main
+ * loop ignores a CONNECTED while already announced), a QoS 1 message may be handed over twice
+ * (recent deliveries are remembered by msgid + content hash for a few seconds and dropped).
+ */
+#include "mqtt_client.h"
+
+#include "log.h"
+
+#include <MQTTAsync.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MQ_MAX_EVENTS 256 /* beyond this, Paho keeps the message and offers it again later */
+#define MQ_DEDUPE_SLOTS 64
+#define MQ_DEDUPE_WINDOW_MS 5000.0
+#define MQ_RETRY_MAX_S 30
+
+typedef struct delivery_key {
+    uint64_t hash;
+    int msgid;
+    double at_ms;
+} delivery_key;
+
+struct mqtt_client {
+    /* configuration (copied) */
+    char broker[CONFIG_STR_MAX];
+    char client_id[CONFIG_STR_MAX];
+    char username[CONFIG_STR_MAX];
+    char password[CONFIG_STR_MAX];
+    char tls_ca_file[CONFIG_PATH_MAX];
+    char tls_cert_file[CONFIG_PATH_MAX];
+    char tls_key_file[CONFIG_PATH_MAX];
+    char tls_key_password[CONFIG_STR_MAX];
+    bool tls_verify;
+    int keepalive_s;
+    int session_expiry_s;
+    int max_buffered;
+    char status_topic[CONFIG_STR_MAX * 2 + 16];
+    bool allow_fallback;
+
+    pthread_mutex_t handle_lock;
+    MQTTAsync handle;
+    int version; /* 5 or 4 */
+    atomic_bool connected;
+    atomic_bool ever_connected; /* from then on Paho's automaticReconnect does the retrying */
+    atomic_size_t max_payload;
+
+    pthread_mutex_t ev_lock;
+    pthread_cond_t ev_cond;
+    mq_event *head, *tail;
+    size_t n_events;
+    delivery_key recent[MQ_DEDUPE_SLOTS]; /* under ev_lock */
+    size_t recent_next;
+
+    /* connect retries (main loop only) */
+    bool retry_pending;
+    double retry_at_ms;
+    int retry_delay_s;
+
+    /* disconnect completion */
+    atomic_bool disconnected;
+};
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ p[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+void mq_event_free(mq_event *ev) {
+    if (ev == NULL) {
+        return;
+    }
+    free(ev->topic);
+    free(ev->payload);
+    free(ev->response_topic);
+    free(ev->correlation);
+    free(ev);
+}
+
+/* Append an event; false when the queue is full (only messages are refused). */
+static bool enqueue(mqtt_client *mc, mq_event *ev, bool may_refuse) {
+    pthread_mutex_lock(&mc->ev_lock);
+    if (may_refuse && mc->n_events >= MQ_MAX_EVENTS) {
+        pthread_mutex_unlock(&mc->ev_lock);
+        return false;
+    }
+    ev->next = NULL;
+    if (mc->tail != NULL) {
+        mc->tail->next = ev;
+    } else {
+        mc->head = ev;
+    }
+    mc->tail = ev;
+    mc->n_events++;
+    pthread_cond_signal(&mc->ev_cond);
+    pthread_mutex_unlock(&mc->ev_lock);
+    return true;
+}
+
+static void enqueue_simple(mqtt_client *mc, mq_event_type type, int code) {
+    mq_event *ev = calloc(1, sizeof *ev);
+    if (ev == NULL) {
+        log_msg(LOG_ERROR, "mqtt: out of memory for an event");
+        return;
+    }
+    ev->type = type;
+    ev->code = code;
+    ev->mqtt_version = mc->version;
+    enqueue(mc, ev, false);
+}
+
+/* True when this delivery (same msgid and content) was seen moments ago. */
+static bool seen_recently(mqtt_client *mc, uint64_t hash, int msgid) {
+    if (msgid == 0) {
+        return false; /* QoS 0: no identity to compare */
+    }
+    double t = now_ms();
+    bool seen = false;
+    pthread_mutex_lock(&mc->ev_lock);
+    for (size_t i = 0; i < MQ_DEDUPE_SLOTS; i++) {
+        const delivery_key *k = &mc->recent[i];
+        if (k->msgid == msgid && k->hash == hash && t - k->at_ms < MQ_DEDUPE_WINDOW_MS) {
+            seen = true;
+        }
+    }
+    if (!seen) {
+        mc->recent[mc->recent_next] = (delivery_key){hash, msgid, t};
+        mc->recent_next = (mc->recent_next + 1) % MQ_DEDUPE_SLOTS;
+    }
+    pthread_mutex_unlock(&mc->ev_lock);
+    return seen;
+}
+
+static void *copy_bytes(const void *src, size_t n) {
+    unsigned char *d = malloc(n + 1);
+    if (d != NULL) {
+        if (n > 0) {
+            memcpy(d, src, n);
+        }
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* ---- Paho callbacks: copy, enqueue, return ---------------------------------------------------- */
+
+static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_message *message) {
+    mqtt_client *mc = context;
+    size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic_name);
+    size_t plen = message->payloadlen > 0 ? (size_t)message->payloadlen : 0;
+    uint64_t hash = fnv1a(fnv1a(14695981039346656037ull, topic_name, tlen), message->payload, plen);
+    if (message->qos > 0 && seen_recently(mc, hash, message->msgid)) {
+        log_msg(LOG_DEBUG, "mqtt: dropped a duplicate delivery of msgid %d", message->msgid);
+        goto consumed;
+    }
+    mq_event *ev = calloc(1, sizeof *ev);
+    if (ev == NULL) {
+        return 0; /* Paho offers it again later */
+    }
+    ev->type = MQ_EV_MESSAGE;
+    ev->mqtt_version = mc->version;
+    ev->payload_len = plen;
+    ev->oversize = plen > atomic_load(&mc->max_payload);
+    ev->topic = copy_bytes(topic_name, tlen);
+    ev->payload = copy_bytes(message->payload, ev->oversize ? 0 : plen);
+    bool ok = ev->topic != NULL && ev->payload != NULL;
+    MQTTProperty *p = MQTTProperties_getProperty(&message->properties,
+                                                 MQTTPROPERTY_CODE_RESPONSE_TOPIC);
+    if (p != NULL && p->value.data.len > 0) {
+        ev->response_topic = copy_bytes(p->value.data.data, (size_t)p->value.data.len);
+        ok = ok && ev->response_topic != NULL;
+    }
+    p = MQTTProperties_getProperty(&message->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
+    if (p != NULL && p->value.data.len > 0) {
+        ev->correlation_len = (size_t)p->value.data.len;
+        ev->correlation = copy_bytes(p->value.data.data, ev->correlation_len);
+        ok = ok && ev->correlation != NULL;
+    }
+    if (!ok || !enqueue(mc, ev, true)) {
+        mq_event_free(ev);
+        return 0; /* out of memory or the main loop is behind: Paho offers it again later */
+    }
+consumed:
+    MQTTAsync_freeMessage(&message);
+    MQTTAsync_free(topic_name);
+    return 1;
+}
+
+static void on_connection_lost(void *context, char *cause) {
+    mqtt_client *mc = context;
+    atomic_store(&mc->connected, false);
+    enqueue_simple(mc, MQ_EV_CONNECTION_LOST, 0);
+    (void)cause;
+}
+
+static void on_connected(void *context, char *cause) {
+    mqtt_client *mc = context;
+    atomic_store(&mc->connected, true);
+    atomic_store(&mc->ever_connected, true);
+    enqueue_simple(mc, MQ_EV_CONNECTED, 0);
+    (void)cause;
+}
+
+static void on_connect_failure5(void *context, MQTTAsync_failureData5 *response) {
+    mqtt_client *mc = context;
+    int code = response == NULL ? -1
+               : response->reasonCode != MQTTREASONCODE_SUCCESS ? (int)response->reasonCode
+                                                                : response->code;
+    enqueue_simple(mc, MQ_EV_CONNECT_FAILED, code);
+}
+
+static void on_connect_failure(void *context, MQTTAsync_failureData *response) {
+    mqtt_client *mc = context;
+    enqueue_simple(mc, MQ_EV_CONNECT_FAILED, response != NULL ? response->code : -1);
+}
+
+static void on_disconnect_done(void *context, MQTTAsync_successData *response) {
+    mqtt_client *mc = context;
+    atomic_store(&mc->disconnected, true);
+    (void)response;
+}
+
+static void on_disconnect_failed(void *context, MQTTAsync_failureData *response) {
+    mqtt_client *mc = context;
+    atomic_store(&mc->disconnected, true);
+    (void)response;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+/* Create the Paho handle for mc->version. Caller holds handle_lock (or has no other thread). */
+static bool create_handle(mqtt_client *mc, char *err, size_t err_size) {
+    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+    co.struct_version = 2;
+    co.MQTTVersion = mc->version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+    co.sendWhileDisconnected = 1;
+    co.allowDisconnectedSendAtAnyTime = 1;
+    co.maxBufferedMessages = mc->max_buffered;
+    co.deleteOldestMessages = 0;
+    int rc = MQTTAsync_createWithOptions(&mc->handle, mc->broker, mc->client_id,
+                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+    if (rc != MQTTASYNC_SUCCESS) {
+        snprintf(err, err_size, "mqtt: cannot create a client for %s: %s", mc->broker,
+                 MQTTAsync_strerror(rc));
+        mc->handle = NULL;
+        return false;
+    }
+    MQTTAsync_setCallbacks(mc->handle, mc, on_connection_lost, on_message, NULL);
+    MQTTAsync_setConnected(mc->handle, mc, on_connected);
+    return true;
+}
+
+mqtt_client *mqtt_client_create(const svc_config *cfg, char *err, size_t err_size) {
+    mqtt_client *mc = calloc(1, sizeof *mc);
+    if (mc == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    /* mqtt:// and mqtts:// are the names users know; Paho spells them tcp:// and ssl:// */
+    if (strncmp(cfg->broker, "mqtt://", 7) == 0) {
+        snprintf(mc->broker, sizeof mc->broker, "tcp://%s", cfg->broker + 7);
+    } else if (strncmp(cfg->broker, "mqtts://", 8) == 0) {
+        snprintf(mc->broker, sizeof mc->broker, "ssl://%s", cfg->broker + 8);
+    } else {
+        snprintf(mc->broker, sizeof mc->broker, "%s", cfg->broker);
+    }
+    snprintf(mc->client_id, sizeof mc->client_id, "%s", cfg->client_id);
+    snprintf(mc->username, sizeof mc->username, "%s", cfg->username);
+    snprintf(mc->password, sizeof mc->password, "%s", cfg->password);
+    snprintf(mc->tls_ca_file, sizeof mc->tls_ca_file, "%s", cfg->tls_ca_file);
+    snprintf(mc->tls_cert_file, sizeof mc->tls_cert_file, "%s", cfg->tls_cert_file);
+    snprintf(mc->tls_key_file, sizeof mc->tls_key_file, "%s", cfg->tls_key_file);
+    snprintf(mc->tls_key_password, sizeof mc->tls_key_password, "%s", cfg->tls_key_password);
+    mc->tls_verify = cfg->tls_verify;
+    mc->keepalive_s = cfg->keepalive_s;
+    mc->session_expiry_s = cfg->session_expiry_s;
+    mc->max_buffered = cfg->max_buffered;
+    snprintf(mc->status_topic, sizeof mc->status_topic, "%s/%s/status", cfg->topic_prefix,
+             cfg->node_id);
+    mc->version = cfg->mqtt_version == 4 ? 4 : 5;
+    mc->allow_fallback = cfg->mqtt_version == 0;
+    atomic_init(&mc->connected, false);
+    atomic_init(&mc->ever_connected, false);
+    atomic_init(&mc->disconnected, false);
+    atomic_init(&mc->max_payload, (size_t)cfg->limits.max_payload_bytes);
+    mc->retry_delay_s = 1;
+    pthread_mutex_init(&mc->handle_lock, NULL);
+    pthread_mutex_init(&mc->ev_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&mc->ev_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (!create_handle(mc, err, err_size)) {
+        mqtt_client_free(mc);
+        return NULL;
+    }
+    return mc;
+}
+
+bool mqtt_client_connect(mqtt_client *mc) {
+    static const char offline[] = "offline";
+    MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+    will.topicName = mc->status_topic;
+    will.message = offline;
+    will.qos = 1;
+    will.retained = 1;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    bool use_tls = strncmp(mc->broker, "ssl://", 6) == 0 || strncmp(mc->broker, "wss://", 6) == 0;
+    if (use_tls) {
+        ssl.trustStore = mc->tls_ca_file[0] ? mc->tls_ca_file : NULL;
+        ssl.keyStore = mc->tls_cert_file[0] ? mc->tls_cert_file : NULL;
+        ssl.privateKey = mc->tls_key_file[0] ? mc->tls_key_file : NULL;
+        ssl.privateKeyPassword = mc->tls_key_password[0] ? mc->tls_key_password : NULL;
+        ssl.enableServerCertAuth = mc->tls_verify;
+        ssl.verify = mc->tls_verify; /* host name check */
+        ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+    }
+    MQTTProperties props = MQTTProperties_initializer;
+    MQTTAsync_connectOptions co;
+    if (mc->version == 5) {
+        MQTTAsync_connectOptions init5 = MQTTAsync_connectOptions_initializer5;
+        co = init5;
+        co.cleanstart = 0;
+        MQTTProperty expiry;
+        memset(&expiry, 0, sizeof expiry);
+        expiry.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+        expiry.value.integer4 = (unsigned)mc->session_expiry_s;
+        MQTTProperties_add(&props, &expiry);
+        co.connectProperties = &props;
+        co.onFailure5 = on_connect_failure5;
+    } else {
+        MQTTAsync_connectOptions init = MQTTAsync_connectOptions_initializer;
+        co = init;
+        co.cleansession = 0;
+        co.MQTTVersion = MQTTVERSION_3_1_1;
+        co.onFailure = on_connect_failure;
+    }
+    co.keepAliveInterval = mc->keepalive_s;
+    co.will = &will;
+    co.username = mc->username[0] ? mc->username : NULL;
+    co.password = mc->password[0] ? mc->password : NULL;
+    co.ssl = use_tls ? &ssl : NULL;
+    co.automaticReconnect = 1;
+    co.minRetryInterval = 1;
+    co.maxRetryInterval = MQ_RETRY_MAX_S;
+    co.connectTimeout = 10;
+    co.context = mc;
+    pthread_mutex_lock(&mc->handle_lock);
+    int rc = mc->handle != NULL ? MQTTAsync_connect(mc->handle, &co) : MQTTASYNC_FAILURE;
+    pthread_mutex_unlock(&mc->handle_lock);
+    MQTTProperties_free(&props);
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_msg(LOG_WARN, "mqtt: connect to %s not started: %s", mc->broker,
+                MQTTAsync_strerror(rc));
+        mqtt_client_on_connect_failed(mc, rc);
+        return false;
+    }
+    log_msg(LOG_INFO, "mqtt: connecting to %s as %s (MQTT %s)", mc->broker, mc->client_id,
+            mc->version == 5 ? "5" : "3.1.1");
+    return true;
+}
+
+void mqtt_client_on_connect_failed(mqtt_client *mc, int code) {
+    /* 132 = MQTT 5 "Unsupported Protocol Version"; 1 = 3.1.1 "unacceptable protocol version"
+     * (what a 3.1.1-only broker answers to a version-5 CONNECT). */
+    if (mc->version == 5 && mc->allow_fallback &&
+        (code == MQTTREASONCODE_UNSUPPORTED_PROTOCOL_VERSION || code == 1)) {
+        log_msg(LOG_WARN, "mqtt: %s refused MQTT 5; falling back to 3.1.1", mc->broker);
+        char err[256];
+        pthread_mutex_lock(&mc->handle_lock);
+        MQTTAsync_destroy(&mc->handle);
+        mc->version = 4;
+        bool ok = create_handle(mc, err, sizeof err);
+        pthread_mutex_unlock(&mc->handle_lock);
+        if (!ok) {
+            log_msg(LOG_ERROR, "%s", err);
+            return;
+        }
+        mqtt_client_connect(mc);
+        return;
+    }
+    if (atomic_load(&mc->ever_connected)) {
+        /* Paho reports its automatic reconnect attempts here too; it keeps trying by itself */
+        log_msg(LOG_DEBUG, "mqtt: reconnect attempt to %s failed (%s %d)", mc->broker,
+                code > 0 ? "reason" : "error", code);
+        return;
+    }
+    log_msg(LOG_WARN, "mqtt: cannot connect to %s (%s %d); retrying in %d s", mc->broker,
+            code > 0 ? "reason" : "error", code, mc->retry_delay_s);
+    mc->retry_pending = true;
+    mc->retry_at_ms = now_ms() + mc->retry_delay_s * 1000.0;
+    mc->retry_delay_s = mc->retry_delay_s * 2 > MQ_RETRY_MAX_S ? MQ_RETRY_MAX_S
+                                                                : mc->retry_delay_s * 2;
+}
+
+void mqtt_client_tick(mqtt_client *mc) {
+    if (mc->retry_pending && now_ms() >= mc->retry_at_ms) {
+        mc->retry_pending = false;
+        if (!atomic_load(&mc->connected)) {
+            mqtt_client_connect(mc);
+        }
+    }
+    if (atomic_load(&mc->connected)) {
+        mc->retry_delay_s = 1;
+    }
+}
+
+mq_event *mqtt_client_next_event(mqtt_client *mc, int timeout_ms) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&mc->ev_lock);
+    while (mc->head == NULL) {
+        if (pthread_cond_timedwait(&mc->ev_cond, &mc->ev_lock, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    mq_event *ev = mc->head;
+    if (ev != NULL) {
+        mc->head = ev->next;
+        if (mc->head == NULL) {
+            mc->tail = NULL;
+        }
+        mc->n_events--;
+        ev->next = NULL;
+    }
+    pthread_mutex_unlock(&mc->ev_lock);
+    return ev;
+}
+
+bool mqtt_client_connected(mqtt_client *mc) { return atomic_load(&mc->connected); }
+
+void mqtt_client_set_max_payload(mqtt_client *mc, size_t max_bytes) {
+    atomic_store(&mc->max_payload, max_bytes);
+}
+
+int mqtt_client_version(mqtt_client *mc) {
+    pthread_mutex_lock(&mc->handle_lock);
+    int v = mc->version;
+    pthread_mutex_unlock(&mc->handle_lock);
+    return v;
+}
+
+bool mqtt_client_subscribe(mqtt_client *mc, const char *topic, int qos) {
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    pthread_mutex_lock(&mc->handle_lock);
+    int rc = mc->handle != NULL ? MQTTAsync_subscribe(mc->handle, topic, qos, &ro)
+                                : MQTTASYNC_FAILURE;
+    pthread_mutex_unlock(&mc->handle_lock);
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_msg(LOG_ERROR, "mqtt: subscribe %s failed: %s", topic, MQTTAsync_strerror(rc));
+        return false;
+    }
+    log_msg(LOG_DEBUG, "mqtt: subscribed to %s", topic);
+    return true;
+}
+
+bool mqtt_client_publish(mqtt_client *mc, const mq_publish *p) {
+    if (p->payload_len > (size_t)INT32_MAX) {
+        return false;
+    }
+    MQTTAsync_message m = MQTTAsync_message_initializer;
+    m.payload = (void *)(uintptr_t)p->payload; /* Paho's field is not const; it only reads */
+    m.payloadlen = (int)p->payload_len;
+    m.qos = p->qos;
+    m.retained = p->retain;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    pthread_mutex_lock(&mc->handle_lock);
+    if (mc->handle == NULL || (p->drop_when_offline && !MQTTAsync_isConnected(mc->handle))) {
+        pthread_mutex_unlock(&mc->handle_lock);
+        return false;
+    }
+    if (mc->version == 5) {
+        MQTTProperty prop;
+        if (p->expiry_s > 0) {
+            memset(&prop, 0, sizeof prop);
+            prop.identifier = MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL;
+            prop.value.integer4 = (unsigned)p->expiry_s;
+            MQTTProperties_add(&m.properties, &prop);
+        }
+        if (p->correlation != NULL && p->correlation_len > 0 && p->correlation_len < 65536) {
+            memset(&prop, 0, sizeof prop);
+            prop.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
+            prop.value.data.data = (char *)(uintptr_t)p->correlation;
+            prop.value.data.len = (int)p->correlation_len;
+            MQTTProperties_add(&m.properties, &prop);
+        }
+    }
+    int rc = MQTTAsync_sendMessage(mc->handle, p->topic, &m, &ro);
+    pthread_mutex_unlock(&mc->handle_lock);
+    MQTTProperties_free(&m.properties);
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_msg(p->qos > 0 ? LOG_ERROR : LOG_DEBUG, "mqtt: publish to %s failed: %s", p->topic,
+                MQTTAsync_strerror(rc));
+        return false;
+    }
+    return true;
+}
+
+void mqtt_client_disconnect(mqtt_client *mc, int timeout_ms) {
+    static const char offline[] = "offline";
+    mq_publish p = {.topic = mc->status_topic, .payload = offline, .payload_len = 7, .qos = 1,
+                    .retain = true};
+    mqtt_client_publish(mc, &p);
+    MQTTAsync_disconnectOptions dopts = MQTTAsync_disconnectOptions_initializer;
+    dopts.timeout = timeout_ms;
+    dopts.onSuccess = on_disconnect_done;
+    dopts.onFailure = on_disconnect_failed;
+    dopts.context = mc;
+    pthread_mutex_lock(&mc->handle_lock);
+    int rc = mc->handle != NULL ? MQTTAsync_disconnect(mc->handle, &dopts) : MQTTASYNC_FAILURE;
+    pthread_mutex_unlock(&mc->handle_lock);
+    if (rc != MQTTASYNC_SUCCESS) {
+        return;
+    }
+    log_msg(LOG_DEBUG, "mqtt: disconnecting");
+    /* wait for the disconnect to complete (it first lets queued QoS 1 messages go out) */
+    double until = now_ms() + timeout_ms + 1000.0;
+    while (!atomic_load(&mc->disconnected) && now_ms() < until) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&mc->connected, false);
+    log_msg(LOG_DEBUG, "mqtt: disconnected");
+}
+
+void mqtt_client_free(mqtt_client *mc) {
+    if (mc == NULL) {
+        return;
+    }
+    if (mc->handle != NULL) {
+        MQTTAsync_destroy(&mc->handle);
+    }
+    mq_event *ev = mc->head;
+    while (ev != NULL) {
+        mq_event *next = ev->next;
+        mq_event_free(ev);
+        ev = next;
+    }
+    pthread_mutex_destroy(&mc->handle_lock);
+    pthread_mutex_destroy(&mc->ev_lock);
+    pthread_cond_destroy(&mc->ev_cond);
+    free(mc);
+}

@@ -1,0 +1,81 @@
+/* mqtt_client.h - edgelmd's wrapper around Paho MQTTAsync (MQTT 5, falling back to 3.1.1).
+ * Paho's callbacks run on Paho's threads and only copy what arrived into an event and enqueue
+ * it; the main loop takes events with mqtt_client_next_event() and does all the thinking
+ * (subscribing after a connect included). Publishing is thread-safe. Results (QoS 1) are
+ * buffered by Paho while disconnected; token chunks (QoS 0) are dropped when not connected.
+ * Session: clean start off + session expiry, Last Will "offline" retained on the status topic.
+ */
+#ifndef EDGELMD_MQTT_CLIENT_H
+#define EDGELMD_MQTT_CLIENT_H
+
+#include "config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum mq_event_type {
+    MQ_EV_MESSAGE = 0,
+    MQ_EV_CONNECTED,      /* (re)connected: subscribe and announce again */
+    MQ_EV_CONNECTION_LOST,
+    MQ_EV_CONNECT_FAILED, /* a connect attempt failed; code says why */
+} mq_event_type;
+
+typedef struct mq_event {
+    mq_event_type type;
+    char *topic;           /* MESSAGE */
+    unsigned char *payload; /* MESSAGE; NUL-terminated copy, payload_len bytes before the NUL */
+    size_t payload_len;
+    bool oversize;         /* payload_len exceeds the limit: payload was not copied (empty) */
+    char *response_topic;  /* MQTT 5 Response Topic, or NULL */
+    unsigned char *correlation; /* MQTT 5 Correlation Data, or NULL */
+    size_t correlation_len;
+    int code;              /* CONNECT_FAILED: Paho code or MQTT reason code */
+    int mqtt_version;      /* the connection's version: 5 or 4 */
+    struct mq_event *next;
+} mq_event;
+
+void mq_event_free(mq_event *ev);
+
+typedef struct mqtt_client mqtt_client;
+
+/* Create the client for the configured broker (no connection yet). NULL + message on error. */
+mqtt_client *mqtt_client_create(const svc_config *cfg, char *err, size_t err_size);
+/* Start connecting (asynchronously). Reconnects after a loss are automatic. */
+bool mqtt_client_connect(mqtt_client *mc);
+/* Handle a CONNECT_FAILED event: falls back to MQTT 3.1.1 when the broker refused version 5
+ * (and the configuration allows it), else retries later with back-off. Call from the main loop. */
+void mqtt_client_on_connect_failed(mqtt_client *mc, int code);
+/* Call periodically from the main loop (runs scheduled connect retries). */
+void mqtt_client_tick(mqtt_client *mc);
+/* Wait up to timeout_ms for an event; NULL on timeout. Caller frees with mq_event_free. */
+mq_event *mqtt_client_next_event(mqtt_client *mc, int timeout_ms);
+
+bool mqtt_client_connected(mqtt_client *mc);
+/* Payloads above this many bytes are not copied (the event says oversize). SIGHUP may change it. */
+void mqtt_client_set_max_payload(mqtt_client *mc, size_t max_bytes);
+/* 5 or 4 (3.1.1): the protocol version in use (or being tried). */
+int mqtt_client_version(mqtt_client *mc);
+
+bool mqtt_client_subscribe(mqtt_client *mc, const char *topic, int qos);
+
+typedef struct mq_publish {
+    const char *topic;
+    const void *payload;
+    size_t payload_len;
+    int qos;
+    bool retain;
+    int expiry_s;               /* MQTT 5 message expiry; 0 = none */
+    const void *correlation;    /* MQTT 5 correlation data to echo, or NULL */
+    size_t correlation_len;
+    bool drop_when_offline;     /* QoS 0 token chunks: never buffer */
+} mq_publish;
+
+/* Publish (any thread). false when refused (buffer full, bad topic, dropped while offline). */
+bool mqtt_client_publish(mqtt_client *mc, const mq_publish *p);
+
+/* Publish `offline` on the status topic, then disconnect, letting queued QoS 1 messages go out
+ * for up to timeout_ms. */
+void mqtt_client_disconnect(mqtt_client *mc, int timeout_ms);
+void mqtt_client_free(mqtt_client *mc);
+
+#endif

@@ -1,0 +1,293 @@
+/* test_generate_options.c - the per-request options of edgelm_generate besides prompt state and
+ * context shift: stop strings (never delivered, found across token boundaries, held-back text
+ * flushed when no stop completes, several at once, bad ones refused) and the JSON output formats
+ * as wired into the generate loop (a complete object with FINISH_GRAMMAR, also on a tight token
+ * budget; schema errors as EDGELM_ERR_BAD_SCHEMA with the session message).
+ */
+#include "edgelm.h"
+#include "test_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_PIECES 256
+
+typedef struct collected {
+    char text[65536];
+    size_t len;
+    int n_tokens;
+    size_t piece_end[MAX_PIECES]; /* text length after each token's callback */
+} collected;
+
+static bool collect(void *user, int32_t token, const char *text, size_t len) {
+    collected *c = user;
+    if (c->len + len < sizeof c->text) {
+        memcpy(c->text + c->len, text, len);
+        c->len += len;
+        c->text[c->len] = '\0';
+    }
+    if (token >= 0 && c->n_tokens < MAX_PIECES) {
+        c->piece_end[c->n_tokens] = c->len;
+    }
+    if (token >= 0) {
+        c->n_tokens++;
+    }
+    return true;
+}
+
+static edgelm_generate_params greedy(const char *prompt, int n) {
+    edgelm_generate_params gp = edgelm_generate_params_default();
+    gp.prompt = prompt;
+    gp.n_predict = n;
+    gp.sampling.temperature = 0.0f;
+    return gp;
+}
+
+static size_t find(const char *hay, size_t len, const char *needle) {
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++) {
+        if (memcmp(hay + i, needle, n) == 0) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+/* Generate with stops and compare with the full (unstopped) text: generation must end at the
+ * first token after which a stop string is complete, delivering the text before the earliest
+ * complete stop string. */
+static void check_stop(edgelm_session *s, const char *prompt, int n, const collected *full,
+                       const char *const *stops, int n_stops, const char *what) {
+    edgelm_generate_params gp = greedy(prompt, n);
+    gp.stop = stops;
+    gp.n_stop = n_stops;
+    collected c;
+    memset(&c, 0, sizeof c);
+    edgelm_finish_reason why;
+    CHECK(edgelm_generate(s, &gp, collect, &c, &why) == EDGELM_OK);
+    size_t cut = SIZE_MAX;
+    int n_tokens = full->n_tokens;
+    for (int t = 0; t < full->n_tokens && t < MAX_PIECES && cut == SIZE_MAX; t++) {
+        for (int k = 0; k < n_stops; k++) {
+            size_t at = find(full->text, full->piece_end[t], stops[k]);
+            cut = at < cut ? at : cut;
+        }
+        n_tokens = t + 1;
+    }
+    if (cut == SIZE_MAX) {
+        CHECK_MSG(why != EDGELM_FINISH_STOP_STRING, "%s: stopped without a stop string", what);
+        CHECK_MSG(c.len == full->len && memcmp(c.text, full->text, c.len) == 0,
+                  "%s: text differs without a stop:\n  got  '%s'\n  full '%s'", what, c.text,
+                  full->text);
+        return;
+    }
+    CHECK_MSG(why == EDGELM_FINISH_STOP_STRING, "%s: finish %d", what, (int)why);
+    CHECK_MSG(c.len == cut && memcmp(c.text, full->text, cut) == 0,
+              "%s: got '%s', expected the first %zu bytes of '%s'", what, c.text, cut, full->text);
+    CHECK_MSG(c.n_tokens == n_tokens, "%s: %d tokens, expected %d", what, c.n_tokens, n_tokens);
+    edgelm_timings t;
+    edgelm_session_timings(s, &t);
+    CHECK(t.n_generated_tokens == c.n_tokens);
+}
+
+static void test_stops(const edgelm_model *m, const char *prompt) {
+    edgelm_session_params sp = edgelm_session_params_default();
+    sp.n_ctx = 256;
+    edgelm_session *s = NULL;
+    char err[256];
+    CHECK_MSG(edgelm_session_create(m, &sp, &s, err, sizeof err) == EDGELM_OK, "%s", err);
+    if (s == NULL) {
+        return;
+    }
+    collected full;
+    memset(&full, 0, sizeof full);
+    edgelm_generate_params gp = greedy(prompt, 40);
+    CHECK(edgelm_generate(s, &gp, collect, &full, NULL) == EDGELM_OK);
+    CHECK(full.len > 8);
+    char stop[64];
+    int n_spanning = 0;
+    /* stop strings that span a token boundary: the end of one piece and the start of the next */
+    for (int t = 1; t + 1 < full.n_tokens && t < MAX_PIECES - 1 && n_spanning < 6; t++) {
+        size_t b = full.piece_end[t];
+        if (b < 2 || b + 2 > full.len || full.piece_end[t - 1] + 2 > b ||
+            full.piece_end[t + 1] < b + 2) {
+            continue;
+        }
+        memcpy(stop, full.text + b - 2, 4);
+        stop[4] = '\0';
+        if (strlen(stop) != 4) {
+            continue; /* a NUL byte in the text */
+        }
+        const char *stops[1] = {stop};
+        check_stop(s, prompt, 40, &full, stops, 1, "spanning stop");
+        n_spanning++;
+    }
+    CHECK_MSG(n_spanning > 0, "no token boundary to test a spanning stop string on");
+    /* the very first bytes: nothing is delivered */
+    memcpy(stop, full.text, 3);
+    stop[3] = '\0';
+    if (strlen(stop) == 3) {
+        const char *stops[1] = {stop};
+        check_stop(s, prompt, 40, &full, stops, 1, "stop at the start");
+    }
+    /* a stop that begins to match but never completes: everything is delivered in the end */
+    snprintf(stop, sizeof stop, "%.5s\x01", full.text + full.len - 5);
+    {
+        const char *stops[1] = {stop};
+        check_stop(s, prompt, 40, &full, stops, 1, "unfinished stop at the end");
+    }
+    snprintf(stop, sizeof stop, "%.4s\x01", full.text + full.len / 2);
+    {
+        const char *stops[2] = {stop, "\x02\x03"};
+        check_stop(s, prompt, 40, &full, stops, 2, "unfinished stop in the middle");
+    }
+    /* several stops: the earliest in the text wins */
+    char late[16], early[16];
+    snprintf(late, sizeof late, "%.3s", full.text + full.len * 3 / 4);
+    snprintf(early, sizeof early, "%.3s", full.text + full.len / 4);
+    if (strlen(late) == 3 && strlen(early) == 3) {
+        const char *stops[2] = {late, early};
+        check_stop(s, prompt, 40, &full, stops, 2, "two stops");
+    }
+    /* refused: empty or NULL stop strings, a stop list without entries */
+    const char *bad1[1] = {""};
+    gp.stop = bad1;
+    gp.n_stop = 1;
+    CHECK(edgelm_generate(s, &gp, collect, &full, NULL) == EDGELM_ERR_INVALID_ARGUMENT);
+    const char *bad2[1] = {NULL};
+    gp.stop = bad2;
+    CHECK(edgelm_generate(s, &gp, collect, &full, NULL) == EDGELM_ERR_INVALID_ARGUMENT);
+    gp.stop = NULL;
+    CHECK(edgelm_generate(s, &gp, collect, &full, NULL) == EDGELM_ERR_INVALID_ARGUMENT);
+    gp.n_stop = -1;
+    CHECK(edgelm_generate(s, &gp, collect, &full, NULL) == EDGELM_ERR_INVALID_ARGUMENT);
+    edgelm_session_free(s);
+}
+
+/* Minimal JSON check: an object, balanced outside strings, nothing after it. */
+static bool json_object_shape(const char *s, size_t n) {
+    if (n == 0 || s[0] != '{') {
+        return false;
+    }
+    int depth = 0;
+    bool in_string = false, escape = false;
+    for (size_t i = 0; i < n; i++) {
+        const char ch = s[i];
+        if (in_string) {
+            if (escape) {
+                escape = false;
+            } else if (ch == '\\') {
+                escape = true;
+            } else if (ch == '"') {
+                in_string = false;
+            }
+            continue;
+        }
+        if (ch == '"') {
+            in_string = true;
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (--depth == 0) {
+                return i + 1 == n;
+            }
+        }
+    }
+    return false;
+}
+
+static void test_json(const edgelm_model *m) {
+    edgelm_session_params sp = edgelm_session_params_default();
+    sp.n_ctx = 256;
+    edgelm_session *s = NULL;
+    char err[256];
+    CHECK_MSG(edgelm_session_create(m, &sp, &s, err, sizeof err) == EDGELM_OK, "%s", err);
+    if (s == NULL) {
+        return;
+    }
+    static const int budgets[] = {64, 24, 12, 8};
+    for (size_t b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
+        for (uint64_t seed = 1; seed <= 3; seed++) {
+            edgelm_generate_params gp = greedy("Once upon a time", budgets[b]);
+            gp.format = EDGELM_FORMAT_JSON;
+            gp.sampling.temperature = 1.0f;
+            gp.sampling.seed = seed;
+            collected c;
+            memset(&c, 0, sizeof c);
+            edgelm_finish_reason why;
+            CHECK(edgelm_generate(s, &gp, collect, &c, &why) == EDGELM_OK);
+            CHECK_MSG(why == EDGELM_FINISH_GRAMMAR, "budget %d seed %d: finish %d, text '%s'",
+                      budgets[b], (int)seed, (int)why, c.text);
+            CHECK_MSG(json_object_shape(c.text, c.len), "budget %d seed %d: not an object: '%s'",
+                      budgets[b], (int)seed, c.text);
+            CHECK(c.n_tokens <= budgets[b]);
+        }
+    }
+    /* a schema: the required keys appear */
+    edgelm_generate_params gp = greedy("Once upon a time", 64);
+    gp.format = EDGELM_FORMAT_JSON_SCHEMA;
+    gp.json_schema = "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
+                     "\"ok\":{\"type\":\"boolean\"}},\"required\":[\"name\",\"ok\"]}";
+    collected c;
+    memset(&c, 0, sizeof c);
+    edgelm_finish_reason why;
+    CHECK(edgelm_generate(s, &gp, collect, &c, &why) == EDGELM_OK);
+    CHECK(why == EDGELM_FINISH_GRAMMAR && json_object_shape(c.text, c.len));
+    CHECK_MSG(strstr(c.text, "\"name\"") != NULL && strstr(c.text, "\"ok\"") != NULL, "'%s'",
+              c.text);
+    /* bad schemas and arguments */
+    gp.json_schema = "{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"bogus\"}}}";
+    CHECK(edgelm_generate(s, &gp, collect, &c, &why) == EDGELM_ERR_BAD_SCHEMA);
+    CHECK(strstr(edgelm_session_errmsg(s), "schema") != NULL);
+    gp.json_schema = "{not json";
+    CHECK(edgelm_generate(s, &gp, collect, &c, &why) == EDGELM_ERR_BAD_SCHEMA);
+    gp.json_schema = NULL;
+    CHECK(edgelm_generate(s, &gp, collect, &c, &why) == EDGELM_ERR_INVALID_ARGUMENT);
+    gp.format = (edgelm_output_format)7;
+    CHECK(edgelm_generate(s, &gp, collect, &c, &why) == EDGELM_ERR_INVALID_ARGUMENT);
+    /* stop strings apply to JSON output too */
+    gp = greedy("Once upon a time", 64);
+    gp.format = EDGELM_FORMAT_JSON;
+    const char *stops[1] = {"\""};
+    gp.stop = stops;
+    gp.n_stop = 1;
+    memset(&c, 0, sizeof c);
+    CHECK(edgelm_generate(s, &gp, collect, &c, &why) == EDGELM_OK);
+    CHECK(why == EDGELM_FINISH_STOP_STRING || why == EDGELM_FINISH_GRAMMAR);
+    CHECK(strchr(c.text, '"') == NULL);
+    edgelm_session_free(s);
+}
+
+int main(void) {
+    char path[1024], cmd[2048], err[512];
+    const char *build = getenv("EDGELM_BUILD_DIR");
+    snprintf(path, sizeof path, "%s/options-tiny.gguf", test_temp_dir());
+    snprintf(cmd, sizeof cmd, "'%s/edgelm-gen' '%s' --preset tiny --seed 11 --quiet",
+             build ? build : ".", path);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "edgelm-gen failed");
+    edgelm_model *m = NULL;
+    if (rc == 0) {
+        CHECK_MSG(edgelm_model_load(path, NULL, &m, err, sizeof err) == EDGELM_OK, "%s", err);
+        unlink(path); /* the mapping stays valid; the test leaves no large files behind */
+    }
+    if (m != NULL) {
+        test_stops(m, "the cat sat on the mat");
+        test_json(m);
+    }
+    edgelm_model_free(m);
+    int skipped = 0;
+    if (test_model_path("stories260K.gguf", path, sizeof path)) {
+        m = NULL;
+        CHECK_MSG(edgelm_model_load(path, NULL, &m, err, sizeof err) == EDGELM_OK, "%s", err);
+        if (m != NULL) {
+            test_stops(m, "Once upon a time");
+            test_json(m);
+        }
+        edgelm_model_free(m);
+    } else {
+        skipped++;
+    }
+    return test_finish("test_generate_options", skipped);
+}

@@ -1,0 +1,300 @@
+/* test_json_schema.c - JSON Schema compiled into the grammar. Fixtures in tests/data/json/:
+ * schemas.json (per schema: texts accepted or refused byte by byte, the minimal value, and the
+ * closing from every prefix of the accepted texts) and schema_errors.json (schemas refused with
+ * EDGELM_ERR_BAD_SCHEMA and a message naming the keyword and its JSON pointer). Then random
+ * walks over the real vocabularies for every schema of schemas.json, every output parsed by
+ * cJSON and checked by an independent validator (json_walk.h), property order included.
+ */
+#include "json_walk.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EOG_ID 256
+
+static int skipped_parts = 0;
+
+static const char *source_dir(void) {
+    const char *dir = getenv("EDGELM_SOURCE_DIR");
+    return dir ? dir : "..";
+}
+
+static cJSON *load_fixture(const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/json/%s", source_dir(), name);
+    cJSON *doc = test_load_json(path);
+    CHECK_MSG(doc != NULL, "fixture %s", path);
+    return doc;
+}
+
+/* Ids 0..255 are the bytes, 256 the end token. */
+static json_vocab *byte_vocab(void) {
+    const char *pieces[257];
+    size_t lens[257];
+    uint8_t eog[257] = {0};
+    static char bytes[256];
+    for (int b = 0; b < 256; b++) {
+        bytes[b] = (char)b;
+        pieces[b] = &bytes[b];
+        lens[b] = 1;
+    }
+    pieces[EOG_ID] = "";
+    lens[EOG_ID] = 0;
+    eog[EOG_ID] = 1;
+    json_vocab *v = NULL;
+    CHECK(json_vocab_create_from_pieces(pieces, lens, 257, eog, &v) == EDGELM_OK);
+    return v;
+}
+
+static long feed(json_state *s, const char *bytes, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int32_t t = (uint8_t)bytes[i];
+        bool a = json_state_allows(s, t);
+        bool b = json_state_accept(s, t);
+        CHECK(a == b);
+        if (!b) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+static bool may_end(const json_state *s) {
+    return json_state_complete(s) || json_state_allows(s, EOG_ID);
+}
+
+static json_schema *compile(const cJSON *schema, char *err, size_t err_size, edgelm_status *st) {
+    char *text = cJSON_PrintUnformatted(schema);
+    json_schema *out = NULL;
+    *st = json_schema_compile(text, strlen(text), &out, err, err_size);
+    free(text);
+    return out;
+}
+
+/* ---- accepted / refused / minimal ------------------------------------------------------------ */
+
+static void test_schema_fixtures(void) {
+    cJSON *doc = load_fixture("schemas.json");
+    json_vocab *v = byte_vocab();
+    const cJSON *c;
+    int n_cases = 0, n_accepted = 0, n_refused = 0, n_prefixes = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(doc, "cases")) {
+        const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
+        const cJSON *schema = cJSON_GetObjectItemCaseSensitive(c, "schema");
+        char err[512];
+        edgelm_status st;
+        json_schema *cs = compile(schema, err, sizeof err, &st);
+        CHECK_MSG(st == EDGELM_OK, "%s: %s", name, err);
+        json_state *s = NULL;
+        if (cs == NULL || v == NULL || json_state_create(v, cs, &s) != EDGELM_OK) {
+            json_schema_free(cs);
+            continue;
+        }
+        char buf[8192], why[256];
+        /* the minimal value */
+        const cJSON *minimal = cJSON_GetObjectItemCaseSensitive(c, "minimal");
+        size_t n = json_state_closing(s, buf, sizeof buf);
+        if (minimal != NULL) {
+            CHECK_MSG(strcmp(buf, minimal->valuestring) == 0, "%s: minimal %s, expected %s", name,
+                      buf, minimal->valuestring);
+        }
+        CHECK_MSG(feed(s, buf, n) < 0 && may_end(s), "%s: minimal %s not accepted", name, buf);
+        CHECK_MSG(jw_check_output(buf, n, schema, why, sizeof why), "%s: minimal %s: %s", name, buf,
+                  why);
+        const cJSON *t;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(c, "accepted")) {
+            const char *text = t->valuestring;
+            size_t len = strlen(text);
+            json_state_reset(s);
+            long bad = feed(s, text, len);
+            CHECK_MSG(bad < 0, "%s: %s refused at byte %ld", name, text, bad);
+            CHECK_MSG(bad >= 0 || may_end(s), "%s: %s cannot end", name, text);
+            /* the fixture itself: accepted texts validate */
+            cJSON *value = cJSON_Parse(text);
+            CHECK_MSG(value != NULL && jw_validate(value, schema, true, why, sizeof why),
+                      "%s: fixture text %s does not validate", name, text);
+            cJSON_Delete(value);
+            for (size_t p = 0; p <= len && bad < 0; p++) {
+                json_state_reset(s);
+                feed(s, text, p);
+                memcpy(buf, text, p);
+                size_t m = json_state_closing(s, buf + p, sizeof buf - p);
+                CHECK_MSG(feed(s, buf + p, m) < 0 && may_end(s), "%s: closing of %.*s refused",
+                          name, (int)p, text);
+                CHECK_MSG(jw_check_output(buf, p + m, schema, why, sizeof why),
+                          "%s: prefix %zu closed to %s: %s", name, p, buf, why);
+                n_prefixes++;
+            }
+            n_accepted++;
+        }
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(c, "refused")) {
+            json_state_reset(s);
+            long bad = feed(s, t->valuestring, strlen(t->valuestring));
+            CHECK_MSG(bad >= 0 || !may_end(s), "%s: %s was accepted", name, t->valuestring);
+            n_refused++;
+        }
+        json_state_free(s);
+        json_schema_free(cs);
+        n_cases++;
+    }
+    printf("schema fixtures: %d schemas, %d accepted texts (%d prefixes closed), %d refused\n",
+           n_cases, n_accepted, n_prefixes, n_refused);
+    json_vocab_free(v);
+    cJSON_Delete(doc);
+}
+
+/* ---- errors ---------------------------------------------------------------------------------- */
+
+static void test_schema_errors(void) {
+    cJSON *doc = load_fixture("schema_errors.json");
+    const cJSON *c;
+    int n = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(doc, "cases")) {
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(c, "text");
+        char *owned = NULL;
+        const char *src;
+        if (text != NULL) {
+            src = text->valuestring;
+        } else {
+            owned = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(c, "schema"));
+            src = owned;
+        }
+        char err[512] = "unchanged";
+        json_schema *out = (json_schema *)&n; /* must be reset to NULL */
+        edgelm_status st = json_schema_compile(src, strlen(src), &out, err, sizeof err);
+        CHECK_MSG(st == EDGELM_ERR_BAD_SCHEMA, "%.80s: status %d (%s)", src, (int)st, err);
+        CHECK(out == NULL);
+        const cJSON *want;
+        cJSON_ArrayForEach(want, cJSON_GetObjectItemCaseSensitive(c, "contains")) {
+            CHECK_MSG(strstr(err, want->valuestring) != NULL, "%.80s: message \"%s\" lacks \"%s\"",
+                      src, err, want->valuestring);
+        }
+        json_schema_free(out);
+        free(owned);
+        n++;
+    }
+    printf("schema errors: %d cases\n", n);
+    cJSON_Delete(doc);
+
+    /* arguments */
+    json_schema *out = NULL;
+    char err[128];
+    CHECK(json_schema_compile(NULL, 5, &out, err, sizeof err) == EDGELM_ERR_INVALID_ARGUMENT);
+    CHECK(json_schema_compile("{}", 2, NULL, err, sizeof err) == EDGELM_ERR_INVALID_ARGUMENT);
+    CHECK(json_schema_compile("{\"pattern\":1}", 13, &out, NULL, 0) == EDGELM_ERR_BAD_SCHEMA);
+    CHECK(json_schema_compile("{\"type\":\"object\"}", 17, &out, NULL, 0) == EDGELM_OK);
+    json_schema_free(out);
+    json_schema_free(NULL);
+    /* a message longer than the buffer is cut, not overrun */
+    char tiny[8];
+    CHECK(json_schema_compile("{\"pattern\":1}", 13, &out, tiny, sizeof tiny) ==
+          EDGELM_ERR_BAD_SCHEMA);
+    CHECK(strlen(tiny) < sizeof tiny);
+    /* a very long pointer is truncated in the message */
+    char deep[4096];
+    size_t len = 0;
+    for (int i = 0; i < 30; i++) {
+        len += (size_t)snprintf(deep + len, sizeof deep - len,
+                                "{\"properties\":{\"a-rather-long-property-name-%02d\":", i);
+    }
+    len += (size_t)snprintf(deep + len, sizeof deep - len, "{\"format\":\"x\"}");
+    for (int i = 0; i < 30; i++) {
+        len += (size_t)snprintf(deep + len, sizeof deep - len, "}}");
+    }
+    char msg[1024];
+    CHECK(json_schema_compile(deep, len, &out, msg, sizeof msg) == EDGELM_ERR_BAD_SCHEMA);
+    CHECK_MSG(strstr(msg, "'format'") != NULL && strstr(msg, "...") != NULL, "%s", msg);
+}
+
+/* ---- random walks ---------------------------------------------------------------------------- */
+
+static void schema_walks(const jw_vocab *jv, const cJSON *cases, int walks_per_schema,
+                         uint64_t seed) {
+    const json_vocab *v = jv->vocab;
+    jw_walker jw = {v, NULL, NULL, NULL, NULL, 0};
+    jw_stats st;
+    memset(&st, 0, sizeof st);
+    jw.logits = malloc((size_t)v->n_vocab * sizeof *jw.logits);
+    jw.allowed = malloc((size_t)v->n_vocab * sizeof *jw.allowed);
+    uint64_t rng = seed;
+    long ok = 0, total = 0;
+    int n_schemas = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cases) {
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "walk"))) {
+            continue;
+        }
+        const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
+        const cJSON *schema = cJSON_GetObjectItemCaseSensitive(c, "schema");
+        char err[256];
+        edgelm_status rc;
+        json_schema *cs = compile(schema, err, sizeof err, &rc);
+        if (cs == NULL || jw.logits == NULL || jw.allowed == NULL ||
+            json_state_create(v, cs, &jw.state) != EDGELM_OK) {
+            CHECK(false);
+            json_schema_free(cs);
+            continue;
+        }
+        size_t closing0 = json_state_closing(jw.state, NULL, 0);
+        for (int i = 0; i < walks_per_schema; i++) {
+            /* a quarter with no slack: as many tokens as the shortest value has bytes */
+            int budget =
+                (int)closing0 + (jw_rand(&rng) % 4 == 0 ? 0 : 8 + (int)(jw_rand(&rng) % 100));
+            total++;
+            if (!jw_walk(&jw, &rng, budget, v->n_vocab > 60000 ? 100 : 10, &st)) {
+                CHECK_MSG(false, "%s: %s: walk failed", jv->name, name);
+                continue;
+            }
+            char why[256];
+            bool good = jw_check_output(jw.out, strlen(jw.out), schema, why, sizeof why);
+            CHECK_MSG(good, "%s: %s: %s: %.300s", jv->name, name, why, jw.out);
+            ok += good;
+        }
+        json_state_free(jw.state);
+        jw.state = NULL;
+        json_schema_free(cs);
+        n_schemas++;
+    }
+    CHECK_MSG(st.failures == 0, "%s: %ld walk failures", jv->name, st.failures);
+    printf("%s: %d schemas, %ld/%ld walks valid, %ld tokens (%ld forced), %ld masks (%ld "
+           "checked against allows), mask %.3f ms avg\n",
+           jv->name, n_schemas, ok, total, st.tokens, st.forced, st.masks, st.mask_checks,
+           st.masks ? st.mask_ms / (double)st.masks : 0.0);
+    free(jw.logits);
+    free(jw.allowed);
+    free(jw.out);
+}
+
+int main(void) {
+    test_schema_fixtures();
+    test_schema_errors();
+
+    cJSON *doc = load_fixture("schemas.json");
+    const cJSON *cases = cJSON_GetObjectItemCaseSensitive(doc, "cases");
+    jw_vocab small;
+    CHECK(jw_vocab_small(&small));
+    if (small.vocab != NULL) {
+        schema_walks(&small, cases, 60, 7);
+        jw_vocab_free(&small);
+    }
+    static const char *const files[] = {"stories260K.gguf",
+                                        "vocab/ggml-vocab-llama-spm.gguf",
+                                        "vocab/ggml-vocab-deepseek-coder.gguf",
+                                        "vocab/ggml-vocab-gpt-2.gguf",
+                                        "vocab/ggml-vocab-deepseek-llm.gguf",
+                                        "vocab/ggml-vocab-llama-bpe.gguf",
+                                        "vocab/ggml-vocab-qwen2.gguf"};
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        jw_vocab jv;
+        if (!jw_vocab_load(&jv, files[f])) {
+            skipped_parts++;
+            continue;
+        }
+        int per_schema = jv.vocab->n_vocab > 100000 ? 6 : jv.vocab->n_vocab > 40000 ? 10 : 16;
+        schema_walks(&jv, cases, per_schema, 100 + f);
+        jw_vocab_free(&jv);
+    }
+    cJSON_Delete(doc);
+    return test_finish("test_json_schema", skipped_parts);
+}
