@@ -9,6 +9,7 @@
  * -127..127 (the quantizers never produce -128).
  */
 #include "kernels.h"
+#include "kernels_common.h"
 #include "quant_ref.h"
 
 #include <immintrin.h>
@@ -212,22 +213,11 @@ static int quantize_block_q8(const float *x, float *d_out, int8_t *qs) {
 }
 
 static void q8_0_from_float_avx2(const float *src, void *dst, int64_t n) {
-    block_q8_0 *y = dst;
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        float d;
-        quantize_block_q8(src + i * QK8_0, &d, y[i].qs);
-        y[i].d = fp32_to_fp16(d);
-    }
+    kc_q8_0_from_float(src, dst, n, quantize_block_q8);
 }
 
 static void q8_1_from_float_avx2(const float *src, void *dst, int64_t n) {
-    block_q8_1 *y = dst;
-    for (int64_t i = 0; i < n / QK8_1; i++) {
-        float d;
-        const int sum = quantize_block_q8(src + i * QK8_1, &d, y[i].qs);
-        y[i].d = fp32_to_fp16(d);
-        y[i].s = fp32_to_fp16((float)sum * d);
-    }
+    kc_q8_1_from_float(src, dst, n, quantize_block_q8);
 }
 
 /* Q8_K: d = max / -127 with max the first value of largest magnitude; codes nearest-even,
@@ -382,6 +372,19 @@ static inline __m256i scale_pair_v(__m256i sc16, int j) {
     return _mm256_shuffle_epi8(pair, ctrl);
 }
 
+/* One 128-weight half h of a Q2_K/Q3_K/Q6_K block: quarter k's 32 unsigned codes c[k] times the
+ * Q8 values q8[32k..32k+31], each 16 scaled by the int16 scale of group 8h + 2k or 8h + 2k + 1;
+ * quarters 0 and 2 go to sum[0], 1 and 3 to sum[1] (8 int32 lanes each). */
+static inline void quarters_dot(const __m256i c[4], const int8_t *q8, __m256i sc16, int h,
+                                __m256i sum[2]) {
+    for (int k = 0; k < 4; k++) {
+        const __m256i p =
+            _mm256_maddubs_epi16(c[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * k)));
+        sum[k & 1] =
+            _mm256_add_epi32(sum[k & 1], _mm256_madd_epi16(p, scale_pair_v(sc16, 4 * h + k)));
+    }
+}
+
 /* Q4_K/Q5_K 6-bit scales and mins as 8 bytes each (layout in quant_ref.h, k4_scale_min). */
 static inline void k4_scales_mins(const uint8_t packed[12], uint8_t scales[8], uint8_t mins[8]) {
     uint32_t w[3];
@@ -403,6 +406,17 @@ static inline __m128i k4_min_terms(const int16_t bsums[16], const uint8_t mins[8
     return _mm_madd_epi16(_mm_hadd_epi16(b0, b1), m16);
 }
 
+/* The part of a Q4_K/Q5_K block dot before the codes: the 8 scales to sc, dmin * the min terms
+ * added to *acc_m; returns the block's d (dy * dx). */
+static inline float k4_block_head(fp16_t xd, fp16_t xdmin, const uint8_t packed[12],
+                                  const block_q8_K *y, uint8_t sc[8], __m128 *acc_m) {
+    uint8_t mn[8];
+    k4_scales_mins(packed, sc, mn);
+    const float dmin = y->d * h2f(xdmin);
+    *acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_terms(y->bsums, mn)), *acc_m);
+    return y->d * h2f(xd);
+}
+
 static void q4_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q4_K *x = vx;
     const block_q8_K *y = vy;
@@ -410,12 +424,8 @@ static void q4_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
     __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * h2f(x[i].d);
-        const float dmin = y[i].d * h2f(x[i].dmin);
-        uint8_t sc[8], mn[8];
-        k4_scales_mins(x[i].scales, sc, mn);
-        acc_m =
-            _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_terms(y[i].bsums, mn)), acc_m);
+        uint8_t sc[8];
+        const float d = k4_block_head(x[i].d, x[i].dmin, x[i].scales, &y[i], sc, &acc_m);
         const uint8_t *qs = x[i].qs;
         const int8_t *q8 = y[i].qs;
         __m256i sum0 = _mm256_setzero_si256();
@@ -447,12 +457,8 @@ static void q5_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
     __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * h2f(x[i].d);
-        const float dmin = y[i].d * h2f(x[i].dmin);
-        uint8_t sc[8], mn[8];
-        k4_scales_mins(x[i].scales, sc, mn);
-        acc_m =
-            _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_terms(y[i].bsums, mn)), acc_m);
+        uint8_t sc[8];
+        const float d = k4_block_head(x[i].d, x[i].dmin, x[i].scales, &y[i], sc, &acc_m);
         const __m256i hb = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i sum = _mm256_setzero_si256();
         for (int c = 0; c < QK_K / 64; c++) {
@@ -489,36 +495,28 @@ static void q6_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
         /* codes are stored as 0..63 = value + 32: subtract 32 * scale * sum(q8) per group */
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
         const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        __m256i sum0 = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                        _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
-        __m256i sum1 = _mm256_setzero_si256();
+        __m256i sum[2] = {_mm256_sub_epi32(_mm256_setzero_si256(),
+                                           _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5)),
+                          _mm256_setzero_si256()};
         for (int h = 0; h < QK_K / 128; h++) {
             const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h));
             const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * h + 32));
             const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h));
-            const __m256i c0 = _mm256_or_si256(_mm256_and_si256(ql0, m4),
-                                               _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
-            const __m256i c1 = _mm256_or_si256(_mm256_and_si256(ql1, m4),
-                                               _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-            const __m256i c2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                               _mm256_and_si256(qh, m30));
-            const __m256i c3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+            const __m256i c[4] = {
+                _mm256_or_si256(_mm256_and_si256(ql0, m4),
+                                _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)),
+                _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                _mm256_and_si256(qh, m30)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
+            };
             const int8_t *q8 = y[i].qs + 128 * h;
-            const __m256i p0 = _mm256_maddubs_epi16(c0, _mm256_loadu_si256((const __m256i *)q8));
-            const __m256i p1 =
-                _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
-            const __m256i p2 =
-                _mm256_maddubs_epi16(c2, _mm256_loadu_si256((const __m256i *)(q8 + 64)));
-            const __m256i p3 =
-                _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)(q8 + 96)));
-            sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(p0, scale_pair_v(sc16, 4 * h)));
-            sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(p1, scale_pair_v(sc16, 4 * h + 1)));
-            sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(p2, scale_pair_v(sc16, 4 * h + 2)));
-            sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(p3, scale_pair_v(sc16, 4 * h + 3)));
+            quarters_dot(c, q8, sc16, h, sum);
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)),
-                              acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d),
+                              _mm256_cvtepi32_ps(_mm256_add_epi32(sum[0], sum[1])), acc);
     }
     *s = hsum_float_8(acc);
 }
@@ -547,40 +545,25 @@ static void q3_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
         const __m256i sc16 = q3_K_scales16(x[i].scales);
         /* codes are (2-bit | 4 * hbit) - 4: subtract 4 * scale * sum(q8) per group */
         const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        __m256i sum0 = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                        _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 2));
-        __m256i sum1 = _mm256_setzero_si256();
+        __m256i sum[2] = {_mm256_sub_epi32(_mm256_setzero_si256(),
+                                           _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 2)),
+                          _mm256_setzero_si256()};
         const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
         for (int h = 0; h < QK_K / 128; h++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
             const int8_t *q8 = y[i].qs + 128 * h;
             /* quarter k: 2-bit field k of q, high bit 4h + k of hm; groups 8h + 2k, + 1 */
             const __m256i h0 = _mm256_srli_epi16(hm, 4 * h);
-            const __m256i c0 = _mm256_or_si256(_mm256_and_si256(q, m3),
-                                               _mm256_slli_epi16(_mm256_and_si256(h0, one), 2));
-            const __m256i c1 = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(q, 2), m3),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h0, 1), one), 2));
-            const __m256i c2 = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(q, 4), m3),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h0, 2), one), 2));
-            const __m256i c3 = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(q, 6), m3),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h0, 3), one), 2));
-            const __m256i p0 = _mm256_maddubs_epi16(c0, _mm256_loadu_si256((const __m256i *)q8));
-            const __m256i p1 =
-                _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
-            const __m256i p2 =
-                _mm256_maddubs_epi16(c2, _mm256_loadu_si256((const __m256i *)(q8 + 64)));
-            const __m256i p3 =
-                _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)(q8 + 96)));
-            sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(p0, scale_pair_v(sc16, 4 * h)));
-            sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(p1, scale_pair_v(sc16, 4 * h + 1)));
-            sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(p2, scale_pair_v(sc16, 4 * h + 2)));
-            sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(p3, scale_pair_v(sc16, 4 * h + 3)));
+            __m256i c[4];
+            for (int k = 0; k < 4; k++) {
+                const __m256i hbit = _mm256_and_si256(_mm256_srli_epi16(h0, k), one);
+                c[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3),
+                                       _mm256_slli_epi16(hbit, 2));
+            }
+            quarters_dot(c, q8, sc16, h, sum);
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)),
-                              acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d),
+                              _mm256_cvtepi32_ps(_mm256_add_epi32(sum[0], sum[1])), acc);
     }
     *s = hsum_float_8(acc);
 }
@@ -601,27 +584,19 @@ static void q2_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
         const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
         acc_m = _mm256_fmadd_ps(_mm256_set1_ps(dmin),
                                 _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins16)), acc_m);
-        __m256i sum0 = _mm256_setzero_si256();
-        __m256i sum1 = _mm256_setzero_si256();
+        __m256i sum[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
         for (int h = 0; h < QK_K / 128; h++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
             const int8_t *q8 = y[i].qs + 128 * h;
             /* quarter k: 2-bit field k of q; groups 8h + 2k, 8h + 2k + 1 */
-            const __m256i p0 = _mm256_maddubs_epi16(_mm256_and_si256(q, m3),
-                                                    _mm256_loadu_si256((const __m256i *)q8));
-            const __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 2), m3),
-                                                    _mm256_loadu_si256((const __m256i *)(q8 + 32)));
-            const __m256i p2 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m3),
-                                                    _mm256_loadu_si256((const __m256i *)(q8 + 64)));
-            const __m256i p3 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 6), m3),
-                                                    _mm256_loadu_si256((const __m256i *)(q8 + 96)));
-            sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(p0, scale_pair_v(sc16, 4 * h)));
-            sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(p1, scale_pair_v(sc16, 4 * h + 1)));
-            sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(p2, scale_pair_v(sc16, 4 * h + 2)));
-            sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(p3, scale_pair_v(sc16, 4 * h + 3)));
+            __m256i c[4];
+            for (int k = 0; k < 4; k++) {
+                c[k] = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m3);
+            }
+            quarters_dot(c, q8, sc16, h, sum);
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(dall),
-                              _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)), acc);
+                              _mm256_cvtepi32_ps(_mm256_add_epi32(sum[0], sum[1])), acc);
     }
     *s = hsum_float_8(acc) - hsum_float_8(acc_m);
 }

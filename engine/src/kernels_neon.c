@@ -9,6 +9,7 @@
  * denormals to zero, so there the quantizers match the reference for normal inputs only.
  */
 #include "kernels.h"
+#include "kernels_common.h"
 #include "quant_ref.h"
 
 #include <arm_neon.h>
@@ -118,22 +119,11 @@ static int quantize_block_q8(const float *x, float *d_out, int8_t *qs) {
 }
 
 static void q8_0_from_float_neon(const float *src, void *dst, int64_t n) {
-    block_q8_0 *y = dst;
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        float d;
-        quantize_block_q8(src + i * QK8_0, &d, y[i].qs);
-        y[i].d = fp32_to_fp16(d);
-    }
+    kc_q8_0_from_float(src, dst, n, quantize_block_q8);
 }
 
 static void q8_1_from_float_neon(const float *src, void *dst, int64_t n) {
-    block_q8_1 *y = dst;
-    for (int64_t i = 0; i < n / QK8_1; i++) {
-        float d;
-        const int sum = quantize_block_q8(src + i * QK8_1, &d, y[i].qs);
-        y[i].d = fp32_to_fp16(d);
-        y[i].s = fp32_to_fp16((float)sum * d);
-    }
+    kc_q8_1_from_float(src, dst, n, quantize_block_q8);
 }
 
 static void q8_K_from_float_neon(const float *src, void *dst, int64_t n) {
@@ -149,11 +139,7 @@ static void q8_K_from_float_neon(const float *src, void *dst, int64_t n) {
             memset(&y[i], 0, sizeof y[i]);
             continue;
         }
-        int first = 0;
-        while (first < QK_K - 1 && fabsf(x[first]) != amax) {
-            first++;
-        }
-        const float iscale = -127.0f / x[first];
+        const float iscale = -127.0f / x[kc_q8_K_first_max(x, amax)];
         const int32x4_t v127 = vdupq_n_s32(127);
         for (int j = 0; j < QK_K; j += 16) {
             int32x4_t q[4];

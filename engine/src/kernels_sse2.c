@@ -9,6 +9,7 @@
  * Types not here fall back to the reference through the table.
  */
 #include "kernels.h"
+#include "kernels_common.h"
 #include "quant_ref.h"
 
 #include <emmintrin.h>
@@ -209,22 +210,11 @@ static int quantize_block_q8(const float *x, float *d_out, int8_t *qs) {
 }
 
 static void q8_0_from_float_sse2(const float *src, void *dst, int64_t n) {
-    block_q8_0 *y = dst;
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        float d;
-        quantize_block_q8(src + i * QK8_0, &d, y[i].qs);
-        y[i].d = fp32_to_fp16(d);
-    }
+    kc_q8_0_from_float(src, dst, n, quantize_block_q8);
 }
 
 static void q8_1_from_float_sse2(const float *src, void *dst, int64_t n) {
-    block_q8_1 *y = dst;
-    for (int64_t i = 0; i < n / QK8_1; i++) {
-        float d;
-        const int sum = quantize_block_q8(src + i * QK8_1, &d, y[i].qs);
-        y[i].d = fp32_to_fp16(d);
-        y[i].s = fp32_to_fp16((float)sum * d);
-    }
+    kc_q8_1_from_float(src, dst, n, quantize_block_q8);
 }
 
 static void q8_K_from_float_sse2(const float *src, void *dst, int64_t n) {
@@ -240,11 +230,7 @@ static void q8_K_from_float_sse2(const float *src, void *dst, int64_t n) {
             memset(&y[i], 0, sizeof y[i]);
             continue;
         }
-        int first = 0;
-        while (fabsf(x[first]) != amax) {
-            first++;
-        }
-        const float iscale = -127.0f / x[first];
+        const float iscale = -127.0f / x[kc_q8_K_first_max(x, amax)];
         const __m128 vs = _mm_set1_ps(iscale);
         const __m128i v127 = _mm_set1_epi32(127);
         for (int j = 0; j < QK_K; j += 16) {

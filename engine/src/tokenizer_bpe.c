@@ -4,16 +4,11 @@
  * (ties: leftmost). Each final symbol is emitted as its token; a symbol that is not a token is
  * emitted byte by byte where a single byte is itself a token, and otherwise dropped.
  */
+#include "min_heap.h"
 #include "tokenizer_impl.h"
 #include "unicode.h"
 
 #include <stdlib.h>
-
-typedef struct bpe_symbol {
-    int32_t prev, next;
-    size_t start; /* byte offset into the encoded word */
-    size_t n;     /* 0 once merged into its left neighbour */
-} bpe_symbol;
 
 typedef struct bpe_bigram {
     int32_t left, right;
@@ -21,61 +16,10 @@ typedef struct bpe_bigram {
     size_t size; /* bytes of the pair when queued */
 } bpe_bigram;
 
-typedef struct bpe_heap {
-    bpe_bigram *v;
-    size_t n, cap;
-} bpe_heap;
-
 /* Priority: lower rank first, then the smaller left index (llama.cpp's comparator). */
-static bool bpe_before(const bpe_bigram *a, const bpe_bigram *b) {
+static bool bpe_before(const void *pa, const void *pb) {
+    const bpe_bigram *a = pa, *b = pb;
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static bool heap_push(bpe_heap *h, bpe_bigram item) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        bpe_bigram *grown = realloc(h->v, cap * sizeof *grown);
-        if (grown == NULL) {
-            return false;
-        }
-        h->v = grown;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!bpe_before(&item, &h->v[parent])) {
-            break;
-        }
-        h->v[i] = h->v[parent];
-        i = parent;
-    }
-    h->v[i] = item;
-    return true;
-}
-
-static bpe_bigram heap_pop(bpe_heap *h) {
-    bpe_bigram top = h->v[0];
-    bpe_bigram last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= h->n) {
-            break;
-        }
-        if (child + 1 < h->n && bpe_before(&h->v[child + 1], &h->v[child])) {
-            child++;
-        }
-        if (!bpe_before(&h->v[child], &last)) {
-            break;
-        }
-        h->v[i] = h->v[child];
-        i = child;
-    }
-    if (h->n > 0) {
-        h->v[i] = last;
-    }
-    return top;
 }
 
 /* Per-call scratch, grown as needed and reused across the words of one call. */
@@ -85,13 +29,13 @@ typedef struct bpe_scratch {
     tok_sizes words;
     char *word; /* the current pre-token in the byte alphabet */
     size_t word_cap;
-    bpe_symbol *sym;
+    tok_symbol *sym;
     size_t sym_cap;
-    bpe_heap heap;
+    min_heap heap; /* of bpe_bigram */
 } bpe_scratch;
 
-static bool add_bigram(const tokenizer *tok, const char *word, const bpe_symbol *sym, int32_t left,
-                       int32_t right, bpe_heap *heap) {
+static bool add_bigram(const tokenizer *tok, const char *word, const tok_symbol *sym, int32_t left,
+                       int32_t right, min_heap *heap) {
     if (left < 0 || right < 0) {
         return true;
     }
@@ -101,7 +45,7 @@ static bool add_bigram(const tokenizer *tok, const char *word, const bpe_symbol 
         return true;
     }
     bpe_bigram bg = {left, right, rank, sym[left].n + sym[right].n};
-    return heap_push(heap, bg);
+    return min_heap_push(heap, &bg, sizeof bg, bpe_before);
 }
 
 /* Merge and emit one pre-token already in the byte alphabet. */
@@ -118,27 +62,15 @@ static edgelm_status encode_word(const tokenizer *tok, bpe_scratch *s, size_t le
         return EDGELM_ERR_TOO_LARGE; /* symbol indices are int32 */
     }
     if (len > s->sym_cap) {
-        bpe_symbol *grown = realloc(s->sym, len * sizeof *grown);
+        tok_symbol *grown = realloc(s->sym, len * sizeof *grown);
         if (grown == NULL) {
             return EDGELM_ERR_OUT_OF_MEMORY;
         }
         s->sym = grown;
         s->sym_cap = len;
     }
-    bpe_symbol *sym = s->sym;
-    int32_t n_sym = 0;
-    for (size_t off = 0; off < len;) {
-        size_t n = unicode_utf8_len((uint8_t)word[off]);
-        if (n > len - off) {
-            n = len - off;
-        }
-        sym[n_sym].prev = n_sym - 1;
-        sym[n_sym].start = off;
-        sym[n_sym].n = n;
-        off += n;
-        sym[n_sym].next = off == len ? -1 : n_sym + 1;
-        n_sym++;
-    }
+    tok_symbol *sym = s->sym;
+    int32_t n_sym = tok_split_chars(word, len, sym);
     s->heap.n = 0;
     for (int32_t i = 1; i < n_sym; i++) {
         if (!add_bigram(tok, word, sym, i - 1, i, &s->heap)) {
@@ -146,19 +78,12 @@ static edgelm_status encode_word(const tokenizer *tok, bpe_scratch *s, size_t le
         }
     }
     while (s->heap.n > 0) {
-        bpe_bigram bg = heap_pop(&s->heap);
-        bpe_symbol *l = &sym[bg.left], *r = &sym[bg.right];
-        /* stale: a side was merged since; while both live, left cannot have grown, so the size
-         * tells whether the texts still match what was queued */
-        if (l->n == 0 || r->n == 0 || l->n + r->n != bg.size) {
+        bpe_bigram bg;
+        min_heap_pop(&s->heap, &bg, sizeof bg, bpe_before);
+        if (!tok_merge_symbols(sym, bg.left, bg.right, bg.size)) {
             continue;
         }
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) {
-            sym[r->next].prev = bg.left;
-        }
+        const tok_symbol *l = &sym[bg.left];
         if (!add_bigram(tok, word, sym, l->prev, bg.left, &s->heap) ||
             !add_bigram(tok, word, sym, bg.left, l->next, &s->heap)) {
             return EDGELM_ERR_OUT_OF_MEMORY;
@@ -238,6 +163,6 @@ done:
     free(s.words.v);
     free(s.word);
     free(s.sym);
-    free(s.heap.v);
+    min_heap_free(&s.heap);
     return st;
 }
