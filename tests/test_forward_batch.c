@@ -78,9 +78,8 @@ static bool reference_run(reference *r, const edgelm_model *model, const int32_t
 }
 
 /* One configuration of the batched side against the reference. */
-static void compare_config(const edgelm_model *model, const reference *ref,
-                           const int32_t *tokens, const char *label, int threads,
-                           int32_t n_chunk) {
+static void compare_config(const edgelm_model *model, const reference *ref, const int32_t *tokens,
+                           const char *label, int threads, int32_t n_chunk) {
     forward_state bat;
     CHECK(forward_init(&bat, model, N_CTX, threads) == EDGELM_OK);
     CHECK(bat.n_chunk_max == FORWARD_CHUNK && n_chunk <= bat.n_chunk_max);
@@ -91,11 +90,11 @@ static void compare_config(const edgelm_model *model, const reference *ref,
         const int32_t n = segments[s];
         forward_batch(&bat, tokens + pos, n, pos, true);
         CHECK_MSG(memcmp(ref->logits + s * n_vocab, bat.logits, n_vocab * sizeof(float)) == 0,
-                  "%s, %d threads, chunk %d: logits after positions %d..%d differ", label,
-                  threads, (int)n_chunk, (int)pos, (int)(pos + n - 1));
+                  "%s, %d threads, chunk %d: logits after positions %d..%d differ", label, threads,
+                  (int)n_chunk, (int)pos, (int)(pos + n - 1));
         CHECK_MSG(cache_rows_equal(&ref->fs, &bat, pos, n),
-                  "%s, %d threads, chunk %d: K/V rows of positions %d..%d differ", label,
-                  threads, (int)n_chunk, (int)pos, (int)(pos + n - 1));
+                  "%s, %d threads, chunk %d: K/V rows of positions %d..%d differ", label, threads,
+                  (int)n_chunk, (int)pos, (int)(pos + n - 1));
         pos += n;
         CHECK(bat.cache.n_used == pos);
     }
@@ -150,11 +149,21 @@ static void generated_models(void) {
         const char *shape;
         const char *type;
     } cases[] = {
-        {"--preset tiny", "f32"},  {"--preset tiny", "f16"},  {"--preset tiny", "bf16"},
-        {"--preset tiny", "q8_0"}, {"--preset tiny", "q4_0"}, {"--preset tiny", "q4_1"},
-        {"--preset tiny", "q5_0"}, {"--preset tiny", "q5_1"}, {k256, "q2_K"},
-        {k256, "q3_K"},            {k256, "q4_K"},            {k256, "q5_K"},
-        {k256, "q6_K"},            {k256, "q4_K_M"},          {"--preset stories260k", "q4_0"},
+        {"--preset tiny", "f32"},
+        {"--preset tiny", "f16"},
+        {"--preset tiny", "bf16"},
+        {"--preset tiny", "q8_0"},
+        {"--preset tiny", "q4_0"},
+        {"--preset tiny", "q4_1"},
+        {"--preset tiny", "q5_0"},
+        {"--preset tiny", "q5_1"},
+        {k256, "q2_K"},
+        {k256, "q3_K"},
+        {k256, "q4_K"},
+        {k256, "q5_K"},
+        {k256, "q6_K"},
+        {k256, "q4_K_M"},
+        {"--preset stories260k", "q4_0"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char path[1024], args[256], label[128];

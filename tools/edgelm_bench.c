@@ -37,7 +37,7 @@ typedef struct bench_options {
 } bench_options;
 
 typedef struct model_info {
-    char type[160];   /* "llama 1.1B Q4_K - Medium" */
+    char type[160]; /* "llama 1.1B Q4_K - Medium" */
     uint64_t size_bytes;
     uint64_t n_params;
 } model_info;
@@ -55,22 +55,21 @@ typedef struct test_result {
 } test_result;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: edgelm-bench -m MODEL [options]\n"
-            "Measures prompt processing (ppN) and generation (tgN) speed like llama-bench.\n"
-            "\n"
-            "  -m, --model FILE        GGUF model (repeat or comma-separate for several)\n"
-            "  -t, --threads N[,N..]   threads (default: online CPUs)\n"
-            "  -p, --n-prompt N[,N..]  prompt lengths for ppN tests (default 512; 0 = none)\n"
-            "  -n, --n-gen N[,N..]     generated tokens for tgN tests (default 128; 0 = none)\n"
-            "  -r, --repetitions N     timed repetitions of each test (default 5)\n"
-            "  -o, --output md|json    markdown table (default) or a JSON array\n"
-            "  --no-warmup             skip the untimed warm-up run\n"
-            "  -h, --help              this text\n"
-            "t/s is the mean over repetitions ± the sample standard deviation; the median is\n"
-            "shown too. The kernels are the engine's choice (EDGELM_KERNELS=ref|sse2|avx2|\n"
-            "avx512|neon forces one).\n"
-            "exit status: 0 done, 1 a model or session failed, 2 bad usage\n");
+    fprintf(f, "usage: edgelm-bench -m MODEL [options]\n"
+               "Measures prompt processing (ppN) and generation (tgN) speed like llama-bench.\n"
+               "\n"
+               "  -m, --model FILE        GGUF model (repeat or comma-separate for several)\n"
+               "  -t, --threads N[,N..]   threads (default: online CPUs)\n"
+               "  -p, --n-prompt N[,N..]  prompt lengths for ppN tests (default 512; 0 = none)\n"
+               "  -n, --n-gen N[,N..]     generated tokens for tgN tests (default 128; 0 = none)\n"
+               "  -r, --repetitions N     timed repetitions of each test (default 5)\n"
+               "  -o, --output md|json    markdown table (default) or a JSON array\n"
+               "  --no-warmup             skip the untimed warm-up run\n"
+               "  -h, --help              this text\n"
+               "t/s is the mean over repetitions ± the sample standard deviation; the median is\n"
+               "shown too. The kernels are the engine's choice (EDGELM_KERNELS=ref|sse2|avx2|\n"
+               "avx512|neon forces one).\n"
+               "exit status: 0 done, 1 a model or session failed, 2 bad usage\n");
 }
 
 /* ---- argument parsing ------------------------------------------------------------------------ */
@@ -289,9 +288,8 @@ static edgelm_status run_once(edgelm_session *s, const edgelm_model *model, int3
 }
 
 static int run_test(const edgelm_model *model, const bench_options *o, test_result *r) {
-    const uint32_t n_ctx = (uint32_t)(r->n_prompt + r->n_gen) < 16 ? 16
-                                                                   : (uint32_t)(r->n_prompt +
-                                                                                r->n_gen);
+    const uint32_t n_ctx =
+        (uint32_t)(r->n_prompt + r->n_gen) < 16 ? 16 : (uint32_t)(r->n_prompt + r->n_gen);
     edgelm_session_params sp = edgelm_session_params_default();
     sp.n_ctx = n_ctx;
     sp.n_threads = r->n_threads;
@@ -349,29 +347,48 @@ done:
     return rc;
 }
 
-/* ---- model description ------------------------------------------------------------------------ */
+/* ---- model description ------------------------------------------------------------------------
+ */
 
 /* llama_ftype names, as llama-bench prints them */
 static const char *ftype_name(long ftype) {
     switch (ftype) {
-    case 0: return "all F32";
-    case 1: return "F16";
-    case 2: return "Q4_0";
-    case 3: return "Q4_1";
-    case 7: return "Q8_0";
-    case 8: return "Q5_0";
-    case 9: return "Q5_1";
-    case 10: return "Q2_K - Medium";
-    case 11: return "Q3_K - Small";
-    case 12: return "Q3_K - Medium";
-    case 13: return "Q3_K - Large";
-    case 14: return "Q4_K - Small";
-    case 15: return "Q4_K - Medium";
-    case 16: return "Q5_K - Small";
-    case 17: return "Q5_K - Medium";
-    case 18: return "Q6_K";
-    case 32: return "BF16";
-    default: return "?";
+    case 0:
+        return "all F32";
+    case 1:
+        return "F16";
+    case 2:
+        return "Q4_0";
+    case 3:
+        return "Q4_1";
+    case 7:
+        return "Q8_0";
+    case 8:
+        return "Q5_0";
+    case 9:
+        return "Q5_1";
+    case 10:
+        return "Q2_K - Medium";
+    case 11:
+        return "Q3_K - Small";
+    case 12:
+        return "Q3_K - Medium";
+    case 13:
+        return "Q3_K - Large";
+    case 14:
+        return "Q4_K - Small";
+    case 15:
+        return "Q4_K - Medium";
+    case 16:
+        return "Q5_K - Small";
+    case 17:
+        return "Q5_K - Medium";
+    case 18:
+        return "Q6_K";
+    case 32:
+        return "BF16";
+    default:
+        return "?";
     }
 }
 
@@ -481,8 +498,8 @@ static void print_json_row(const char *path, const model_info *mi, const char *k
 }
 
 static void print_md_header(void) {
-    printf("| %-30s | %10s | %10s | %-7s | %7s | %10s | %20s | %10s |\n", "model", "size",
-           "params", "backend", "threads", "test", "t/s", "median t/s");
+    printf("| %-30s | %10s | %10s | %-7s | %7s | %10s | %20s | %10s |\n", "model", "size", "params",
+           "backend", "threads", "test", "t/s", "median t/s");
     printf("| ------------------------------ | ---------: | ---------: | ------- | ------: | "
            "---------: | -------------------: | ---------: |\n");
     fflush(stdout);

@@ -26,16 +26,16 @@
  * its own sequential double sum (the order of one position at a time) and still vectorizes. */
 #define ATTN_BLOCK 16
 
-/* ---- parallel matrix x matrix ----------------------------------------------------------------- */
+/* ---- parallel matrix x matrix ---------------------------------------------------------------- */
 
 typedef struct matmul_task {
     const weight *w;
-    const uint8_t *x;   /* n_tokens activation rows in w's vec_dot_type, x_stride bytes apart */
+    const uint8_t *x; /* n_tokens activation rows in w's vec_dot_type, x_stride bytes apart */
     size_t x_stride;
-    float *out;         /* token t, row r at out[t * out_stride + r] */
+    float *out; /* token t, row r at out[t * out_stride + r] */
     int64_t out_stride;
-    const float *bias;  /* (w->n_rows) added to every result, or NULL */
-    bool accumulate;    /* out += W x (a residual) rather than out = W x */
+    const float *bias; /* (w->n_rows) added to every result, or NULL */
+    bool accumulate;   /* out += W x (a residual) rather than out = W x */
 } matmul_task;
 
 typedef struct matmul_job {
@@ -95,8 +95,8 @@ static void matmul_worker(void *arg, int ith, int nth) {
 
 /* Convert n_tokens rows of n inputs (x_stride floats apart) to vdt into dst; returns the row
  * stride in bytes. */
-static size_t convert_rows(uint32_t vdt, const float *x, int64_t x_stride, int n,
-                           int32_t n_tokens, uint8_t *dst) {
+static size_t convert_rows(uint32_t vdt, const float *x, int64_t x_stride, int n, int32_t n_tokens,
+                           uint8_t *dst) {
     const size_t stride = tensor_row_size(vdt, n);
     const tensor_type_traits *t = tensor_type_get(vdt);
     for (int32_t i = 0; i < n_tokens; i++) {
@@ -177,8 +177,8 @@ static void rope_angles(const model_hparams *hp, int32_t pos, float *cos_out, fl
     }
 }
 
-static void rope_apply(const model_hparams *hp, const float *cos_v, const float *sin_v,
-                       float *vec, int n_heads) {
+static void rope_apply(const model_hparams *hp, const float *cos_v, const float *sin_v, float *vec,
+                       int n_heads) {
     const int half = hp->n_rot / 2;
     for (int h = 0; h < n_heads; h++) {
         float *head = vec + (size_t)h * hp->head_dim;
@@ -222,9 +222,9 @@ static void attention_head(const attention_job *job, int h, int32_t t, float *sc
     const size_t off = (size_t)t * q_dim + (size_t)h * head_dim;
     const int kv_off = (h / group) * head_dim;
     float *out = fs->att + off;
-    float *q = scratch;                    /* (head_dim) the f16 query, exactly, as floats */
-    float *k_row = scratch + head_dim;     /* (head_dim) one key */
-    float *k_t = scratch + 2 * head_dim;   /* (head_dim, ATTN_BLOCK) a block of keys, transposed */
+    float *q = scratch;                  /* (head_dim) the f16 query, exactly, as floats */
+    float *k_row = scratch + head_dim;   /* (head_dim) one key */
+    float *k_t = scratch + 2 * head_dim; /* (head_dim, ATTN_BLOCK) a block of keys, transposed */
     kt->fp16_to_fp32_row(fs->q16 + off, q, head_dim);
     /* ggml's CPU flash attention with an F16 V cache: the running output is kept in F16 and
      * rounded after every rescale and every fma (ggml_vec_scale_f16 / ggml_vec_mad_f16, here
@@ -312,9 +312,9 @@ static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, i
 
     for (int32_t t = 0; t < n; t++) {
         /* get_rows: dequantize the token's embedding row */
-        m->token_embd.traits->to_float(
-            (const uint8_t *)m->token_embd.data + (size_t)tokens[t] * m->token_embd.row_bytes,
-            fs->x + (size_t)t * n_embd, n_embd);
+        m->token_embd.traits->to_float((const uint8_t *)m->token_embd.data +
+                                           (size_t)tokens[t] * m->token_embd.row_bytes,
+                                       fs->x + (size_t)t * n_embd, n_embd);
         rope_angles(hp, pos0 + t, fs->rope_cos + (size_t)t * half_rot,
                     fs->rope_sin + (size_t)t * half_rot);
     }
@@ -473,8 +473,8 @@ edgelm_status forward_init(forward_state *fs, const edgelm_model *model, uint32_
     if (st != EDGELM_OK) {
         goto fail;
     }
-    fs->attn_scratch = calloc((size_t)thread_pool_size(fs->pool) * attention_scratch_floats(hp),
-                              sizeof(float));
+    fs->attn_scratch =
+        calloc((size_t)thread_pool_size(fs->pool) * attention_scratch_floats(hp), sizeof(float));
     if (fs->attn_scratch == NULL) {
         st = EDGELM_ERR_OUT_OF_MEMORY;
         goto fail;

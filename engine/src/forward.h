@@ -23,7 +23,7 @@ typedef struct forward_state {
     thread_pool *pool;
     kv_cache cache;
     int32_t n_chunk_max; /* tokens the scratch below holds (FORWARD_CHUNK) */
-    int32_t n_chunk;     /* tokens per chunk used by forward_batch, 1..n_chunk_max (tests lower it) */
+    int32_t n_chunk; /* tokens per chunk used by forward_batch, 1..n_chunk_max (tests lower it) */
     /* scratch, one row per token of the chunk */
     float *x;        /* (n_chunk_max, n_embd) residual stream */
     float *xb;       /* (n_chunk_max, n_embd) normed input */
@@ -41,7 +41,7 @@ typedef struct forward_state {
                       * n_chunk_max rows of at most act_row_bytes each */
     size_t act_row_bytes;
     float *attn_scratch; /* (n_threads, (2 + 16) * head_dim) per-thread attention scratch */
-    float *logits;   /* (n_vocab) of the last token evaluated with want_logits */
+    float *logits;       /* (n_vocab) of the last token evaluated with want_logits */
 } forward_state;
 
 /* Bytes of scratch and cache forward_init allocates for n_ctx (besides a few KiB per thread). */
