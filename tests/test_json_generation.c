@@ -36,7 +36,7 @@ static int scaled(int count, int weight_percent) {
     return n < 1 ? 1 : (int)n;
 }
 
-/* ---- one schema of schemas.json ---------------------------------------------------------------- */
+/* ---- one schema of schemas.json -------------------------------------------------------------- */
 
 typedef struct schema_case {
     const char *name;
@@ -45,7 +45,7 @@ typedef struct schema_case {
     size_t minimal_len;  /* bytes of the shortest valid value: a budget below it cannot fit */
 } schema_case;
 
-/* ---- text collection --------------------------------------------------------------------------- */
+/* ---- text collection ------------------------------------------------------------------------- */
 
 typedef struct collector {
     char *text; /* NUL-terminated */
@@ -91,17 +91,17 @@ static void collector_clear(collector *c) {
     c->call_after_flush = c->oom = false;
 }
 
-/* ---- checks -------------------------------------------------------------------------------------- */
+/* ---- checks ---------------------------------------------------------------------------------- */
 
 static const char *finish_name(edgelm_finish_reason r) {
-    static const char *const names[] = {"LENGTH", "EOG",         "CALLBACK", "CANCELLED",
+    static const char *const names[] = {"LENGTH",       "EOG",         "CALLBACK", "CANCELLED",
                                         "CONTEXT_FULL", "STOP_STRING", "GRAMMAR"};
     return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "?";
 }
 
 /* Every check of one output; why says what failed. schema NULL = plain JSON. */
-static bool output_ok(const char *text, size_t len, const cJSON *schema, edgelm_finish_reason finish,
-                      char *why, size_t why_size) {
+static bool output_ok(const char *text, size_t len, const cJSON *schema,
+                      edgelm_finish_reason finish, char *why, size_t why_size) {
     const char *end = NULL;
     cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (doc == NULL) {
@@ -134,7 +134,7 @@ static bool output_ok(const char *text, size_t len, const cJSON *schema, edgelm_
     return ok;
 }
 
-/* ---- generation matrix ------------------------------------------------------------------------ */
+/* ---- generation matrix ----------------------------------------------------------------------- */
 
 typedef struct sampling_variant {
     int32_t top_k;
@@ -147,14 +147,17 @@ static const sampling_variant variants[] = {
     {0, 0.5f, 0.05f, 1.0f}, {1, 1.0f, 0.0f, 1.0f},   {0, 1.0f, 0.1f, 1.3f},
 };
 static const int32_t budgets[] = {8, 9, 12, 16, 24, 32, 48, 64, 96};
-static const char *const prompts[] = {"Once upon a time", "Reply in JSON:", "{\"name\": \"",
-                                      "\xc3\x9c" "n" "\xc3\xaf" "c" "\xc3\xb6" "d" "\xc3\xa9"
-                                      " \xe2\x98\x83 \xf0\x9f\x99\x82",
-                                      "[1, 2, 3] and then"};
+static const char *const prompts[] = {
+    "Once upon a time", "Reply in JSON:", "{\"name\": \"",
+    /* "Ünïcödé ☃ 🙂" */
+    "\303\234n\303\257c\303\266d\303\251 \342\230\203 \360\237\231\202", "[1, 2, 3] and then"};
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 typedef struct model_stats {
     long generations, failures, tokens, chars;
+    long empty_objects;  /* outputs that are just "{}" */
+    long context_shifts; /* shifts in the middle of a value */
+    long context_filled; /* without a shift, values closed in the context's last slot */
     long finishes[8];
     size_t longest;
     double ms;
@@ -192,6 +195,13 @@ static void run_one(edgelm_session *s, const char *model_label, const edgelm_gen
     ms->generations++;
     ms->tokens += t.n_generated_tokens;
     ms->chars += (long)c->len;
+    ms->context_shifts += t.n_context_shifts;
+    /* the last generated token needs no evaluation, so n_ctx + 1 - prompt tokens fit */
+    ms->context_filled +=
+        !gp->context_shift || gp->n_predict < 0
+            ? t.n_prompt_tokens + t.n_generated_tokens == (int32_t)edgelm_session_n_ctx(s) + 1
+            : 0;
+    ms->empty_objects += c->len == 2 && c->text != NULL && memcmp(c->text, "{}", 2) == 0;
     ms->finishes[(unsigned)finish & 7u]++;
     if (c->len > ms->longest) {
         ms->longest = c->len;
@@ -220,10 +230,9 @@ static void run_one(edgelm_session *s, const char *model_label, const edgelm_gen
               "n_predict %d, n_ctx %u, shift %d, prompt '%s': %s (finish %s, %d tokens): "
               "'%.400s'",
               model_label, sc ? sc->name : "--json", (unsigned long long)gp->sampling.seed,
-              (double)gp->sampling.temperature, (int)gp->sampling.top_k,
-              (double)gp->sampling.top_p, (double)gp->sampling.min_p,
-              (double)gp->sampling.repeat_penalty, (int)gp->n_predict, edgelm_session_n_ctx(s),
-              (int)gp->context_shift, gp->prompt, why, finish_name(finish),
+              (double)gp->sampling.temperature, (int)gp->sampling.top_k, (double)gp->sampling.top_p,
+              (double)gp->sampling.min_p, (double)gp->sampling.repeat_penalty, (int)gp->n_predict,
+              edgelm_session_n_ctx(s), (int)gp->context_shift, gp->prompt, why, finish_name(finish),
               (int)t.n_generated_tokens, c->text ? c->text : "");
     ms->failures += !ok;
 }
@@ -273,8 +282,9 @@ static void model_generations(const edgelm_model *m, const char *label, int32_t 
     }
     edgelm_session_free(s);
 
-    /* contexts smaller than the budget: "Once upon a time" is at most 17 tokens here */
+    /* contexts smaller than the budget ("Once upon a time" is 4 to 17 tokens here) */
     static const uint32_t small_ctx[] = {24, 32, 40};
+    size_t next_short = 0;
     const int n_small = scaled(12, weight);
     for (size_t ci = 0; ci < N_OF(small_ctx); ci++) {
         s = new_session(m, small_ctx[ci], n_threads);
@@ -299,31 +309,35 @@ static void model_generations(const edgelm_model *m, const char *label, int32_t 
                 gp.n_keep = i % 2 ? 2 : 0;
                 break;
             }
-            if (i % 4 == 1) {
-                /* a short schema under the same limits */
-                const schema_case *sc = &cases[(size_t)i % n_cases];
-                if (sc->minimal_len <= 6) {
-                    gp.format = EDGELM_FORMAT_JSON_SCHEMA;
-                    gp.json_schema = sc->text;
-                    run_one(s, label, &gp, sc, &c, &ms);
-                    continue;
+            const schema_case *sc = NULL;
+            if (i % 2 == 1) {
+                /* every other one: the next schema whose shortest value fits easily */
+                for (size_t tries = 0; tries < n_cases && sc == NULL; tries++) {
+                    next_short = (next_short + 1) % n_cases;
+                    sc = cases[next_short].minimal_len <= 8 ? &cases[next_short] : NULL;
                 }
             }
-            run_one(s, label, &gp, NULL, &c, &ms);
+            if (sc != NULL) {
+                gp.format = EDGELM_FORMAT_JSON_SCHEMA;
+                gp.json_schema = sc->text;
+            }
+            run_one(s, label, &gp, sc, &c, &ms);
         }
         edgelm_session_free(s);
     }
     free(c.text);
-    printf("%s: %ld generations (%ld failed), %ld tokens, %ld bytes, longest %zu; finish "
-           "GRAMMAR %ld, EOG %ld, LENGTH %ld, CONTEXT_FULL %ld; %.1f ms/generation\n",
-           label, ms.generations, ms.failures, ms.tokens, ms.chars, ms.longest,
-           ms.finishes[EDGELM_FINISH_GRAMMAR], ms.finishes[EDGELM_FINISH_EOG],
-           ms.finishes[EDGELM_FINISH_LENGTH], ms.finishes[EDGELM_FINISH_CONTEXT_FULL],
+    printf("%s: %ld generations (%ld failed), %ld tokens, %ld bytes, longest %zu, %ld just {}, "
+           "%ld context shifts, %ld filled the context; finish GRAMMAR %ld, EOG %ld, "
+           "LENGTH %ld, CONTEXT_FULL %ld; %.1f ms/generation\n",
+           label, ms.generations, ms.failures, ms.tokens, ms.chars, ms.longest, ms.empty_objects,
+           ms.context_shifts, ms.context_filled, ms.finishes[EDGELM_FINISH_GRAMMAR],
+           ms.finishes[EDGELM_FINISH_EOG], ms.finishes[EDGELM_FINISH_LENGTH],
+           ms.finishes[EDGELM_FINISH_CONTEXT_FULL],
            ms.generations ? ms.ms / (double)ms.generations : 0.0);
     fflush(stdout);
 }
 
-/* ---- models ------------------------------------------------------------------------------------ */
+/* ---- models ---------------------------------------------------------------------------------- */
 
 typedef struct model_spec {
     const char *label;
@@ -364,7 +378,7 @@ static bool model_file(const model_spec *spec, size_t index, char *path, size_t 
     return rc == 0;
 }
 
-/* ---- CLI ---------------------------------------------------------------------------------------- */
+/* ---- CLI ------------------------------------------------------------------------------------- */
 
 /* Run the edgelm CLI on model with extra (--json or --schema FILE) and check its stdout. */
 static void cli_run(const char *model_path, const char *label, const char *extra,
@@ -409,7 +423,7 @@ static void cli_tests(const char *model_path, const char *label, const char *sch
     }
 }
 
-/* ---- main ------------------------------------------------------------------------------------- */
+/* ---- main ------------------------------------------------------------------------------------ */
 
 int main(void) {
     const char *env = getenv("EDGELM_JSON_GEN_SCALE");
