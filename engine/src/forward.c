@@ -49,15 +49,27 @@ static void matmul_rows(const matmul_task *task, int32_t n_tokens, int64_t begin
     const weight *w = task->w;
     int64_t tile = MATMUL_TILE_BYTES / (int64_t)w->row_bytes;
     tile = tile < 1 ? 1 : tile > MATMUL_TILE_MAX_ROWS ? MATMUL_TILE_MAX_ROWS : tile;
+    /* with a gemm kernel, a tile's results for all tokens land here first (row-major by token) */
+    float dots[MATMUL_TILE_MAX_ROWS * FORWARD_CHUNK];
+    const bool use_gemm = w->gemm != NULL && n_tokens > 1 && n_tokens <= FORWARD_CHUNK;
     for (int64_t r0 = begin; r0 < end; r0 += tile) {
         const int64_t r1 = r0 + tile < end ? r0 + tile : end;
+        const uint8_t *rows = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+        if (use_gemm) {
+            w->gemm(w->n_cols, r1 - r0, n_tokens, rows, w->row_bytes, task->x, task->x_stride, dots,
+                    r1 - r0);
+        }
         for (int32_t t = 0; t < n_tokens; t++) {
             const uint8_t *xt = task->x + (size_t)t * task->x_stride;
             float *out = task->out + (int64_t)t * task->out_stride;
-            const uint8_t *row = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+            const uint8_t *row = rows;
             for (int64_t r = r0; r < r1; r++, row += w->row_bytes) {
                 float s;
-                w->vec_dot(w->n_cols, &s, row, xt);
+                if (use_gemm) {
+                    s = dots[t * (r1 - r0) + (r - r0)];
+                } else {
+                    w->vec_dot(w->n_cols, &s, row, xt);
+                }
                 if (task->accumulate) {
                     out[r] += s;
                 } else {

@@ -135,28 +135,48 @@ void kernels_fill_ref(kernel_table *t) {
     t->f16_dot = f16_vec_dot_x86;
 }
 
+/* A gemm must equal the vec_dot of its own table bit for bit. A level that replaces a type's
+ * vec_dot without providing a gemm for it drops the gemm it inherited from the level below. */
+static void drop_stale_gemms(const kernel_table *before, kernel_table *after) {
+    for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++) {
+        if (after->vec_dot[type] != before->vec_dot[type] &&
+            after->gemm[type] == before->gemm[type]) {
+            after->gemm[type] = NULL;
+        }
+    }
+}
+
 bool kernels_build_table(kernel_level level, kernel_table *table) {
     if (!kernels_level_supported(level)) {
         return false;
     }
     kernels_fill_ref(table);
+    kernel_table before;
+#define FILL(call)                                                                                 \
+    do {                                                                                           \
+        before = *table;                                                                           \
+        call;                                                                                      \
+        drop_stale_gemms(&before, table);                                                          \
+    } while (0)
 #if defined(KERNELS_X86)
     const cpu_features f = detect_cpu();
     if (level == KERNEL_LEVEL_SSE2 || level == KERNEL_LEVEL_AVX2 || level == KERNEL_LEVEL_AVX512) {
-        kernels_fill_sse2(table);
+        FILL(kernels_fill_sse2(table));
     }
     if (level == KERNEL_LEVEL_AVX2 || level == KERNEL_LEVEL_AVX512) {
-        kernels_fill_avx2(table);
+        FILL(kernels_fill_avx2(table));
     }
     if (level == KERNEL_LEVEL_AVX512) {
-        kernels_fill_avx512(table, f.avx512_vnni);
+        FILL(kernels_fill_avx512(table, f.avx512_vnni));
     }
 #endif
 #if defined(KERNELS_NEON)
     if (level == KERNEL_LEVEL_NEON) {
-        kernels_fill_neon(table);
+        FILL(kernels_fill_neon(table));
     }
 #endif
+#undef FILL
+    (void)before;
     table->name = level_names[level];
     table->level = level;
     /* the F16 dot helper always equals the F16 vec_dot of the same table */

@@ -44,6 +44,8 @@ typedef struct kernel_table {
     kernel_level level;
     /* per tensor type; NULL entries mean "the reference's" once the table is complete */
     tensor_vec_dot_fn vec_dot[TENSOR_TYPE_COUNT];
+    /* matrix x matrix equal to vec_dot[type] per (row, token); NULL = loop vec_dot */
+    tensor_gemm_fn gemm[TENSOR_TYPE_COUNT];
     tensor_from_float_fn from_float[TENSOR_TYPE_COUNT];
     tensor_to_float_fn to_float[TENSOR_TYPE_COUNT];
     /* the Q4_0 dot for matrices llama.cpp repacks (n_rows % 8 == 0; see tensor_matrix_vec_dot) */

@@ -266,6 +266,257 @@ VNNI_TARGET
     Q6_K_DOT_BODY(MADD_ACC_VNNI)
 }
 
+/* ---- K-quant matrix x matrix (batched prefill) -----------------------------------------------
+ *
+ * A weight row is decoded once, GEMM_BLOCKS super-blocks at a time, into the exact registers the
+ * vec_dot above builds (codes, per-lane scales, mins, d), then dotted with every token of the
+ * chunk. Per (row, token) the float operations (each fmadd into the 16-lane accumulator, the mins
+ * accumulator and the final reductions) happen in the vec_dot's order on the same integer sums,
+ * so every result is bit-identical to it; only the decoding is shared. The per-token
+ * accumulators live in memory between super-block groups, so n and n_tokens are unbounded. */
+
+#define GEMM_BLOCKS 16 /* decoded super-blocks per pass (9 KiB for Q4_K): stays in L1 */
+#define GEMM_TOKENS 32 /* tokens whose accumulators are kept at once */
+
+typedef struct q4_K_decoded {
+    __m512i q[4];  /* the 256 codes as unpack_chunk64 spreads them, 64 per vector */
+    __m512i sc[4]; /* for chunk c, each 16-bit lane's sub-block scale (idx_halves) */
+    __m128i mins;  /* the 8 sub-block mins, 16-bit */
+    float d, dmin;
+} q4_K_decoded;
+
+static inline void q4_K_decode(const block_q4_K *x, q4_K_decoded *u) {
+    uint64_t sc, mn;
+    k4_scales_mins(x->scales, &sc, &mn);
+    const __m512i sc16 =
+        _mm512_zextsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi64x(0, (long long)sc)));
+    for (int c = 0; c < 4; c++) {
+        u->q[c] = unpack_chunk64(x->qs + 32 * c);
+        u->sc[c] = _mm512_permutexvar_epi16(idx_halves(2 * c), sc16);
+    }
+    u->mins = _mm_cvtepu8_epi16(_mm_set_epi64x(0, (long long)mn));
+    u->d = h2f(x->d);
+    u->dmin = h2f(x->dmin);
+}
+
+/* The bsums of nt tokens' super-blocks b0..b0+nbc-1 added in pairs (one per 32-weight sub-block,
+ * 16-bit), as k4_min_terms forms them; shared by every row. */
+static inline void q8_K_pair_sums(const uint8_t *x0, size_t x_stride, int64_t nt, int64_t b0,
+                                  int64_t nbc, __m128i pair_sums[GEMM_TOKENS][GEMM_BLOCKS]) {
+    for (int64_t t = 0; t < nt; t++) {
+        const block_q8_K *y = (const block_q8_K *)(x0 + (size_t)t * x_stride) + b0;
+        for (int64_t j = 0; j < nbc; j++) {
+            pair_sums[t][j] = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[j].bsums),
+                                             _mm_loadu_si128((const __m128i *)(y[j].bsums + 8)));
+        }
+    }
+}
+
+/* One (token, super-block) step of the gemm: y the token's Q8_K block, u the decoded weights.
+ * The vec_dot's sum0 takes chunks 0 and 2, sum1 chunks 1 and 3; integer sums are exact, so only
+ * the float steps (d, dmin, the two fmadds) must, and do, follow Q4_K_DOT_BODY. */
+#define Q4_K_GEMM_STEP(MADD_ACC, y, b01, u, a, am)                                                 \
+    do {                                                                                           \
+        const float d_ = (y)->d * (u)->d;                                                          \
+        const float dmin_ = (y)->d * (u)->dmin;                                                    \
+        (am) = _mm_fmadd_ps(_mm_set1_ps(dmin_), _mm_cvtepi32_ps(_mm_madd_epi16(b01, (u)->mins)),   \
+                            (am));                                                                 \
+        const __m512i *q8_ = (const __m512i *)(y)->qs;                                             \
+        __m512i s0_ = MADD_ACC(_mm512_setzero_si512(),                                             \
+                               _mm512_maddubs_epi16(uq0, _mm512_loadu_si512(q8_)), us0);           \
+        __m512i s1_ = MADD_ACC(_mm512_setzero_si512(),                                             \
+                               _mm512_maddubs_epi16(uq1, _mm512_loadu_si512(q8_ + 1)), us1);       \
+        s0_ = MADD_ACC(s0_, _mm512_maddubs_epi16(uq2, _mm512_loadu_si512(q8_ + 2)), us2);          \
+        s1_ = MADD_ACC(s1_, _mm512_maddubs_epi16(uq3, _mm512_loadu_si512(q8_ + 3)), us3);          \
+        (a) = _mm512_fmadd_ps(_mm512_set1_ps(d_), _mm512_cvtepi32_ps(_mm512_add_epi32(s0_, s1_)),  \
+                              (a));                                                                \
+    } while (0)
+
+#define Q4_K_LOAD_DECODED(j)                                                                       \
+    const __m512i uq0 = u[j].q[0], uq1 = u[j].q[1], uq2 = u[j].q[2], uq3 = u[j].q[3];              \
+    const __m512i us0 = u[j].sc[0], us1 = u[j].sc[1], us2 = u[j].sc[2], us3 = u[j].sc[3]
+
+/* Tokens go four at a time with their accumulators in registers, so each decoded super-block is
+ * loaded once per four tokens; the per-token accumulators live in memory between super-block
+ * groups, so n and n_tokens are unbounded. */
+#define Q4_K_GEMM_BODY(MADD_ACC)                                                                   \
+    q4_K_decoded u[GEMM_BLOCKS];                                                                   \
+    __m128i pair_sums[GEMM_TOKENS][GEMM_BLOCKS];                                                   \
+    __m512 acc[GEMM_TOKENS];                                                                       \
+    __m128 acc_m[GEMM_TOKENS];                                                                     \
+    const int64_t nb = n / QK_K;                                                                   \
+    for (int64_t r = 0; r < n_rows; r++) {                                                         \
+        const block_q4_K *xr = (const block_q4_K *)((const uint8_t *)w + (size_t)r * w_stride);    \
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += GEMM_TOKENS) {                                   \
+            const int64_t nt = n_tokens - t0 < GEMM_TOKENS ? n_tokens - t0 : GEMM_TOKENS;          \
+            const uint8_t *x0 = (const uint8_t *)x + (size_t)t0 * x_stride;                        \
+            for (int64_t t = 0; t < nt; t++) {                                                     \
+                acc[t] = _mm512_setzero_ps();                                                      \
+                acc_m[t] = _mm_setzero_ps();                                                       \
+            }                                                                                      \
+            for (int64_t b0 = 0; b0 < nb; b0 += GEMM_BLOCKS) {                                     \
+                const int64_t nbc = nb - b0 < GEMM_BLOCKS ? nb - b0 : GEMM_BLOCKS;                 \
+                for (int64_t j = 0; j < nbc; j++) {                                                \
+                    q4_K_decode(&xr[b0 + j], &u[j]);                                               \
+                }                                                                                  \
+                if (r == 0 || nb > GEMM_BLOCKS || n_tokens > GEMM_TOKENS) {                        \
+                    q8_K_pair_sums(x0, x_stride, nt, b0, nbc, pair_sums);                          \
+                }                                                                                  \
+                int64_t t = 0;                                                                     \
+                for (; t + 4 <= nt; t += 4) {                                                      \
+                    const block_q8_K *y0 = (const block_q8_K *)(x0 + (size_t)t * x_stride) + b0;   \
+                    const block_q8_K *y1 = (const block_q8_K *)((const uint8_t *)y0 + x_stride);   \
+                    const block_q8_K *y2 = (const block_q8_K *)((const uint8_t *)y1 + x_stride);   \
+                    const block_q8_K *y3 = (const block_q8_K *)((const uint8_t *)y2 + x_stride);   \
+                    __m512 a0 = acc[t], a1 = acc[t + 1], a2 = acc[t + 2], a3 = acc[t + 3];         \
+                    __m128 m0 = acc_m[t], m1 = acc_m[t + 1], m2 = acc_m[t + 2], m3 = acc_m[t + 3]; \
+                    for (int64_t j = 0; j < nbc; j++) {                                            \
+                        Q4_K_LOAD_DECODED(j);                                                      \
+                        Q4_K_GEMM_STEP(MADD_ACC, &y0[j], pair_sums[t + 0][j], &u[j], a0, m0);      \
+                        Q4_K_GEMM_STEP(MADD_ACC, &y1[j], pair_sums[t + 1][j], &u[j], a1, m1);      \
+                        Q4_K_GEMM_STEP(MADD_ACC, &y2[j], pair_sums[t + 2][j], &u[j], a2, m2);      \
+                        Q4_K_GEMM_STEP(MADD_ACC, &y3[j], pair_sums[t + 3][j], &u[j], a3, m3);      \
+                    }                                                                              \
+                    acc[t] = a0, acc[t + 1] = a1, acc[t + 2] = a2, acc[t + 3] = a3;                \
+                    acc_m[t] = m0, acc_m[t + 1] = m1, acc_m[t + 2] = m2, acc_m[t + 3] = m3;        \
+                }                                                                                  \
+                for (; t < nt; t++) {                                                              \
+                    const block_q8_K *y0 = (const block_q8_K *)(x0 + (size_t)t * x_stride) + b0;   \
+                    __m512 a0 = acc[t];                                                            \
+                    __m128 m0 = acc_m[t];                                                          \
+                    for (int64_t j = 0; j < nbc; j++) {                                            \
+                        Q4_K_LOAD_DECODED(j);                                                      \
+                        Q4_K_GEMM_STEP(MADD_ACC, &y0[j], pair_sums[t][j], &u[j], a0, m0);          \
+                    }                                                                              \
+                    acc[t] = a0;                                                                   \
+                    acc_m[t] = m0;                                                                 \
+                }                                                                                  \
+            }                                                                                      \
+            for (int64_t t = 0; t < nt; t++) {                                                     \
+                out[(t0 + t) * out_stride + r] =                                                   \
+                    _mm512_reduce_add_ps(acc[t]) - hsum_float_4(acc_m[t]);                         \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+static void q4_K_gemm_avx512(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                             size_t w_stride, const void *x, size_t x_stride, float *out,
+                             int64_t out_stride){Q4_K_GEMM_BODY(MADD_ACC_PLAIN)}
+
+VNNI_TARGET static void q4_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t n_tokens,
+                                              const void *w, size_t w_stride, const void *x,
+                                              size_t x_stride, float *out, int64_t out_stride) {
+    Q4_K_GEMM_BODY(MADD_ACC_VNNI)
+}
+
+typedef struct q6_K_decoded {
+    __m512i c[4];  /* codes 0..63 as Q6_K_DOT_BODY builds them: c01, c23 of half 0, then half 1 */
+    __m512i sc[4]; /* per 16-bit lane, the scale of its 16-weight group (idx_quarters) */
+    __m256i sc256; /* the 16 group scales, 16-bit, for the -32 offset */
+    float d;
+} q6_K_decoded;
+
+static inline void q6_K_decode(const block_q6_K *x, q6_K_decoded *u) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i m30 = _mm512_set1_epi8(0x30);
+    const __mmask32 upper = (__mmask32)0xFFFF0000u;
+    u->sc256 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+    const __m512i sc16 = _mm512_zextsi256_si512(u->sc256);
+    for (int h = 0; h < QK_K / 128; h++) {
+        const __m512i ql = _mm512_loadu_si512((const void *)(x->ql + 64 * h));
+        const __m512i qh =
+            _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * h)));
+        const __m512i h01 = _mm512_mask_slli_epi16(_mm512_slli_epi16(qh, 4), upper, qh, 2);
+        const __m512i h23 = _mm512_mask_srli_epi16(qh, upper, qh, 2);
+        u->c[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(h01, m30));
+        u->c[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                          _mm512_and_si512(h23, m30));
+        u->sc[2 * h] = _mm512_permutexvar_epi16(idx_quarters(8 * h), sc16);
+        u->sc[2 * h + 1] = _mm512_permutexvar_epi16(idx_quarters(8 * h + 4), sc16);
+    }
+    u->d = h2f(x->d);
+}
+
+/* One (token, super-block) step, in Q6_K_DOT_BODY's float order (see Q4_K_GEMM_STEP). */
+#define Q6_K_GEMM_STEP(MADD_ACC, y, u, a)                                                          \
+    do {                                                                                           \
+        const float d_ = (y)->d * (u)->d;                                                          \
+        const __m256i off_ = _mm256_slli_epi32(                                                    \
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(y)->bsums), (u)->sc256), 5);    \
+        const __m512i *q8_ = (const __m512i *)(y)->qs;                                             \
+        __m512i s0_ = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(off_));      \
+        __m512i s1_ = MADD_ACC(_mm512_setzero_si512(),                                             \
+                               _mm512_maddubs_epi16(uc1, _mm512_loadu_si512(q8_ + 1)), us1);       \
+        s0_ = MADD_ACC(s0_, _mm512_maddubs_epi16(uc0, _mm512_loadu_si512(q8_)), us0);              \
+        s0_ = MADD_ACC(s0_, _mm512_maddubs_epi16(uc2, _mm512_loadu_si512(q8_ + 2)), us2);          \
+        s1_ = MADD_ACC(s1_, _mm512_maddubs_epi16(uc3, _mm512_loadu_si512(q8_ + 3)), us3);          \
+        (a) = _mm512_fmadd_ps(_mm512_set1_ps(d_), _mm512_cvtepi32_ps(_mm512_add_epi32(s0_, s1_)),  \
+                              (a));                                                                \
+    } while (0)
+
+#define Q6_K_LOAD_DECODED(j)                                                                       \
+    const __m512i uc0 = u[j].c[0], uc1 = u[j].c[1], uc2 = u[j].c[2], uc3 = u[j].c[3];              \
+    const __m512i us0 = u[j].sc[0], us1 = u[j].sc[1], us2 = u[j].sc[2], us3 = u[j].sc[3]
+
+#define Q6_K_GEMM_BODY(MADD_ACC)                                                                   \
+    q6_K_decoded u[GEMM_BLOCKS];                                                                   \
+    __m512 acc[GEMM_TOKENS];                                                                       \
+    const int64_t nb = n / QK_K;                                                                   \
+    for (int64_t r = 0; r < n_rows; r++) {                                                         \
+        const block_q6_K *xr = (const block_q6_K *)((const uint8_t *)w + (size_t)r * w_stride);    \
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += GEMM_TOKENS) {                                   \
+            const int64_t nt = n_tokens - t0 < GEMM_TOKENS ? n_tokens - t0 : GEMM_TOKENS;          \
+            const uint8_t *x0 = (const uint8_t *)x + (size_t)t0 * x_stride;                        \
+            for (int64_t t = 0; t < nt; t++) {                                                     \
+                acc[t] = _mm512_setzero_ps();                                                      \
+            }                                                                                      \
+            for (int64_t b0 = 0; b0 < nb; b0 += GEMM_BLOCKS) {                                     \
+                const int64_t nbc = nb - b0 < GEMM_BLOCKS ? nb - b0 : GEMM_BLOCKS;                 \
+                for (int64_t j = 0; j < nbc; j++) {                                                \
+                    q6_K_decode(&xr[b0 + j], &u[j]);                                               \
+                }                                                                                  \
+                int64_t t = 0;                                                                     \
+                for (; t + 4 <= nt; t += 4) {                                                      \
+                    const block_q8_K *y0 = (const block_q8_K *)(x0 + (size_t)t * x_stride) + b0;   \
+                    const block_q8_K *y1 = (const block_q8_K *)((const uint8_t *)y0 + x_stride);   \
+                    const block_q8_K *y2 = (const block_q8_K *)((const uint8_t *)y1 + x_stride);   \
+                    const block_q8_K *y3 = (const block_q8_K *)((const uint8_t *)y2 + x_stride);   \
+                    __m512 a0 = acc[t], a1 = acc[t + 1], a2 = acc[t + 2], a3 = acc[t + 3];         \
+                    for (int64_t j = 0; j < nbc; j++) {                                            \
+                        Q6_K_LOAD_DECODED(j);                                                      \
+                        Q6_K_GEMM_STEP(MADD_ACC, &y0[j], &u[j], a0);                               \
+                        Q6_K_GEMM_STEP(MADD_ACC, &y1[j], &u[j], a1);                               \
+                        Q6_K_GEMM_STEP(MADD_ACC, &y2[j], &u[j], a2);                               \
+                        Q6_K_GEMM_STEP(MADD_ACC, &y3[j], &u[j], a3);                               \
+                    }                                                                              \
+                    acc[t] = a0, acc[t + 1] = a1, acc[t + 2] = a2, acc[t + 3] = a3;                \
+                }                                                                                  \
+                for (; t < nt; t++) {                                                              \
+                    const block_q8_K *y0 = (const block_q8_K *)(x0 + (size_t)t * x_stride) + b0;   \
+                    __m512 a0 = acc[t];                                                            \
+                    for (int64_t j = 0; j < nbc; j++) {                                            \
+                        Q6_K_LOAD_DECODED(j);                                                      \
+                        Q6_K_GEMM_STEP(MADD_ACC, &y0[j], &u[j], a0);                               \
+                    }                                                                              \
+                    acc[t] = a0;                                                                   \
+                }                                                                                  \
+            }                                                                                      \
+            for (int64_t t = 0; t < nt; t++) {                                                     \
+                out[(t0 + t) * out_stride + r] = _mm512_reduce_add_ps(acc[t]);                     \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+static void q6_K_gemm_avx512(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                             size_t w_stride, const void *x, size_t x_stride, float *out,
+                             int64_t out_stride){Q6_K_GEMM_BODY(MADD_ACC_PLAIN)}
+
+VNNI_TARGET static void q6_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t n_tokens,
+                                              const void *w, size_t w_stride, const void *x,
+                                              size_t x_stride, float *out, int64_t out_stride) {
+    Q6_K_GEMM_BODY(MADD_ACC_VNNI)
+}
+
 /* ---- registration ---------------------------------------------------------------------------- */
 
 void kernels_fill_avx512(kernel_table *t, bool has_vnni) {
@@ -279,4 +530,6 @@ void kernels_fill_avx512(kernel_table *t, bool has_vnni) {
 
     t->vec_dot[TENSOR_TYPE_Q4_K] = has_vnni ? q4_K_vec_dot_avx512_vnni : q4_K_vec_dot_avx512;
     t->vec_dot[TENSOR_TYPE_Q6_K] = has_vnni ? q6_K_vec_dot_avx512_vnni : q6_K_vec_dot_avx512;
+    t->gemm[TENSOR_TYPE_Q4_K] = has_vnni ? q4_K_gemm_avx512_vnni : q4_K_gemm_avx512;
+    t->gemm[TENSOR_TYPE_Q6_K] = has_vnni ? q6_K_gemm_avx512_vnni : q6_K_gemm_avx512;
 }

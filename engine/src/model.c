@@ -15,9 +15,9 @@
 #include <string.h>
 
 typedef struct arch_info {
-    const char *name;   /* general.architecture and the metadata key prefix */
+    const char *name; /* general.architecture and the metadata key prefix */
     rope_style rope;
-    bool qkv_bias;      /* attn_q/k/v have .bias tensors (required) */
+    bool qkv_bias; /* attn_q/k/v have .bias tensors (required) */
 } arch_info;
 
 static const arch_info architectures[] = {
@@ -105,9 +105,9 @@ static edgelm_status bind_weight(load_ctx *ctx, const char *name, int64_t n_cols
     }
     const tensor_type_traits *traits = tensor_type_get(t->type);
     if (traits == NULL || traits->to_float == NULL ||
-        (needs_vec_dot && (traits->vec_dot == NULL || tensor_type_get(traits->vec_dot_type) ==
-                                                          NULL ||
-                           tensor_type_get(traits->vec_dot_type)->from_float == NULL))) {
+        (needs_vec_dot &&
+         (traits->vec_dot == NULL || tensor_type_get(traits->vec_dot_type) == NULL ||
+          tensor_type_get(traits->vec_dot_type)->from_float == NULL))) {
         return load_fail(ctx, EDGELM_ERR_BAD_TENSOR_TYPE,
                          "tensor '%s': type %s cannot be used here", name,
                          traits ? traits->name : "unknown");
@@ -124,6 +124,7 @@ static edgelm_status bind_weight(load_ctx *ctx, const char *name, int64_t n_cols
     out->data = t->data;
     out->traits = traits;
     out->vec_dot = needs_vec_dot ? tensor_matrix_vec_dot(t->type, n_rows) : NULL;
+    out->gemm = needs_vec_dot ? tensor_matrix_gemm(t->type, n_rows) : NULL;
     out->type = t->type;
     out->n_cols = n_cols;
     out->n_rows = n_rows;
@@ -186,8 +187,8 @@ static edgelm_status read_hparams(load_ctx *ctx, const arch_info *arch) {
     }
     if (hp->n_head % hp->n_head_kv != 0) {
         return load_fail(ctx, EDGELM_ERR_BAD_SHAPE,
-                         "head count %d is not a multiple of the KV head count %d",
-                         (int)hp->n_head, (int)hp->n_head_kv);
+                         "head count %d is not a multiple of the KV head count %d", (int)hp->n_head,
+                         (int)hp->n_head_kv);
     }
     if ((st = read_arch_int(ctx, a, "attention.key_length", hp->n_embd / hp->n_head, 65536,
                             &hp->head_dim)) ||
@@ -329,9 +330,10 @@ edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *par
     {
         const gguf_tensor *embd = gguf_find_tensor(&m->gguf, "token_embd.weight");
         if (embd != NULL && (int64_t)embd->ne[1] != hp->n_vocab) {
-            st = load_fail(&ctx, EDGELM_ERR_BAD_SHAPE,
-                           "token_embd.weight has %" PRIu64 " rows but the vocabulary has %d tokens",
-                           embd->ne[1], (int)hp->n_vocab);
+            st =
+                load_fail(&ctx, EDGELM_ERR_BAD_SHAPE,
+                          "token_embd.weight has %" PRIu64 " rows but the vocabulary has %d tokens",
+                          embd->ne[1], (int)hp->n_vocab);
             goto fail;
         }
     }
@@ -468,7 +470,8 @@ bool edgelm_model_metadata(const edgelm_model *model, int64_t index, const char 
         render_string(kv->value.str, 120, buf, buf_size);
     } else if (kv->type == GGUF_TYPE_ARRAY) {
         const gguf_array *arr = &kv->value.arr;
-        size_t n = (size_t)snprintf(buf, buf_size, "[%s x %" PRIu64 "]", gguf_type_name(arr->elem_type), arr->n);
+        size_t n = (size_t)snprintf(buf, buf_size, "[%s x %" PRIu64 "]",
+                                    gguf_type_name(arr->elem_type), arr->n);
         for (uint64_t i = 0; i < arr->n && i < 4 && n + 40 < buf_size; i++) {
             buf[n++] = i == 0 ? ' ' : ',';
             if (arr->elem_type == GGUF_TYPE_STRING) {
@@ -508,9 +511,7 @@ bool edgelm_model_metadata_string(const edgelm_model *model, const char *key, ch
     return true;
 }
 
-int64_t edgelm_model_n_tensors(const edgelm_model *model) {
-    return (int64_t)model->gguf.n_tensors;
-}
+int64_t edgelm_model_n_tensors(const edgelm_model *model) { return (int64_t)model->gguf.n_tensors; }
 
 bool edgelm_model_tensor(const edgelm_model *model, int64_t index, edgelm_tensor_info *info) {
     if (index < 0 || (uint64_t)index >= model->gguf.n_tensors) {

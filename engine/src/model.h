@@ -24,6 +24,7 @@ typedef struct weight {
     const void *data;
     const tensor_type_traits *traits;
     tensor_vec_dot_fn vec_dot; /* matrices: the dot this matrix uses (tensor_matrix_vec_dot) */
+    tensor_gemm_fn gemm;       /* matrices: its matrix x matrix kernel, or NULL */
     uint32_t type;
     int64_t n_cols;
     int64_t n_rows;
@@ -31,16 +32,16 @@ typedef struct weight {
 } weight;
 
 typedef struct layer_weights {
-    weight attn_norm; /* (n_embd) */
-    weight wq;        /* (n_embd -> n_head * head_dim) */
-    weight wk;        /* (n_embd -> n_head_kv * head_dim) */
-    weight wv;        /* (n_embd -> n_head_kv * head_dim) */
+    weight attn_norm;  /* (n_embd) */
+    weight wq;         /* (n_embd -> n_head * head_dim) */
+    weight wk;         /* (n_embd -> n_head_kv * head_dim) */
+    weight wv;         /* (n_embd -> n_head_kv * head_dim) */
     weight bq, bk, bv; /* optional biases (data NULL when absent) */
-    weight wo;        /* (n_head * head_dim -> n_embd) */
-    weight ffn_norm;  /* (n_embd) */
-    weight ffn_gate;  /* (n_embd -> n_ff) */
-    weight ffn_up;    /* (n_embd -> n_ff) */
-    weight ffn_down;  /* (n_ff -> n_embd) */
+    weight wo;         /* (n_head * head_dim -> n_embd) */
+    weight ffn_norm;   /* (n_embd) */
+    weight ffn_gate;   /* (n_embd -> n_ff) */
+    weight ffn_up;     /* (n_embd -> n_ff) */
+    weight ffn_down;   /* (n_ff -> n_embd) */
 } layer_weights;
 
 typedef struct model_hparams {
@@ -52,7 +53,7 @@ typedef struct model_hparams {
     int32_t n_head_kv;
     int32_t head_dim;
     int32_t n_ff;
-    int32_t n_rot;       /* rope dimension count (<= head_dim, even) */
+    int32_t n_rot; /* rope dimension count (<= head_dim, even) */
     float rope_freq_base;
     float rope_freq_scale; /* 1 / linear scaling factor */
     float rms_eps;
@@ -66,9 +67,9 @@ struct edgelm_model {
     tokenizer *tok;
     model_hparams hp;
     const char *arch_name;
-    weight token_embd;  /* (n_vocab rows of n_embd) */
-    weight output_norm; /* (n_embd) */
-    weight output;      /* (n_embd -> n_vocab); token_embd when tied */
+    weight token_embd;     /* (n_vocab rows of n_embd) */
+    weight output_norm;    /* (n_embd) */
+    weight output;         /* (n_embd -> n_vocab); token_embd when tied */
     layer_weights *layers; /* n_layer entries */
     uint64_t fingerprint;
     uint64_t weight_bytes;

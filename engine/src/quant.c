@@ -18,8 +18,8 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-#include <stddef.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 /* ---- F32 ------------------------------------------------------------------------------------ */
@@ -287,9 +287,7 @@ const tensor_type_traits *tensor_type_get_ref(uint32_t type) {
     return &type_traits[type];
 }
 
-const tensor_type_traits *tensor_type_get(uint32_t type) {
-    return kernels_traits(type);
-}
+const tensor_type_traits *tensor_type_get(uint32_t type) { return kernels_traits(type); }
 
 tensor_vec_dot_fn tensor_matrix_vec_dot(uint32_t type, int64_t n_rows) {
     const tensor_type_traits *t = tensor_type_get(type);
@@ -300,6 +298,14 @@ tensor_vec_dot_fn tensor_matrix_vec_dot(uint32_t type, int64_t n_rows) {
         return kernels_get()->q4_0_repacked_vec_dot;
     }
     return t->vec_dot;
+}
+
+tensor_gemm_fn tensor_matrix_gemm(uint32_t type, int64_t n_rows) {
+    if (tensor_type_get(type) == NULL ||
+        tensor_matrix_vec_dot(type, n_rows) != kernels_get()->vec_dot[type]) {
+        return NULL;
+    }
+    return kernels_get()->gemm[type];
 }
 
 size_t tensor_row_size(uint32_t type, int64_t n) {

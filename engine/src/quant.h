@@ -3,10 +3,10 @@
  *
  * Block structs are byte-compatible with ggml's (ggml-common.h); each is size-checked below.
  * The table's reference functions (quant_ref.h) are the specification; tensor_type_get() hands
- * out the ISA variants selected at run time (kernels.h), which are tested against them. vec_dot(n, x, y) takes x = one row of the weight type and
- * y = the activations already converted to traits->vec_dot_type (Q8_0 for the legacy 32-blocks,
- * Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16/BF16/F32 for the float types), as ggml does, so
- * results track llama.cpp's CPU backend.
+ * out the ISA variants selected at run time (kernels.h), which are tested against them. vec_dot(n,
+ * x, y) takes x = one row of the weight type and y = the activations already converted to
+ * traits->vec_dot_type (Q8_0 for the legacy 32-blocks, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants,
+ * F16/BF16/F32 for the float types), as ggml does, so results track llama.cpp's CPU backend.
  */
 #ifndef EDGELM_QUANT_H
 #define EDGELM_QUANT_H
@@ -160,11 +160,19 @@ typedef void (*tensor_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*tensor_from_float_fn)(const float *src, void *dst, int64_t n);
 /* *s = dot(x, y) over n values; x is of this type, y of vec_dot_type. */
 typedef void (*tensor_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
+/* Matrix x matrix for batched prefill: for r < n_rows and t < n_tokens,
+ *   out[t * out_stride + r] = vec_dot(n, w + r * w_stride, x + t * x_stride)
+ * bit-identical to the vec_dot of the same kernel table (so a prompt evaluated in chunks gives
+ * exactly the logits of one token at a time); faster because each weight block is decoded once
+ * for all the tokens. */
+typedef void (*tensor_gemm_fn)(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                               size_t w_stride, const void *x, size_t x_stride, float *out,
+                               int64_t out_stride);
 
 typedef struct tensor_type_traits {
-    const char *name;     /* "q4_K", as ggml spells it */
-    int64_t block_size;   /* weights per block */
-    size_t type_size;     /* bytes per block */
+    const char *name;   /* "q4_K", as ggml spells it */
+    int64_t block_size; /* weights per block */
+    size_t type_size;   /* bytes per block */
     bool is_quantized;
     tensor_to_float_fn to_float;
     tensor_from_float_fn from_float;
@@ -178,6 +186,9 @@ const tensor_type_traits *tensor_type_get(uint32_t type);
  * llama.cpp's x86 CPU backend repacks Q4_0 matrices whose row count is a multiple of 8 and sums
  * those in another float order, and matching its logits needs the same order. */
 tensor_vec_dot_fn tensor_matrix_vec_dot(uint32_t type, int64_t n_rows);
+/* The matrix x matrix kernel of such a matrix, equal to tensor_matrix_vec_dot row by row and
+ * token by token; NULL when the selected kernels have none for it (then loop the vec_dot). */
+tensor_gemm_fn tensor_matrix_gemm(uint32_t type, int64_t n_rows);
 /* Bytes of a row of n elements (n must be a multiple of the block size); 0 when it is not or
  * the type is unknown. */
 size_t tensor_row_size(uint32_t type, int64_t n);
