@@ -11,6 +11,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #if defined(__clang__)
@@ -275,13 +276,21 @@ VNNI_TARGET
  * so every result is bit-identical to it; only the decoding is shared. The per-token
  * accumulators live in memory between super-block groups, so n and n_tokens are unbounded. */
 
+/* Ask for the next weight row while this one is dotted with every token: rows stream from
+ * memory once per chunk, and the decode would otherwise wait on each line. */
+static inline void prefetch_row(const uint8_t *row, size_t bytes) {
+    for (size_t i = 0; i < bytes; i += 64) {
+        _mm_prefetch((const char *)row + i, _MM_HINT_T0);
+    }
+}
+
 #define GEMM_BLOCKS 16 /* decoded super-blocks per pass (9 KiB for Q4_K): stays in L1 */
 #define GEMM_TOKENS 32 /* tokens whose accumulators are kept at once */
 
 typedef struct q4_K_decoded {
     __m512i q[4];  /* the 256 codes as unpack_chunk64 spreads them, 64 per vector */
     __m512i sc[4]; /* for chunk c, each 16-bit lane's sub-block scale (idx_halves) */
-    __m128i mins;  /* the 8 sub-block mins, 16-bit */
+    __m512i mins;  /* the 8 sub-block mins, 16-bit, repeated in each 128-bit lane */
     float d, dmin;
 } q4_K_decoded;
 
@@ -294,65 +303,74 @@ static inline void q4_K_decode(const block_q4_K *x, q4_K_decoded *u) {
         u->q[c] = unpack_chunk64(x->qs + 32 * c);
         u->sc[c] = _mm512_permutexvar_epi16(idx_halves(2 * c), sc16);
     }
-    u->mins = _mm_cvtepu8_epi16(_mm_set_epi64x(0, (long long)mn));
+    u->mins = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(_mm_set_epi64x(0, (long long)mn)));
     u->d = h2f(x->d);
     u->dmin = h2f(x->dmin);
 }
 
-/* The bsums of nt tokens' super-blocks b0..b0+nbc-1 added in pairs (one per 32-weight sub-block,
- * 16-bit), as k4_min_terms forms them; shared by every row. */
-static inline void q8_K_pair_sums(const uint8_t *x0, size_t x_stride, int64_t nt, int64_t b0,
-                                  int64_t nbc, __m128i pair_sums[GEMM_TOKENS][GEMM_BLOCKS]) {
-    for (int64_t t = 0; t < nt; t++) {
-        const block_q8_K *y = (const block_q8_K *)(x0 + (size_t)t * x_stride) + b0;
+/* What every row reuses of a token group's activations, super-block j, token t: the bsums added
+ * in pairs (one 16-bit sum per 32-weight sub-block, as k4_min_terms forms them) and the scale.
+ * Tokens are padded to a multiple of 4 with copies of the last one. */
+typedef struct q8_K_shared {
+    __m128i pair_sums[GEMM_BLOCKS][GEMM_TOKENS];
+    float d[GEMM_BLOCKS][GEMM_TOKENS];
+} q8_K_shared;
+
+static inline void q8_K_share(const uint8_t *x0, size_t x_stride, int64_t nt, int64_t b0,
+                              int64_t nbc, q8_K_shared *sh) {
+    for (int64_t t = 0; t < ((nt + 3) & ~3); t++) {
+        const int64_t src = t < nt ? t : nt - 1;
+        const block_q8_K *y = (const block_q8_K *)(x0 + (size_t)src * x_stride) + b0;
         for (int64_t j = 0; j < nbc; j++) {
-            pair_sums[t][j] = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[j].bsums),
-                                             _mm_loadu_si128((const __m128i *)(y[j].bsums + 8)));
+            sh->pair_sums[j][t] =
+                _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[j].bsums),
+                               _mm_loadu_si128((const __m128i *)(y[j].bsums + 8)));
+            sh->d[j][t] = y[j].d;
         }
     }
 }
-
-/* One (token, super-block) step of the gemm: y the token's Q8_K block, u the decoded weights.
- * The vec_dot's sum0 takes chunks 0 and 2, sum1 chunks 1 and 3; integer sums are exact, so only
- * the float steps (d, dmin, the two fmadds) must, and do, follow Q4_K_DOT_BODY. */
-#define Q4_K_GEMM_STEP(MADD_ACC, y, b01, u, a, am)                                                 \
-    do {                                                                                           \
-        const float d_ = (y)->d * (u)->d;                                                          \
-        const float dmin_ = (y)->d * (u)->dmin;                                                    \
-        (am) = _mm_fmadd_ps(_mm_set1_ps(dmin_), _mm_cvtepi32_ps(_mm_madd_epi16(b01, (u)->mins)),   \
-                            (am));                                                                 \
-        const __m512i *q8_ = (const __m512i *)(y)->qs;                                             \
-        __m512i s0_ = MADD_ACC(_mm512_setzero_si512(),                                             \
-                               _mm512_maddubs_epi16(uq0, _mm512_loadu_si512(q8_)), us0);           \
-        __m512i s1_ = MADD_ACC(_mm512_setzero_si512(),                                             \
-                               _mm512_maddubs_epi16(uq1, _mm512_loadu_si512(q8_ + 1)), us1);       \
-        s0_ = MADD_ACC(s0_, _mm512_maddubs_epi16(uq2, _mm512_loadu_si512(q8_ + 2)), us2);          \
-        s1_ = MADD_ACC(s1_, _mm512_maddubs_epi16(uq3, _mm512_loadu_si512(q8_ + 3)), us3);          \
-        (a) = _mm512_fmadd_ps(_mm512_set1_ps(d_), _mm512_cvtepi32_ps(_mm512_add_epi32(s0_, s1_)),  \
-                              (a));                                                                \
-    } while (0)
 
 #define Q4_K_LOAD_DECODED(j)                                                                       \
     const __m512i uq0 = u[j].q[0], uq1 = u[j].q[1], uq2 = u[j].q[2], uq3 = u[j].q[3];              \
     const __m512i us0 = u[j].sc[0], us1 = u[j].sc[1], us2 = u[j].sc[2], us3 = u[j].sc[3]
 
+/* One (token, super-block) step: yd the token's scale, q8 its codes. The vec_dot's sum0 takes
+ * chunks 0 and 2, sum1 chunks 1 and 3, then adds them; integer sums are exact, so one chain gives
+ * the same lanes, and the float steps (d, the fmadd) follow Q4_K_DOT_BODY. */
+#define Q4_K_GEMM_STEP(MADD_ACC, yd, q8, ud, a)                                                    \
+    do {                                                                                           \
+        const float d_ = (yd) * (ud);                                                              \
+        const __m512i *q8_ = (const __m512i *)(q8);                                                \
+        __m512i s_ = _mm512_madd_epi16(_mm512_maddubs_epi16(uq0, _mm512_loadu_si512(q8_)), us0);   \
+        s_ = MADD_ACC(s_, _mm512_maddubs_epi16(uq1, _mm512_loadu_si512(q8_ + 1)), us1);            \
+        s_ = MADD_ACC(s_, _mm512_maddubs_epi16(uq2, _mm512_loadu_si512(q8_ + 2)), us2);            \
+        s_ = MADD_ACC(s_, _mm512_maddubs_epi16(uq3, _mm512_loadu_si512(q8_ + 3)), us3);            \
+        (a) = _mm512_fmadd_ps(_mm512_set1_ps(d_), _mm512_cvtepi32_ps(s_), (a));                    \
+    } while (0)
+
 /* Tokens go four at a time with their accumulators in registers, so each decoded super-block is
- * loaded once per four tokens; the per-token accumulators live in memory between super-block
- * groups, so n and n_tokens are unbounded. */
+ * loaded once per four tokens. The four tokens' mins terms share one 512-bit vector, token t in
+ * 128-bit lane t, each lane doing exactly the vec_dot's 4-lane mins arithmetic. Accumulators live
+ * in memory between super-block groups, so n and n_tokens are unbounded. */
 #define Q4_K_GEMM_BODY(MADD_ACC)                                                                   \
     q4_K_decoded u[GEMM_BLOCKS];                                                                   \
-    __m128i pair_sums[GEMM_TOKENS][GEMM_BLOCKS];                                                   \
+    q8_K_shared sh;                                                                                \
     __m512 acc[GEMM_TOKENS];                                                                       \
-    __m128 acc_m[GEMM_TOKENS];                                                                     \
+    __m512 acc_m[GEMM_TOKENS / 4];                                                                 \
+    const __m512i spread4 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);      \
     const int64_t nb = n / QK_K;                                                                   \
     for (int64_t r = 0; r < n_rows; r++) {                                                         \
         const block_q4_K *xr = (const block_q4_K *)((const uint8_t *)w + (size_t)r * w_stride);    \
+        if (r + 1 < n_rows) {                                                                      \
+            prefetch_row((const uint8_t *)xr + w_stride, w_stride);                                \
+        }                                                                                          \
         for (int64_t t0 = 0; t0 < n_tokens; t0 += GEMM_TOKENS) {                                   \
             const int64_t nt = n_tokens - t0 < GEMM_TOKENS ? n_tokens - t0 : GEMM_TOKENS;          \
+            const int64_t nt4 = (nt + 3) & ~(int64_t)3;                                            \
             const uint8_t *x0 = (const uint8_t *)x + (size_t)t0 * x_stride;                        \
-            for (int64_t t = 0; t < nt; t++) {                                                     \
+            for (int64_t t = 0; t < nt4; t++) {                                                    \
                 acc[t] = _mm512_setzero_ps();                                                      \
-                acc_m[t] = _mm_setzero_ps();                                                       \
+                acc_m[t / 4] = _mm512_setzero_ps();                                                \
             }                                                                                      \
             for (int64_t b0 = 0; b0 < nb; b0 += GEMM_BLOCKS) {                                     \
                 const int64_t nbc = nb - b0 < GEMM_BLOCKS ? nb - b0 : GEMM_BLOCKS;                 \
@@ -360,41 +378,40 @@ static inline void q8_K_pair_sums(const uint8_t *x0, size_t x_stride, int64_t nt
                     q4_K_decode(&xr[b0 + j], &u[j]);                                               \
                 }                                                                                  \
                 if (r == 0 || nb > GEMM_BLOCKS || n_tokens > GEMM_TOKENS) {                        \
-                    q8_K_pair_sums(x0, x_stride, nt, b0, nbc, pair_sums);                          \
+                    q8_K_share(x0, x_stride, nt, b0, nbc, &sh);                                    \
                 }                                                                                  \
-                int64_t t = 0;                                                                     \
-                for (; t + 4 <= nt; t += 4) {                                                      \
-                    const block_q8_K *y0 = (const block_q8_K *)(x0 + (size_t)t * x_stride) + b0;   \
-                    const block_q8_K *y1 = (const block_q8_K *)((const uint8_t *)y0 + x_stride);   \
-                    const block_q8_K *y2 = (const block_q8_K *)((const uint8_t *)y1 + x_stride);   \
-                    const block_q8_K *y3 = (const block_q8_K *)((const uint8_t *)y2 + x_stride);   \
+                for (int64_t t = 0; t < nt4; t += 4) {                                             \
+                    const uint8_t *y0 = x0 + (size_t)(t < nt ? t : nt - 1) * x_stride;             \
+                    const uint8_t *y1 = x0 + (size_t)(t + 1 < nt ? t + 1 : nt - 1) * x_stride;     \
+                    const uint8_t *y2 = x0 + (size_t)(t + 2 < nt ? t + 2 : nt - 1) * x_stride;     \
+                    const uint8_t *y3 = x0 + (size_t)(t + 3 < nt ? t + 3 : nt - 1) * x_stride;     \
                     __m512 a0 = acc[t], a1 = acc[t + 1], a2 = acc[t + 2], a3 = acc[t + 3];         \
-                    __m128 m0 = acc_m[t], m1 = acc_m[t + 1], m2 = acc_m[t + 2], m3 = acc_m[t + 3]; \
+                    __m512 am = acc_m[t / 4];                                                      \
                     for (int64_t j = 0; j < nbc; j++) {                                            \
                         Q4_K_LOAD_DECODED(j);                                                      \
-                        Q4_K_GEMM_STEP(MADD_ACC, &y0[j], pair_sums[t + 0][j], &u[j], a0, m0);      \
-                        Q4_K_GEMM_STEP(MADD_ACC, &y1[j], pair_sums[t + 1][j], &u[j], a1, m1);      \
-                        Q4_K_GEMM_STEP(MADD_ACC, &y2[j], pair_sums[t + 2][j], &u[j], a2, m2);      \
-                        Q4_K_GEMM_STEP(MADD_ACC, &y3[j], pair_sums[t + 3][j], &u[j], a3, m3);      \
+                        const __m512 dmin4 = _mm512_mul_ps(                                        \
+                            _mm512_permutexvar_ps(                                                 \
+                                spread4, _mm512_castps128_ps512(_mm_loadu_ps(&sh.d[j][t]))),       \
+                            _mm512_set1_ps(u[j].dmin));                                            \
+                        const __m512i mins4 = _mm512_madd_epi16(                                   \
+                            _mm512_loadu_si512((const void *)&sh.pair_sums[j][t]), u[j].mins);     \
+                        am = _mm512_fmadd_ps(dmin4, _mm512_cvtepi32_ps(mins4), am);                \
+                        const size_t o = (size_t)(b0 + j) * sizeof(block_q8_K);                    \
+                        const size_t oq = o + offsetof(block_q8_K, qs);                            \
+                        Q4_K_GEMM_STEP(MADD_ACC, sh.d[j][t], y0 + oq, u[j].d, a0);                 \
+                        Q4_K_GEMM_STEP(MADD_ACC, sh.d[j][t + 1], y1 + oq, u[j].d, a1);             \
+                        Q4_K_GEMM_STEP(MADD_ACC, sh.d[j][t + 2], y2 + oq, u[j].d, a2);             \
+                        Q4_K_GEMM_STEP(MADD_ACC, sh.d[j][t + 3], y3 + oq, u[j].d, a3);             \
                     }                                                                              \
                     acc[t] = a0, acc[t + 1] = a1, acc[t + 2] = a2, acc[t + 3] = a3;                \
-                    acc_m[t] = m0, acc_m[t + 1] = m1, acc_m[t + 2] = m2, acc_m[t + 3] = m3;        \
-                }                                                                                  \
-                for (; t < nt; t++) {                                                              \
-                    const block_q8_K *y0 = (const block_q8_K *)(x0 + (size_t)t * x_stride) + b0;   \
-                    __m512 a0 = acc[t];                                                            \
-                    __m128 m0 = acc_m[t];                                                          \
-                    for (int64_t j = 0; j < nbc; j++) {                                            \
-                        Q4_K_LOAD_DECODED(j);                                                      \
-                        Q4_K_GEMM_STEP(MADD_ACC, &y0[j], pair_sums[t][j], &u[j], a0, m0);          \
-                    }                                                                              \
-                    acc[t] = a0;                                                                   \
-                    acc_m[t] = m0;                                                                 \
+                    acc_m[t / 4] = am;                                                             \
                 }                                                                                  \
             }                                                                                      \
             for (int64_t t = 0; t < nt; t++) {                                                     \
+                float m[16];                                                                       \
+                _mm512_storeu_ps(m, acc_m[t / 4]);                                                 \
                 out[(t0 + t) * out_stride + r] =                                                   \
-                    _mm512_reduce_add_ps(acc[t]) - hsum_float_4(acc_m[t]);                         \
+                    _mm512_reduce_add_ps(acc[t]) - hsum_float_4(_mm_loadu_ps(m + 4 * (t % 4)));    \
             }                                                                                      \
         }                                                                                          \
     }
@@ -464,6 +481,9 @@ static inline void q6_K_decode(const block_q6_K *x, q6_K_decoded *u) {
     const int64_t nb = n / QK_K;                                                                   \
     for (int64_t r = 0; r < n_rows; r++) {                                                         \
         const block_q6_K *xr = (const block_q6_K *)((const uint8_t *)w + (size_t)r * w_stride);    \
+        if (r + 1 < n_rows) {                                                                      \
+            prefetch_row((const uint8_t *)xr + w_stride, w_stride);                                \
+        }                                                                                          \
         for (int64_t t0 = 0; t0 < n_tokens; t0 += GEMM_TOKENS) {                                   \
             const int64_t nt = n_tokens - t0 < GEMM_TOKENS ? n_tokens - t0 : GEMM_TOKENS;          \
             const uint8_t *x0 = (const uint8_t *)x + (size_t)t0 * x_stride;                        \
