@@ -22,9 +22,6 @@
  * chunk is dotted with it. */
 #define MATMUL_TILE_BYTES 16384
 #define MATMUL_TILE_MAX_ROWS 16
-/* Positions whose K.q dots are computed together: one SIMD lane per position, so each dot keeps
- * its own sequential double sum (the order of one position at a time) and still vectorizes. */
-#define ATTN_BLOCK 16
 
 /* ---- parallel matrix x matrix ---------------------------------------------------------------- */
 
@@ -208,10 +205,6 @@ static void rope_apply(const model_hparams *hp, const float *cos_v, const float 
 
 /* ---- attention ------------------------------------------------------------------------------- */
 
-static size_t attention_scratch_floats(const model_hparams *hp) {
-    return (size_t)(2 + ATTN_BLOCK) * (size_t)hp->head_dim;
-}
-
 typedef struct attention_job {
     forward_state *fs;
     const kernel_table *kernels;
@@ -220,9 +213,8 @@ typedef struct attention_job {
     int32_t n_tokens; /* token t attends to positions 0..pos0+t */
 } attention_job;
 
-/* One (head, token) item: the flash-attention output of head h for token t. scratch holds
- * (2 + ATTN_BLOCK) * head_dim floats of this thread. */
-static void attention_head(const attention_job *job, int h, int32_t t, float *scratch) {
+/* One (head, token) item: the flash-attention output of head h for token t. */
+static void attention_head(const attention_job *job, int h, int32_t t) {
     forward_state *fs = job->fs;
     const kernel_table *kt = job->kernels;
     const model_hparams *hp = &fs->model->hp;
@@ -234,14 +226,11 @@ static void attention_head(const attention_job *job, int h, int32_t t, float *sc
     const size_t off = (size_t)t * q_dim + (size_t)h * head_dim;
     const int kv_off = (h / group) * head_dim;
     float *out = fs->att + off;
-    float *q = scratch;                  /* (head_dim) the f16 query, exactly, as floats */
-    float *k_row = scratch + head_dim;   /* (head_dim) one key */
-    float *k_t = scratch + 2 * head_dim; /* (head_dim, ATTN_BLOCK) a block of keys, transposed */
-    kt->fp16_to_fp32_row(fs->q16 + off, q, head_dim);
     /* ggml's CPU flash attention with an F16 V cache: the running output is kept in F16 and
      * rounded after every rescale and every fma (ggml_vec_scale_f16 / ggml_vec_mad_f16, here
-     * f16_scale_row / f16_mad_row), the running sum S in float; the K.q dot (ggml_vec_dot_f16,
-     * head_dim < 64: all leftovers) sums float products in double, position by position.
+     * f16_scale_row / f16_mad_row), the running sum S in float; the K.q dot is ggml_vec_dot_f16
+     * (the table's f16_dot: 16-lane float accumulators over the first multiple of 64, the rest
+     * of the products summed in double), on the F16 key row and the F16 query as stored.
      * Matching this matters even for F32 weights (1e-3). */
     fp16_t *acc = fs->o16 + off;
     float max_score = -INFINITY;
@@ -249,43 +238,23 @@ static void attention_head(const attention_job *job, int h, int32_t t, float *sc
     for (int i = 0; i < head_dim; i++) {
         acc[i] = 0;
     }
-    for (int32_t p0 = 0; p0 < n_pos; p0 += ATTN_BLOCK) {
-        const int n_block = n_pos - p0 < ATTN_BLOCK ? (int)(n_pos - p0) : ATTN_BLOCK;
-        for (int j = 0; j < n_block; j++) {
-            kt->fp16_to_fp32_row(kv_cache_k(&fs->cache, job->layer, p0 + j) + kv_off, k_row,
-                                 head_dim);
-            for (int i = 0; i < head_dim; i++) {
-                k_t[i * ATTN_BLOCK + j] = k_row[i];
-            }
+    const fp16_t *q16 = fs->q16 + off;
+    for (int32_t p = 0; p < n_pos; p++) {
+        float dot;
+        kt->f16_dot(head_dim, &dot, kv_cache_k(&fs->cache, job->layer, p) + kv_off, q16);
+        const float score = dot * scale;
+        const fp16_t *v = kv_cache_v(&fs->cache, job->layer, p) + kv_off;
+        float ms = 1.0f; /* rescale of the old output and sum when the max grows */
+        float vs = 1.0f; /* weight of this position, expf(score - max) */
+        if (score > max_score) {
+            ms = expf(max_score - score);
+            max_score = score;
+            kt->f16_scale_row(acc, ms, head_dim);
+        } else {
+            vs = expf(score - max_score);
         }
-        for (int j = n_block; j < ATTN_BLOCK; j++) {
-            for (int i = 0; i < head_dim; i++) {
-                k_t[i * ATTN_BLOCK + j] = 0.0f; /* unused lanes: keep them finite and defined */
-            }
-        }
-        double dot[ATTN_BLOCK] = {0.0};
-        for (int i = 0; i < head_dim; i++) {
-            const float qi = q[i];
-            const float *col = k_t + i * ATTN_BLOCK;
-            for (int j = 0; j < ATTN_BLOCK; j++) {
-                dot[j] += (double)(qi * col[j]);
-            }
-        }
-        for (int j = 0; j < n_block; j++) {
-            const float score = (float)dot[j] * scale;
-            const fp16_t *v = kv_cache_v(&fs->cache, job->layer, p0 + j) + kv_off;
-            float ms = 1.0f; /* rescale of the old output and sum when the max grows */
-            float vs = 1.0f; /* weight of this position, expf(score - max) */
-            if (score > max_score) {
-                ms = expf(max_score - score);
-                max_score = score;
-                kt->f16_scale_row(acc, ms, head_dim);
-            } else {
-                vs = expf(score - max_score);
-            }
-            kt->f16_mad_row(acc, v, vs, head_dim);
-            sum = fmaf(sum, ms, vs);
-        }
+        kt->f16_mad_row(acc, v, vs, head_dim);
+        sum = fmaf(sum, ms, vs);
     }
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     kt->fp16_to_fp32_row(acc, out, head_dim);
@@ -301,11 +270,10 @@ static void attention_worker(void *arg, int ith, int nth) {
     const attention_job *job = arg;
     const model_hparams *hp = &job->fs->model->hp;
     const int64_t n_items = (int64_t)hp->n_head * job->n_tokens;
-    float *scratch = job->fs->attn_scratch + (size_t)ith * attention_scratch_floats(hp);
     int64_t begin, end;
     thread_pool_range(n_items, ith, nth, &begin, &end);
     for (int64_t j = begin; j < end; j++) {
-        attention_head(job, (int)(j / job->n_tokens), (int32_t)(j % job->n_tokens), scratch);
+        attention_head(job, (int)(j / job->n_tokens), (int32_t)(j % job->n_tokens));
     }
 }
 
@@ -485,12 +453,6 @@ edgelm_status forward_init(forward_state *fs, const edgelm_model *model, uint32_
     if (st != EDGELM_OK) {
         goto fail;
     }
-    fs->attn_scratch =
-        calloc((size_t)thread_pool_size(fs->pool) * attention_scratch_floats(hp), sizeof(float));
-    if (fs->attn_scratch == NULL) {
-        st = EDGELM_ERR_OUT_OF_MEMORY;
-        goto fail;
-    }
     return EDGELM_OK;
 fail:
     forward_free(fs);
@@ -507,7 +469,6 @@ void forward_free(forward_state *fs) {
     free(fs->logits);
     free(fs->q16);
     free(fs->o16);
-    free(fs->attn_scratch);
     for (int i = 0; i < 3; i++) {
         free(fs->act[i]);
     }

@@ -40,8 +40,7 @@ typedef struct forward_state {
     uint8_t *act[3]; /* activations converted to a vec_dot_type, one slot per distinct type:
                       * n_chunk_max rows of at most act_row_bytes each */
     size_t act_row_bytes;
-    float *attn_scratch; /* (n_threads, (2 + 16) * head_dim) per-thread attention scratch */
-    float *logits;       /* (n_vocab) of the last token evaluated with want_logits */
+    float *logits; /* (n_vocab) of the last token evaluated with want_logits */
 } forward_state;
 
 /* Bytes of scratch and cache forward_init allocates for n_ctx (besides a few KiB per thread). */
