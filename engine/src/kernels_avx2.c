@@ -601,6 +601,180 @@ static void q2_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
     *s = hsum_float_8(acc) - hsum_float_8(acc_m);
 }
 
+/* ---- K-quant matrix x matrix (batched prefill; driver in kernels_common.h) -------------------
+ *
+ * The decoded super-block holds what the vec_dots above rebuild for every token (codes split into
+ * nibbles, scales widened and broadcast), so per token only the multiplies remain. The step
+ * functions repeat the vec_dots' float operations in order on the same exact integer sums. */
+
+typedef struct q4_K_decoded_avx2 {
+    __m256i lo[4], hi[4]; /* chunk c: codes of sub-blocks 2c (low nibbles) and 2c + 1 */
+    __m256i sc[8];        /* sub-block scales, broadcast to 16-bit lanes */
+    __m128i mins;         /* the 8 mins, 16-bit */
+    float d, dmin;
+} q4_K_decoded_avx2;
+
+typedef struct k_acc_avx2 {
+    __m256 acc;
+    __m128 acc_m;
+} k_acc_avx2;
+
+static inline void q4_K_decode_avx2(const block_q4_K *x, q4_K_decoded_avx2 *u) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    uint8_t sc[8], mn[8];
+    k4_scales_mins(x->scales, sc, mn);
+    for (int c = 0; c < QK_K / 64; c++) {
+        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * c));
+        u->lo[c] = _mm256_and_si256(q4, m4);
+        u->hi[c] = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+    }
+    for (int j = 0; j < 8; j++) {
+        u->sc[j] = _mm256_set1_epi16((short)sc[j]);
+    }
+    uint64_t m;
+    memcpy(&m, mn, sizeof m);
+    u->mins = _mm_cvtepu8_epi16(_mm_set_epi64x(0, (long long)m));
+    u->d = h2f(x->d);
+    u->dmin = h2f(x->dmin);
+}
+
+static inline void q4_K_step_avx2(const q4_K_decoded_avx2 *u, const block_q8_K *y, k_acc_avx2 *a) {
+    const float dmin = y->d * u->dmin;
+    const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y->bsums),
+                                         _mm_loadu_si128((const __m128i *)(y->bsums + 8)));
+    a->acc_m =
+        _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(pairs, u->mins)), a->acc_m);
+    const float d = y->d * u->d;
+    __m256i sum0 = _mm256_setzero_si256();
+    __m256i sum1 = _mm256_setzero_si256();
+    for (int c = 0; c < QK_K / 64; c++) {
+        const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y->qs + 64 * c));
+        const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y->qs + 64 * c + 32));
+        sum0 = _mm256_add_epi32(
+            sum0, _mm256_madd_epi16(_mm256_maddubs_epi16(u->lo[c], y0), u->sc[2 * c]));
+        sum1 = _mm256_add_epi32(
+            sum1, _mm256_madd_epi16(_mm256_maddubs_epi16(u->hi[c], y1), u->sc[2 * c + 1]));
+    }
+    a->acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)),
+                             a->acc);
+}
+
+/* q4_K_step_avx2 for two tokens, each decoded vector loaded once for both. */
+static inline void q4_K_step2_avx2(const q4_K_decoded_avx2 *u, const block_q8_K *ya,
+                                   const block_q8_K *yb, k_acc_avx2 *a, k_acc_avx2 *b) {
+    const __m128i mins = u->mins;
+    const float dmin_a = ya->d * u->dmin, dmin_b = yb->d * u->dmin;
+    const __m128i pairs_a = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)ya->bsums),
+                                           _mm_loadu_si128((const __m128i *)(ya->bsums + 8)));
+    const __m128i pairs_b = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
+                                           _mm_loadu_si128((const __m128i *)(yb->bsums + 8)));
+    a->acc_m =
+        _mm_fmadd_ps(_mm_set1_ps(dmin_a), _mm_cvtepi32_ps(_mm_madd_epi16(pairs_a, mins)), a->acc_m);
+    b->acc_m =
+        _mm_fmadd_ps(_mm_set1_ps(dmin_b), _mm_cvtepi32_ps(_mm_madd_epi16(pairs_b, mins)), b->acc_m);
+    __m256i sa = _mm256_setzero_si256(), sb = _mm256_setzero_si256();
+    for (int c = 0; c < QK_K / 64; c++) {
+        const __m256i lo = u->lo[c], hi = u->hi[c];
+        const __m256i s_lo = u->sc[2 * c], s_hi = u->sc[2 * c + 1];
+        const __m256i *qa = (const __m256i *)(ya->qs + 64 * c);
+        const __m256i *qb = (const __m256i *)(yb->qs + 64 * c);
+        sa = _mm256_add_epi32(
+            sa, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(qa)), s_lo));
+        sb = _mm256_add_epi32(
+            sb, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(qb)), s_lo));
+        sa = _mm256_add_epi32(
+            sa, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256(qa + 1)), s_hi));
+        sb = _mm256_add_epi32(
+            sb, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256(qb + 1)), s_hi));
+    }
+    a->acc = _mm256_fmadd_ps(_mm256_set1_ps(ya->d * u->d), _mm256_cvtepi32_ps(sa), a->acc);
+    b->acc = _mm256_fmadd_ps(_mm256_set1_ps(yb->d * u->d), _mm256_cvtepi32_ps(sb), b->acc);
+}
+
+static inline float k_finish_avx2(const k_acc_avx2 *a) {
+    return hsum_float_8(a->acc) - hsum_float_4(a->acc_m);
+}
+
+KC_DEFINE_GEMM(q4_K_gemm_avx2, block_q4_K, q4_K_decoded_avx2, k_acc_avx2, q4_K_decode_avx2,
+               q4_K_step_avx2, q4_K_step2_avx2, k_finish_avx2)
+
+typedef struct q6_K_decoded_avx2 {
+    __m256i c[8];     /* half h, quarter k at 4h + k: unsigned codes 0..63 */
+    __m256i scale[8]; /* the matching scale pair (scale_pair_v) */
+    __m256i sc16;     /* the 16 group scales, 16-bit, for the -32 offset */
+    float d;
+} q6_K_decoded_avx2;
+
+static inline void q6_K_decode_avx2(const block_q6_K *x, q6_K_decoded_avx2 *u) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m30 = _mm256_set1_epi8(0x30);
+    u->sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+    for (int h = 0; h < QK_K / 128; h++) {
+        const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h));
+        const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h + 32));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
+        u->c[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, m4),
+                                      _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+        u->c[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                          _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+        u->c[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                          _mm256_and_si256(qh, m30));
+        u->c[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                          _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+        for (int k = 0; k < 4; k++) {
+            u->scale[4 * h + k] = scale_pair_v(u->sc16, 4 * h + k);
+        }
+    }
+    u->d = h2f(x->d);
+}
+
+static inline void q6_K_step_avx2(const q6_K_decoded_avx2 *u, const block_q8_K *y, __m256 *acc) {
+    const float d = y->d * u->d;
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+    __m256i sum[2] = {_mm256_sub_epi32(_mm256_setzero_si256(),
+                                       _mm256_slli_epi32(_mm256_madd_epi16(bs, u->sc16), 5)),
+                      _mm256_setzero_si256()};
+    for (int i = 0; i < 8; i++) {
+        const __m256i p =
+            _mm256_maddubs_epi16(u->c[i], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * i)));
+        sum[i & 1] = _mm256_add_epi32(sum[i & 1], _mm256_madd_epi16(p, u->scale[i]));
+    }
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(sum[0], sum[1])),
+                           *acc);
+}
+
+/* q6_K_step_avx2 for two tokens, each decoded vector loaded once for both. */
+static inline void q6_K_step2_avx2(const q6_K_decoded_avx2 *u, const block_q8_K *ya,
+                                   const block_q8_K *yb, __m256 *acc_a, __m256 *acc_b) {
+    const __m256i sc16 = u->sc16;
+    __m256i sa = _mm256_sub_epi32(
+        _mm256_setzero_si256(),
+        _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)ya->bsums), sc16),
+                          5));
+    __m256i sb = _mm256_sub_epi32(
+        _mm256_setzero_si256(),
+        _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yb->bsums), sc16),
+                          5));
+    for (int i = 0; i < 8; i++) {
+        const __m256i c = u->c[i], scale = u->scale[i];
+        sa = _mm256_add_epi32(
+            sa, _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(c, _mm256_loadu_si256((const __m256i *)(ya->qs + 32 * i))),
+                    scale));
+        sb = _mm256_add_epi32(
+            sb, _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(c, _mm256_loadu_si256((const __m256i *)(yb->qs + 32 * i))),
+                    scale));
+    }
+    *acc_a = _mm256_fmadd_ps(_mm256_set1_ps(ya->d * u->d), _mm256_cvtepi32_ps(sa), *acc_a);
+    *acc_b = _mm256_fmadd_ps(_mm256_set1_ps(yb->d * u->d), _mm256_cvtepi32_ps(sb), *acc_b);
+}
+
+static inline float q6_K_finish_avx2(const __m256 *acc) { return hsum_float_8(*acc); }
+
+KC_DEFINE_GEMM(q6_K_gemm_avx2, block_q6_K, q6_K_decoded_avx2, __m256, q6_K_decode_avx2,
+               q6_K_step_avx2, q6_K_step2_avx2, q6_K_finish_avx2)
+
 /* ---- registration ---------------------------------------------------------------------------- */
 
 void kernels_fill_avx2(kernel_table *t) {
@@ -628,4 +802,6 @@ void kernels_fill_avx2(kernel_table *t) {
     t->vec_dot[TENSOR_TYPE_Q4_K] = q4_K_vec_dot_avx2;
     t->vec_dot[TENSOR_TYPE_Q5_K] = q5_K_vec_dot_avx2;
     t->vec_dot[TENSOR_TYPE_Q6_K] = q6_K_vec_dot_avx2;
+    t->gemm[TENSOR_TYPE_Q4_K] = q4_K_gemm_avx2;
+    t->gemm[TENSOR_TYPE_Q6_K] = q6_K_gemm_avx2;
 }

@@ -10,7 +10,9 @@
 #include "quant.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* One 32-value Q8 block: *d = amax / 127 (unrounded), qs = roundf(x / d); returns the sum of
  * the codes (for Q8_1's s). */
@@ -47,6 +49,81 @@ static inline int kc_q8_K_first_max(const float *x, float amax) {
         first++;
     }
     return first;
+}
+
+/* ---- matrix x matrix driver ----------------------------------------------------------------
+ *
+ * KC_DEFINE_GEMM(name, block_t, decoded_t, acc_t, decode, step, step2, finish) defines a
+ * tensor_gemm_fn `name` for a K-quant weight type (block_t, QK_K weights per block) against Q8_K
+ * activations. Each weight row is decoded once per group of KC_GEMM_BLOCKS super-blocks
+ * (decode(const block_t *, decoded_t *)) and then dotted with every token of the group
+ * (step(const decoded_t *, const block_q8_K *, acc_t *) for one super-block, in order; tokens
+ * go in pairs through step2(u, y0, y1, acc0, acc1), which does step for both and may share the
+ * loads of the decoded block), so the decoding is shared by all tokens. acc_t starts zeroed;
+ * finish(const acc_t *) gives the result. When step and finish do the vec_dot's float operations in
+ * its order, the results are bit-identical to it. Accumulators wait in memory between super-block
+ * groups, so n and n_tokens are unbounded. */
+#define KC_GEMM_BLOCKS 16 /* decoded super-blocks per pass: a few KiB, stays in L1 */
+#define KC_GEMM_TOKENS 32 /* tokens whose accumulators are kept at once */
+
+#define KC_DEFINE_GEMM(name, block_t, decoded_t, acc_t, decode, step, step2, finish)               \
+    static void name(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w, size_t w_stride,  \
+                     const void *x, size_t x_stride, float *out, int64_t out_stride) {             \
+        decoded_t u[KC_GEMM_BLOCKS];                                                               \
+        acc_t acc[KC_GEMM_TOKENS];                                                                 \
+        const int64_t nb = n / QK_K;                                                               \
+        for (int64_t r = 0; r < n_rows; r++) {                                                     \
+            const block_t *xr = (const block_t *)((const uint8_t *)w + (size_t)r * w_stride);      \
+            if (r + 1 < n_rows) {                                                                  \
+                kc_prefetch_row((const uint8_t *)xr + w_stride, w_stride);                         \
+            }                                                                                      \
+            for (int64_t t0 = 0; t0 < n_tokens; t0 += KC_GEMM_TOKENS) {                            \
+                const int64_t nt =                                                                 \
+                    n_tokens - t0 < KC_GEMM_TOKENS ? n_tokens - t0 : KC_GEMM_TOKENS;               \
+                memset(acc, 0, sizeof acc);                                                        \
+                for (int64_t b0 = 0; b0 < nb; b0 += KC_GEMM_BLOCKS) {                              \
+                    const int64_t nbc = nb - b0 < KC_GEMM_BLOCKS ? nb - b0 : KC_GEMM_BLOCKS;       \
+                    for (int64_t j = 0; j < nbc; j++) {                                            \
+                        decode(&xr[b0 + j], &u[j]);                                                \
+                    }                                                                              \
+                    int64_t t = 0;                                                                 \
+                    for (; t + 2 <= nt; t += 2) {                                                  \
+                        const block_q8_K *y0 = (const block_q8_K *)((const uint8_t *)x +           \
+                                                                    (size_t)(t0 + t) * x_stride) + \
+                                               b0;                                                 \
+                        const block_q8_K *y1 =                                                     \
+                            (const block_q8_K *)((const uint8_t *)y0 + x_stride);                  \
+                        acc_t a0 = acc[t], a1 = acc[t + 1];                                        \
+                        for (int64_t j = 0; j < nbc; j++) {                                        \
+                            step2(&u[j], &y0[j], &y1[j], &a0, &a1);                                \
+                        }                                                                          \
+                        acc[t] = a0;                                                               \
+                        acc[t + 1] = a1;                                                           \
+                    }                                                                              \
+                    for (; t < nt; t++) {                                                          \
+                        const block_q8_K *y = (const block_q8_K *)((const uint8_t *)x +            \
+                                                                   (size_t)(t0 + t) * x_stride) +  \
+                                              b0;                                                  \
+                        acc_t a = acc[t];                                                          \
+                        for (int64_t j = 0; j < nbc; j++) {                                        \
+                            step(&u[j], &y[j], &a);                                                \
+                        }                                                                          \
+                        acc[t] = a;                                                                \
+                    }                                                                              \
+                }                                                                                  \
+                for (int64_t t = 0; t < nt; t++) {                                                 \
+                    out[(t0 + t) * out_stride + r] = finish(&acc[t]);                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+/* Ask for the next weight row while this one is dotted with every token: rows stream from memory
+ * once per chunk, and the decode would otherwise wait on each line. */
+static inline void kc_prefetch_row(const uint8_t *row, size_t bytes) {
+    for (size_t i = 0; i < bytes; i += 64) {
+        __builtin_prefetch(row + i, 0, 3);
+    }
 }
 
 #endif

@@ -307,6 +307,127 @@ static void q6_K_vec_dot_neon(int64_t n, float *s, const void *vx, const void *v
 
 /* ---- fp16 (AArch64 only: ARMv7 NEON has no half conversions without extra FPU options) ------- */
 
+/* ---- K-quant matrix x matrix (batched prefill; driver in kernels_common.h) -------------------
+ *
+ * The decoded super-block holds the signed codes and unpacked scales the vec_dots above rebuild
+ * for every token. Per token the step computes the same exact integer block sums (grouped
+ * differently, which integers allow) and then the vec_dots' float expression, so results are
+ * bit-identical to them. */
+
+typedef struct q4_K_decoded_neon {
+    int8x16_t c[16]; /* sub-block j: codes c[2j] (weights 32j..32j+15) and c[2j+1] */
+    int16_t mins[8];
+    int32_t sc[8];
+    float d, dmin;
+} q4_K_decoded_neon;
+
+static inline void q4_K_decode_neon(const block_q4_K *x, q4_K_decoded_neon *u) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    for (int c = 0; c < QK_K / 64; c++) {
+        const uint8x16_t qa = vld1q_u8(x->qs + 32 * c);
+        const uint8x16_t qb = vld1q_u8(x->qs + 32 * c + 16);
+        u->c[4 * c] = vreinterpretq_s8_u8(vandq_u8(qa, m4));
+        u->c[4 * c + 1] = vreinterpretq_s8_u8(vandq_u8(qb, m4));
+        u->c[4 * c + 2] = vreinterpretq_s8_u8(vshrq_n_u8(qa, 4));
+        u->c[4 * c + 3] = vreinterpretq_s8_u8(vshrq_n_u8(qb, 4));
+    }
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, mn;
+        k4_scale_min(j, x->scales, &sc, &mn);
+        u->sc[j] = sc;
+        u->mins[j] = (int16_t)mn;
+    }
+    u->d = fp16_to_fp32(x->d);
+    u->dmin = fp16_to_fp32(x->dmin);
+}
+
+/* sum over j of mins[j] * (bsums[2j] + bsums[2j+1]) (pair sums fit int16: |bsum| <= 16 * 128) */
+static inline int32_t k4_min_sum_neon(const int16_t bsums[16], const int16_t mins[8]) {
+    const int16x8_t b0 = vld1q_s16(bsums), b1 = vld1q_s16(bsums + 8);
+    const int16x8_t pairs = vcombine_s16(vpadd_s16(vget_low_s16(b0), vget_high_s16(b0)),
+                                         vpadd_s16(vget_low_s16(b1), vget_high_s16(b1)));
+    const int16x8_t m = vld1q_s16(mins);
+    const int32x4_t p = vmlal_s16(vmull_s16(vget_low_s16(pairs), vget_low_s16(m)),
+                                  vget_high_s16(pairs), vget_high_s16(m));
+    return hsum_s32(p);
+}
+
+static inline void q4_K_step_neon(const q4_K_decoded_neon *u, const block_q8_K *y, float *acc) {
+    const float d = y->d * u->d;
+    const float dmin = y->d * u->dmin;
+    const int32_t isum_m = k4_min_sum_neon(y->bsums, u->mins);
+    int32x4_t sum = vdupq_n_s32(0);
+    for (int j = 0; j < 8; j++) {
+        const int32x4_t p = dot16(dot16(vdupq_n_s32(0), u->c[2 * j], vld1q_s8(y->qs + 32 * j)),
+                                  u->c[2 * j + 1], vld1q_s8(y->qs + 32 * j + 16));
+        sum = vmlaq_n_s32(sum, p, u->sc[j]);
+    }
+    *acc += d * (float)hsum_s32(sum) - dmin * (float)isum_m;
+}
+
+static inline void q4_K_step2_neon(const q4_K_decoded_neon *u, const block_q8_K *ya,
+                                   const block_q8_K *yb, float *acc_a, float *acc_b) {
+    q4_K_step_neon(u, ya, acc_a);
+    q4_K_step_neon(u, yb, acc_b);
+}
+
+static inline float k_finish_neon(const float *acc) { return *acc; }
+
+KC_DEFINE_GEMM(q4_K_gemm_neon, block_q4_K, q4_K_decoded_neon, float, q4_K_decode_neon,
+               q4_K_step_neon, q4_K_step2_neon, k_finish_neon)
+
+typedef struct q6_K_decoded_neon {
+    int8x16_t c[16]; /* 16-weight group g (weights 16g..16g+15): signed codes (value - 32) */
+    int32_t sc[16];
+    float d;
+} q6_K_decoded_neon;
+
+static inline void q6_K_decode_neon(const block_q6_K *x, q6_K_decoded_neon *u) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    const uint8x16_t m30 = vdupq_n_u8(0x30);
+    const int8x16_t m32 = vdupq_n_s8(32);
+    for (int h = 0; h < QK_K / 128; h++) {
+        const uint8_t *ql = x->ql + 64 * h;
+        const uint8_t *qh = x->qh + 32 * h;
+        for (int part = 0; part < 2; part++) {
+            const uint8x16_t l0 = vld1q_u8(ql + 16 * part);
+            const uint8x16_t l1 = vld1q_u8(ql + 32 + 16 * part);
+            const uint8x16_t hb = vld1q_u8(qh + 16 * part);
+            const uint8x16_t c[4] = {vorrq_u8(vandq_u8(l0, m4), vandq_u8(vshlq_n_u8(hb, 4), m30)),
+                                     vorrq_u8(vandq_u8(l1, m4), vandq_u8(vshlq_n_u8(hb, 2), m30)),
+                                     vorrq_u8(vshrq_n_u8(l0, 4), vandq_u8(hb, m30)),
+                                     vorrq_u8(vshrq_n_u8(l1, 4), vandq_u8(vshrq_n_u8(hb, 2), m30))};
+            for (int k = 0; k < 4; k++) {
+                /* weights 128h + 32k + 16part + 0..15: group 8h + 2k + part */
+                u->c[8 * h + 2 * k + part] = vsubq_s8(vreinterpretq_s8_u8(c[k]), m32);
+            }
+        }
+    }
+    for (int g = 0; g < 16; g++) {
+        u->sc[g] = x->scales[g];
+    }
+    u->d = fp16_to_fp32(x->d);
+}
+
+static inline void q6_K_step_neon(const q6_K_decoded_neon *u, const block_q8_K *y, float *acc) {
+    const float d = y->d * u->d;
+    int32x4_t sum = vdupq_n_s32(0);
+    for (int g = 0; g < 16; g++) {
+        const int32x4_t p = dot16(vdupq_n_s32(0), u->c[g], vld1q_s8(y->qs + 16 * g));
+        sum = vmlaq_n_s32(sum, p, u->sc[g]);
+    }
+    *acc += d * (float)hsum_s32(sum);
+}
+
+static inline void q6_K_step2_neon(const q6_K_decoded_neon *u, const block_q8_K *ya,
+                                   const block_q8_K *yb, float *acc_a, float *acc_b) {
+    q6_K_step_neon(u, ya, acc_a);
+    q6_K_step_neon(u, yb, acc_b);
+}
+
+KC_DEFINE_GEMM(q6_K_gemm_neon, block_q6_K, q6_K_decoded_neon, float, q6_K_decode_neon,
+               q6_K_step_neon, q6_K_step2_neon, k_finish_neon)
+
 #if defined(NEON_A64)
 /* Halves -> floats: exact; NaNs come out quieted with their payload, as fp16_to_fp32 makes
  * them (FPCR.DN is clear on Linux). */
@@ -422,6 +543,8 @@ void kernels_fill_neon(kernel_table *t) {
     t->vec_dot[TENSOR_TYPE_Q8_0] = q8_0_vec_dot_neon;
     t->vec_dot[TENSOR_TYPE_Q4_K] = q4_K_vec_dot_neon;
     t->vec_dot[TENSOR_TYPE_Q6_K] = q6_K_vec_dot_neon;
+    t->gemm[TENSOR_TYPE_Q4_K] = q4_K_gemm_neon;
+    t->gemm[TENSOR_TYPE_Q6_K] = q6_K_gemm_neon;
 #if defined(NEON_A64)
     t->fp16_to_fp32_row = fp16_to_fp32_row_neon;
     t->fp32_to_fp16_row = fp32_to_fp16_row_neon;
