@@ -276,71 +276,81 @@ static void check_dots(const kernel_table *kt) {
 /* Every gemm equals its own table's vec_dot bit for bit, for each (row, token), over row and
  * token counts around the kernels' register blocking (4 tokens) and their group sizes (32 tokens,
  * 16 super-blocks), and writes nothing outside its output rows. */
-static void check_gemms(const kernel_table *kt) {
-    static const int64_t gemm_blocks[] = {1, 3, 16, 17, 22};
-    static const int64_t gemm_rows[] = {1, 3, 5, 16};
-    static const int64_t gemm_tokens[] = {1, 2, 3, 4, 5, 7, 32, 33, 37};
-    for (size_t ti = 0; ti < N_TYPES; ti++) {
-        const uint32_t type = all_types[ti];
-        if (kt->gemm[type] == NULL) {
-            continue;
+static void check_gemm(const kernel_table *kt, uint32_t type, tensor_gemm_fn gemm,
+                       tensor_vec_dot_fn vec_dot, const char *what) {
+    /* block counts around the kernels' groups (16 K-quant super-blocks, 64 Q4_0 blocks) */
+    static const int64_t gemm_blocks[] = {1, 3, 16, 17, 22, 64, 65};
+    static const int64_t gemm_rows[] = {1, 3, 5, 16, 17};
+    static const int64_t gemm_tokens[] = {1, 2, 3, 4, 5, 7, 8, 9, 32, 33, 37};
+    const tensor_type_traits *ref = tensor_type_get_ref(type);
+    const tensor_type_traits *act = tensor_type_get_ref(ref->vec_dot_type);
+    for (size_t bi = 0; bi < sizeof gemm_blocks / sizeof gemm_blocks[0]; bi++) {
+        const int64_t n = gemm_blocks[bi] * ref->block_size;
+        const size_t w_stride = tensor_row_size(type, n);
+        const size_t x_stride = tensor_row_size(ref->vec_dot_type, n);
+        const int64_t max_rows = 17, max_tokens = 37, out_stride = max_rows + 3;
+        uint8_t *w = malloc(w_stride * (size_t)max_rows);
+        uint8_t *x = malloc(x_stride * (size_t)max_tokens);
+        float *xf = malloc((size_t)n * sizeof(float));
+        float *out = malloc((size_t)(out_stride * max_tokens) * sizeof(float));
+        CHECK(w != NULL && x != NULL && xf != NULL && out != NULL);
+        if (w == NULL || x == NULL || xf == NULL || out == NULL) {
+            free(w), free(x), free(xf), free(out);
+            return;
         }
-        const tensor_type_traits *ref = tensor_type_get_ref(type);
-        const tensor_type_traits *act = tensor_type_get_ref(ref->vec_dot_type);
-        for (size_t bi = 0; bi < sizeof gemm_blocks / sizeof gemm_blocks[0]; bi++) {
-            const int64_t n = gemm_blocks[bi] * ref->block_size;
-            const size_t w_stride = tensor_row_size(type, n);
-            const size_t x_stride = tensor_row_size(ref->vec_dot_type, n);
-            const int64_t max_rows = 16, max_tokens = 37, out_stride = max_rows + 3;
-            uint8_t *w = malloc(w_stride * (size_t)max_rows);
-            uint8_t *x = malloc(x_stride * (size_t)max_tokens);
-            float *xf = malloc((size_t)n * sizeof(float));
-            float *out = malloc((size_t)(out_stride * max_tokens) * sizeof(float));
-            CHECK(w != NULL && x != NULL && xf != NULL && out != NULL);
-            if (w == NULL || x == NULL || xf == NULL || out == NULL) {
-                free(w), free(x), free(xf), free(out);
-                return;
-            }
-            for (int64_t r = 0; r < max_rows; r++) {
-                random_weights(type, w + (size_t)r * w_stride, n);
-            }
-            for (int64_t t = 0; t < max_tokens; t++) {
-                random_floats(xf, n, (int)(t % 4));
-                act->from_float(xf, x + (size_t)t * x_stride, n);
-            }
-            for (size_t ri = 0; ri < sizeof gemm_rows / sizeof gemm_rows[0]; ri++) {
-                for (size_t ki = 0; ki < sizeof gemm_tokens / sizeof gemm_tokens[0]; ki++) {
-                    const int64_t n_rows = gemm_rows[ri], n_tokens = gemm_tokens[ki];
-                    for (int64_t i = 0; i < out_stride * max_tokens; i++) {
-                        out[i] = -12345.0f; /* sentinel */
-                    }
-                    kt->gemm[type](n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
-                    int bad = 0;
-                    for (int64_t t = 0; t < max_tokens; t++) {
-                        for (int64_t r = 0; r < out_stride; r++) {
-                            const float got = out[t * out_stride + r];
-                            float want = -12345.0f;
-                            if (t < n_tokens && r < n_rows) {
-                                kt->vec_dot[type](n, &want, w + (size_t)r * w_stride,
-                                                  x + (size_t)t * x_stride);
-                            }
-                            if (!same_bits(got, want) && bad++ == 0) {
-                                CHECK_MSG(false,
-                                          "%s: %s gemm n=%lld rows=%lld tokens=%lld: out[t=%lld, "
-                                          "r=%lld] = %.9g, vec_dot %.9g",
-                                          kt->name, ref->name, (long long)n, (long long)n_rows,
-                                          (long long)n_tokens, (long long)t, (long long)r,
-                                          (double)got, (double)want);
-                            }
+        for (int64_t r = 0; r < max_rows; r++) {
+            random_weights(type, w + (size_t)r * w_stride, n);
+        }
+        for (int64_t t = 0; t < max_tokens; t++) {
+            random_floats(xf, n, (int)(t % 4));
+            act->from_float(xf, x + (size_t)t * x_stride, n);
+        }
+        for (size_t ri = 0; ri < sizeof gemm_rows / sizeof gemm_rows[0]; ri++) {
+            for (size_t ki = 0; ki < sizeof gemm_tokens / sizeof gemm_tokens[0]; ki++) {
+                const int64_t n_rows = gemm_rows[ri], n_tokens = gemm_tokens[ki];
+                for (int64_t i = 0; i < out_stride * max_tokens; i++) {
+                    out[i] = -12345.0f; /* sentinel */
+                }
+                gemm(n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+                int bad = 0;
+                for (int64_t t = 0; t < max_tokens; t++) {
+                    for (int64_t r = 0; r < out_stride; r++) {
+                        const float got = out[t * out_stride + r];
+                        float want = -12345.0f;
+                        if (t < n_tokens && r < n_rows) {
+                            vec_dot(n, &want, w + (size_t)r * w_stride, x + (size_t)t * x_stride);
+                        }
+                        if (!same_bits(got, want) && bad++ == 0) {
+                            CHECK_MSG(false,
+                                      "%s: %s n=%lld rows=%lld tokens=%lld: out[t=%lld, "
+                                      "r=%lld] = %.9g, vec_dot %.9g",
+                                      kt->name, what, (long long)n, (long long)n_rows,
+                                      (long long)n_tokens, (long long)t, (long long)r, (double)got,
+                                      (double)want);
                         }
                     }
                 }
             }
-            free(w);
-            free(x);
-            free(xf);
-            free(out);
         }
+        free(w);
+        free(x);
+        free(xf);
+        free(out);
+    }
+}
+
+static void check_gemms(const kernel_table *kt) {
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t type = all_types[ti];
+        if (kt->gemm[type] != NULL) {
+            char what[48];
+            snprintf(what, sizeof what, "%s gemm", tensor_type_get_ref(type)->name);
+            check_gemm(kt, type, kt->gemm[type], kt->vec_dot[type], what);
+        }
+    }
+    if (kt->q4_0_repacked_gemm != NULL) {
+        check_gemm(kt, TENSOR_TYPE_Q4_0, kt->q4_0_repacked_gemm, kt->q4_0_repacked_vec_dot,
+                   "repacked q4_0 gemm");
     }
 }
 

@@ -144,6 +144,10 @@ static void drop_stale_gemms(const kernel_table *before, kernel_table *after) {
             after->gemm[type] = NULL;
         }
     }
+    if (after->q4_0_repacked_vec_dot != before->q4_0_repacked_vec_dot &&
+        after->q4_0_repacked_gemm == before->q4_0_repacked_gemm) {
+        after->q4_0_repacked_gemm = NULL;
+    }
 }
 
 bool kernels_build_table(kernel_level level, kernel_table *table) {

@@ -50,6 +50,7 @@ typedef struct kernel_table {
     tensor_to_float_fn to_float[TENSOR_TYPE_COUNT];
     /* the Q4_0 dot for matrices llama.cpp repacks (n_rows % 8 == 0; see tensor_matrix_vec_dot) */
     tensor_vec_dot_fn q4_0_repacked_vec_dot;
+    tensor_gemm_fn q4_0_repacked_gemm; /* equal to q4_0_repacked_vec_dot, or NULL */
     fp16_to_fp32_row_fn fp16_to_fp32_row;
     fp32_to_fp16_row_fn fp32_to_fp16_row;
     f16_scale_row_fn f16_scale_row;

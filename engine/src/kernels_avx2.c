@@ -601,6 +601,90 @@ static void q2_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
     *s = hsum_float_8(acc) - hsum_float_8(acc_m);
 }
 
+/* ---- Q4_0 matrix x matrix in llama.cpp's repacked order ----------------------------------------
+ *
+ * q4_0_vec_dot_repacked_avx2 runs one scalar fmaf chain per (row, token), block after block,
+ * which is slow one dot at a time. Here eight tokens of one row run in the eight float lanes:
+ * lane k does exactly fmaf((float)sumi_k, dx * dy_k, acc_k) per block, in block order, so each
+ * result is bit-identical to that dot. The integer block sums are formed as sum(q * y) - 8 *
+ * sum(y), with sum(y) and the token scales computed once per token and block for all rows. */
+
+#define Q4_0_GEMM_ROWS 16   /* rows per pass sharing the token-side sums */
+#define Q4_0_GEMM_BLOCKS 64 /* blocks per pass (2048 weights) */
+
+/* lane k = the sum of the 8 int32 lanes of v[k] */
+static inline __m256i hsum_8x8_i32(const __m256i v[8]) {
+    const __m256i a =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    const __m256i b =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                            _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+static void q4_0_repacked_gemm_avx2(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                                    size_t w_stride, const void *x, size_t x_stride, float *out,
+                                    int64_t out_stride) {
+    const int64_t nb = n / QK4_0;
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    const __m256i ones8 = _mm256_set1_epi8(1);
+    float yd[Q4_0_GEMM_BLOCKS][8];      /* token scales */
+    int32_t ysum8[Q4_0_GEMM_BLOCKS][8]; /* 8 * sum of the token's codes */
+    __m256 acc[Q4_0_GEMM_ROWS];
+    for (int64_t r0 = 0; r0 < n_rows; r0 += Q4_0_GEMM_ROWS) {
+        const int64_t nr = n_rows - r0 < Q4_0_GEMM_ROWS ? n_rows - r0 : Q4_0_GEMM_ROWS;
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += 8) {
+            const int64_t nt = n_tokens - t0 < 8 ? n_tokens - t0 : 8;
+            const block_q8_0 *y[8]; /* tokens past the end repeat the last one */
+            for (int k = 0; k < 8; k++) {
+                y[k] = (const block_q8_0 *)((const uint8_t *)x +
+                                            (size_t)(t0 + (k < nt ? k : nt - 1)) * x_stride);
+            }
+            for (int64_t r = 0; r < nr; r++) {
+                acc[r] = _mm256_setzero_ps();
+            }
+            for (int64_t b0 = 0; b0 < nb; b0 += Q4_0_GEMM_BLOCKS) {
+                const int64_t nbc = nb - b0 < Q4_0_GEMM_BLOCKS ? nb - b0 : Q4_0_GEMM_BLOCKS;
+                for (int64_t j = 0; j < nbc; j++) {
+                    for (int k = 0; k < 8; k++) {
+                        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[k][b0 + j].qs);
+                        ysum8[j][k] =
+                            8 *
+                            hsum_i32_8(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, qy), ones16));
+                        yd[j][k] = h2f(y[k][b0 + j].d);
+                    }
+                }
+                for (int64_t r = 0; r < nr; r++) {
+                    const block_q4_0 *xr =
+                        (const block_q4_0 *)((const uint8_t *)w + (size_t)(r0 + r) * w_stride) + b0;
+                    __m256 a = acc[r];
+                    for (int64_t j = 0; j < nbc; j++) {
+                        const __m256i q = unpack_nibbles_32(xr[j].qs);
+                        __m256i lanes[8];
+                        for (int k = 0; k < 8; k++) {
+                            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[k][b0 + j].qs);
+                            lanes[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(q, qy), ones16);
+                        }
+                        const __m256i sumi = _mm256_sub_epi32(
+                            hsum_8x8_i32(lanes), _mm256_loadu_si256((const __m256i *)ysum8[j]));
+                        const __m256 d =
+                            _mm256_mul_ps(_mm256_set1_ps(h2f(xr[j].d)), _mm256_loadu_ps(yd[j]));
+                        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), d, a);
+                    }
+                    acc[r] = a;
+                }
+            }
+            for (int64_t r = 0; r < nr; r++) {
+                float lane[8];
+                _mm256_storeu_ps(lane, acc[r]);
+                for (int64_t k = 0; k < nt; k++) {
+                    out[(t0 + k) * out_stride + r0 + r] = lane[k];
+                }
+            }
+        }
+    }
+}
+
 /* ---- K-quant matrix x matrix (batched prefill; driver in kernels_common.h) -------------------
  *
  * The decoded super-block holds what the vec_dots above rebuild for every token (codes split into
@@ -792,6 +876,7 @@ void kernels_fill_avx2(kernel_table *t) {
 
     t->vec_dot[TENSOR_TYPE_Q4_0] = q4_0_vec_dot_avx2;
     t->q4_0_repacked_vec_dot = q4_0_vec_dot_repacked_avx2;
+    t->q4_0_repacked_gemm = q4_0_repacked_gemm_avx2;
     t->vec_dot[TENSOR_TYPE_Q8_0] = q8_0_vec_dot_avx2;
     t->vec_dot[TENSOR_TYPE_Q4_1] = q4_1_vec_dot_avx2;
     t->vec_dot[TENSOR_TYPE_Q5_0] = q5_0_vec_dot_avx2;

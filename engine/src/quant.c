@@ -301,6 +301,9 @@ tensor_vec_dot_fn tensor_matrix_vec_dot(uint32_t type, int64_t n_rows) {
 }
 
 tensor_gemm_fn tensor_matrix_gemm(uint32_t type, int64_t n_rows) {
+    if (type == TENSOR_TYPE_Q4_0 && n_rows % 8 == 0) {
+        return kernels_get()->q4_0_repacked_gemm;
+    }
     if (tensor_type_get(type) == NULL ||
         tensor_matrix_vec_dot(type, n_rows) != kernels_get()->vec_dot[type]) {
         return NULL;
