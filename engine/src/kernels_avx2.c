@@ -449,16 +449,22 @@ static void q4_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
     *s = hsum_float_8(acc) - hsum_float_4(acc_m);
 }
 
+/* ggml's AVX2 order exactly (q5_K_vec_dot_x86): the mins in one scalar float, not in lanes. */
 static void q5_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q5_K *x = vx;
     const block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
-    __m128 acc_m = _mm_setzero_ps();
+    float summs = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++) {
-        uint8_t sc[8];
-        const float d = k4_block_head(x[i].d, x[i].dmin, x[i].scales, &y[i], sc, &acc_m);
+        uint8_t sc[8], mn[8];
+        k4_scales_mins(x[i].scales, sc, mn);
+        const float d = y[i].d * h2f(x[i].d);
+        const float dmin = -y[i].d * h2f(x[i].dmin);
+        const __m128i prod = k4_min_terms(y[i].bsums, mn);
+        const __m128i pair = _mm_add_epi32(prod, _mm_unpackhi_epi64(prod, prod));
+        summs += dmin * (float)_mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32(pair, 1)));
         const __m256i hb = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i sum = _mm256_setzero_si256();
         for (int c = 0; c < QK_K / 64; c++) {
@@ -480,7 +486,7 @@ static void q5_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum), acc);
     }
-    *s = hsum_float_8(acc) - hsum_float_4(acc_m);
+    *s = hsum_float_8(acc) + summs;
 }
 
 static void q6_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {

@@ -218,6 +218,93 @@ static void q4_0_vec_dot_repacked_neon(int64_t n, float *s, const void *vx, cons
     *s = acc;
 }
 
+/* Q4_0 matrix x matrix in the repacked order: four tokens of one row in the four float lanes, lane
+ * k doing exactly q4_0_vec_dot_repacked_neon's fmaf((float)sumi_k, dx * dy_k, acc_k) per block in
+ * block order (vfmaq_f32 is fused on AArch64; ARMv7 takes fmaf lane by lane), so every result is
+ * bit-identical to that dot. Token scales are converted once per block for all rows. */
+#define Q4_0_GEMM_ROWS 16
+#define Q4_0_GEMM_BLOCKS 64
+
+static inline int32x4_t hsum_4x4_s32(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
+#if defined(NEON_A64)
+    return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
+#else
+    const int32x2_t ab = vpadd_s32(vadd_s32(vget_low_s32(a), vget_high_s32(a)),
+                                   vadd_s32(vget_low_s32(b), vget_high_s32(b)));
+    const int32x2_t cd = vpadd_s32(vadd_s32(vget_low_s32(c), vget_high_s32(c)),
+                                   vadd_s32(vget_low_s32(d), vget_high_s32(d)));
+    return vcombine_s32(ab, cd);
+#endif
+}
+
+static void q4_0_repacked_gemm_neon(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                                    size_t w_stride, const void *x, size_t x_stride, float *out,
+                                    int64_t out_stride) {
+    const int64_t nb = n / QK4_0;
+    float yd[Q4_0_GEMM_BLOCKS][4];
+    float32x4_t acc[Q4_0_GEMM_ROWS];
+    for (int64_t r0 = 0; r0 < n_rows; r0 += Q4_0_GEMM_ROWS) {
+        const int64_t nr = n_rows - r0 < Q4_0_GEMM_ROWS ? n_rows - r0 : Q4_0_GEMM_ROWS;
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
+            const int64_t nt = n_tokens - t0 < 4 ? n_tokens - t0 : 4;
+            const block_q8_0 *y[4]; /* tokens past the end repeat the last one */
+            for (int k = 0; k < 4; k++) {
+                y[k] = (const block_q8_0 *)((const uint8_t *)x +
+                                            (size_t)(t0 + (k < nt ? k : nt - 1)) * x_stride);
+            }
+            for (int64_t r = 0; r < nr; r++) {
+                acc[r] = vdupq_n_f32(0.0f);
+            }
+            for (int64_t b0 = 0; b0 < nb; b0 += Q4_0_GEMM_BLOCKS) {
+                const int64_t nbc = nb - b0 < Q4_0_GEMM_BLOCKS ? nb - b0 : Q4_0_GEMM_BLOCKS;
+                for (int64_t j = 0; j < nbc; j++) {
+                    for (int k = 0; k < 4; k++) {
+                        yd[j][k] = fp16_to_fp32(y[k][b0 + j].d);
+                    }
+                }
+                for (int64_t r = 0; r < nr; r++) {
+                    const block_q4_0 *xr =
+                        (const block_q4_0 *)((const uint8_t *)w + (size_t)(r0 + r) * w_stride) + b0;
+                    float32x4_t a = acc[r];
+                    for (int64_t j = 0; j < nbc; j++) {
+                        int8x16_t c0, c1;
+                        q4_0_codes(&xr[j], &c0, &c1);
+                        int32x4_t s[4];
+                        for (int k = 0; k < 4; k++) {
+                            const int8_t *qy = y[k][b0 + j].qs;
+                            s[k] = dot16(dot16(vdupq_n_s32(0), c0, vld1q_s8(qy)), c1,
+                                         vld1q_s8(qy + 16));
+                        }
+                        const float32x4_t sumf =
+                            vcvtq_f32_s32(hsum_4x4_s32(s[0], s[1], s[2], s[3]));
+                        const float32x4_t d = vmulq_n_f32(vld1q_f32(yd[j]), fp16_to_fp32(xr[j].d));
+#if defined(NEON_A64)
+                        a = vfmaq_f32(a, sumf, d);
+#else
+                        float av[4], sv[4], dv[4];
+                        vst1q_f32(av, a);
+                        vst1q_f32(sv, sumf);
+                        vst1q_f32(dv, d);
+                        for (int k = 0; k < 4; k++) {
+                            av[k] = fmaf(sv[k], dv[k], av[k]);
+                        }
+                        a = vld1q_f32(av);
+#endif
+                    }
+                    acc[r] = a;
+                }
+            }
+            for (int64_t r = 0; r < nr; r++) {
+                float lane[4];
+                vst1q_f32(lane, acc[r]);
+                for (int64_t k = 0; k < nt; k++) {
+                    out[(t0 + k) * out_stride + r0 + r] = lane[k];
+                }
+            }
+        }
+    }
+}
+
 static void q8_0_vec_dot_neon(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q8_0 *x = vx;
     const block_q8_0 *y = vy;
@@ -540,6 +627,7 @@ void kernels_fill_neon(kernel_table *t) {
 
     t->vec_dot[TENSOR_TYPE_Q4_0] = q4_0_vec_dot_neon;
     t->q4_0_repacked_vec_dot = q4_0_vec_dot_repacked_neon;
+    t->q4_0_repacked_gemm = q4_0_repacked_gemm_neon;
     t->vec_dot[TENSOR_TYPE_Q8_0] = q8_0_vec_dot_neon;
     t->vec_dot[TENSOR_TYPE_Q4_K] = q4_K_vec_dot_neon;
     t->vec_dot[TENSOR_TYPE_Q6_K] = q6_K_vec_dot_neon;

@@ -262,7 +262,7 @@ static const tensor_type_traits type_traits[TENSOR_TYPE_COUNT] = {
                           .to_float = q5_K_to_float_ref,
                           .from_float = q5_K_from_float_ref,
                           .vec_dot_type = TENSOR_TYPE_Q8_K,
-                          .vec_dot = q5_K_vec_dot_ref},
+                          .vec_dot = q5_K_vec_dot_x86},
     [TENSOR_TYPE_Q6_K] = {.name = "q6_K",
                           .block_size = QK_K,
                           .type_size = sizeof(block_q6_K),

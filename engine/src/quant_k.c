@@ -11,6 +11,8 @@
 #include "quant.h"
 #include "quant_ref.h"
 
+#include <math.h>
+
 /* Exact agreement with ggml needs every a * b + c rounded twice, as ggml's x86 build does:
  * no FMA contraction. GCC in ISO C mode (our -std=c11) does not contract; clang does by
  * default, hence the pragma. Any -ffp-contract=fast build breaks bit-exactness. */
@@ -279,6 +281,48 @@ void q5_K_vec_dot_ref(int64_t n, float *s, const void *vx, const void *vy) {
                      sums, &sumf);
     }
     *s = lanes_total(sumf, sums);
+}
+
+/* ggml's x86 (AVX2, also taken by AVX-512 builds) Q5_K dot, the order llama.cpp's logits come
+ * from: per super-block, 8 int32 lanes where lane l takes, for every 64-weight chunk c, scale 2c
+ * times the 4 products 64c + 4l.. and scale 2c + 1 times the 4 products 64c + 32 + 4l..;
+ * acc_l = fma(dy * dx, lane_l, acc_l); the mins go into one float, summs += (-dy * dmin) * (int
+ * sum), and the result is hsum_float_8(acc) + summs. The generic order (q5_K_vec_dot_ref) sums
+ * other lanes, and a 1-ulp difference can flip a Q8 code of the next layer's activations. */
+void q5_K_vec_dot_x86(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q5_K *x = vx;
+    const block_q8_K *y = vy;
+    int8_t codes[QK_K];
+    int scales[8], mins[8];
+    float acc[8] = {0.0f};
+    float summs = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        q5_K_unpack(&x[i], codes, scales, mins);
+        const float d = y[i].d * fp16_to_fp32(x[i].d);
+        const float dmin = -y[i].d * fp16_to_fp32(x[i].dmin);
+        int isum_m = 0;
+        for (int j = 0; j < 8; j++) {
+            isum_m += mins[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        }
+        summs += dmin * (float)isum_m;
+        for (int l = 0; l < 8; l++) {
+            int32_t lane = 0;
+            for (int c = 0; c < QK_K / 64; c++) {
+                for (int half = 0; half < 2; half++) {
+                    const int w0 = 64 * c + 32 * half + 4 * l;
+                    int32_t p = 0;
+                    for (int k = 0; k < 4; k++) {
+                        p += codes[w0 + k] * y[i].qs[w0 + k];
+                    }
+                    lane += scales[2 * c + half] * p;
+                }
+            }
+            acc[l] = fmaf(d, (float)lane, acc[l]);
+        }
+    }
+    const float r0 = acc[0] + acc[4], r1 = acc[1] + acc[5];
+    const float r2 = acc[2] + acc[6], r3 = acc[3] + acc[7];
+    *s = ((r0 + r2) + (r1 + r3)) + summs;
 }
 
 /* ---- Q6_K: 16 sub-blocks of 16; x = d * sc * (q - 32), q in 0..63, sc int8 ------------------ */

@@ -60,7 +60,7 @@ void f16_vec_dot_x86(int64_t n, float *s, const void *x, const void *y);
 void q4_0_vec_dot_x86(int64_t n, float *s, const void *x, const void *y);          /* y: Q8_0 */
 void q4_0_vec_dot_x86_repacked(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
 void q8_0_vec_dot_x86(int64_t n, float *s, const void *x, const void *y);          /* y: Q8_0 */
-void q8_1_from_float_ref(const float *src, void *dst, int64_t n);         /* activations only */
+void q8_1_from_float_ref(const float *src, void *dst, int64_t n); /* activations only */
 
 /* ---- K-quants: decoding and dot products (quant_k.c) ---- */
 void q2_K_to_float_ref(const void *src, float *dst, int64_t n);
@@ -71,6 +71,8 @@ void q4_K_to_float_ref(const void *src, float *dst, int64_t n);
 void q4_K_vec_dot_ref(int64_t n, float *s, const void *x, const void *y);
 void q5_K_to_float_ref(const void *src, float *dst, int64_t n);
 void q5_K_vec_dot_ref(int64_t n, float *s, const void *x, const void *y);
+/* the traits' Q5_K dot: ggml's x86 order (see quant_k.c) */
+void q5_K_vec_dot_x86(int64_t n, float *s, const void *x, const void *y);
 void q6_K_to_float_ref(const void *src, float *dst, int64_t n);
 void q6_K_vec_dot_ref(int64_t n, float *s, const void *x, const void *y);
 void q8_K_to_float_ref(const void *src, float *dst, int64_t n);
