@@ -191,20 +191,22 @@ static void run_job(worker *w, svc_job *job) {
         outcome = SVC_OUTCOME_ERROR;
     } else if (st != EDGELM_OK && !(st == EDGELM_ERR_CANCELLED && stop != JOB_STOP_NONE)) {
         char msg[512];
-        snprintf(msg, sizeof msg, "%s: %s", edgelm_strerror(st),
-                 edgelm_session_errmsg(w->session));
-        json = protocol_error_json(req->id,
-                                   st == EDGELM_ERR_CONTEXT_FULL ? SVC_ERR_TOO_LARGE
-                                   : st == EDGELM_ERR_BAD_SCHEMA ? SVC_ERR_INVALID_REQUEST
-                                                                 : SVC_ERR_MODEL_ERROR,
-                                   msg);
+        snprintf(msg, sizeof msg, "%s: %s", edgelm_strerror(st), edgelm_session_errmsg(w->session));
+        json =
+            protocol_error_json(req->id,
+                                st == EDGELM_ERR_CONTEXT_FULL ? SVC_ERR_TOO_LARGE
+                                /* a bad schema, or max_tokens below its shortest value */
+                                : st == EDGELM_ERR_BAD_SCHEMA || st == EDGELM_ERR_INVALID_ARGUMENT
+                                    ? SVC_ERR_INVALID_REQUEST
+                                    : SVC_ERR_MODEL_ERROR,
+                                msg);
         metrics_set_last_error(w->deps.metrics, msg);
         outcome = SVC_OUTCOME_ERROR;
         log_msg(LOG_WARN, "request %s: %s", req->id, msg);
     } else {
         /* the first token's own time is ttft - prefill; decode_ms covers the rest */
-        double predicted_ms = t.n_generated_tokens > 0 ? t.ttft_ms - t.prompt_ms + t.decode_ms
-                                                       : 0.0;
+        double predicted_ms =
+            t.n_generated_tokens > 0 ? t.ttft_ms - t.prompt_ms + t.decode_ms : 0.0;
         svc_result r = {
             .id = req->id,
             .node = w->deps.node_id,

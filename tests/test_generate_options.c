@@ -236,6 +236,31 @@ static void test_json(const edgelm_model *m) {
     CHECK(why == EDGELM_FINISH_GRAMMAR && json_object_shape(c.text, c.len));
     CHECK_MSG(strstr(c.text, "\"name\"") != NULL && strstr(c.text, "\"ok\"") != NULL, "'%s'",
               c.text);
+    /* a budget below the schema's shortest value is refused up front, naming the need; the
+     * smallest budget that is not refused gives a complete value */
+    gp.json_schema = "{\"type\":\"object\",\"properties\":{\"a_rather_long_key_name\":"
+                     "{\"type\":\"string\"},\"another_long_key\":{\"type\":\"integer\"}},"
+                     "\"required\":[\"a_rather_long_key_name\",\"another_long_key\"]}";
+    int32_t fits = -1;
+    for (int32_t budget = 1; budget <= 64 && fits < 0; budget++) {
+        gp.n_predict = budget;
+        memset(&c, 0, sizeof c);
+        const edgelm_status st = edgelm_generate(s, &gp, collect, &c, &why);
+        if (st == EDGELM_ERR_INVALID_ARGUMENT) {
+            CHECK_MSG(strstr(edgelm_session_errmsg(s), "too small") != NULL &&
+                          strstr(edgelm_session_errmsg(s), "schema") != NULL,
+                      "budget %d: '%s'", (int)budget, edgelm_session_errmsg(s));
+            CHECK(c.len == 0);
+            continue;
+        }
+        CHECK_MSG(st == EDGELM_OK, "budget %d: %s", (int)budget, edgelm_session_errmsg(s));
+        CHECK_MSG(why == EDGELM_FINISH_GRAMMAR && json_object_shape(c.text, c.len),
+                  "budget %d: finish %d, '%s'", (int)budget, (int)why, c.text);
+        CHECK(strstr(c.text, "\"another_long_key\"") != NULL);
+        fits = budget;
+    }
+    CHECK_MSG(fits > 4, "the shortest value should need several tokens (fits at %d)", (int)fits);
+    gp.n_predict = 64;
     /* bad schemas and arguments */
     gp.json_schema = "{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"bogus\"}}}";
     CHECK(edgelm_generate(s, &gp, collect, &c, &why) == EDGELM_ERR_BAD_SCHEMA);

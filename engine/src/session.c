@@ -452,6 +452,24 @@ static edgelm_status grammar_begin(edgelm_session *s, const edgelm_generate_para
     return EDGELM_OK;
 }
 
+/* Tokens in the shortest complete value from the grammar's current (initial) state: the forced
+ * closing sequence, counted by walking it; the state is reset afterwards. -1 when the closing
+ * cannot be walked (a vocabulary without the needed token). */
+static int64_t json_min_tokens(json_state *g) {
+    int64_t n = 0;
+    char first;
+    while (json_state_closing(g, &first, 1) > 0) {
+        const int32_t token = json_state_closing_token(g);
+        if (token < 0 || n >= (1 << 20) || !json_state_accept(g, token)) {
+            n = -1;
+            break;
+        }
+        n++;
+    }
+    json_state_reset(g);
+    return n;
+}
+
 /* Pick the next token of a JSON value with `left` tokens of budget (this one included): the
  * sampler's choice when the grammar allows it, else its choice among the allowed tokens; and
  * when that choice could leave the value too long to close within the budget, the token that
@@ -530,6 +548,19 @@ edgelm_status edgelm_generate(edgelm_session *s, const edgelm_generate_params *p
     st = grammar_begin(s, params, &schema, &grammar);
     if (st != EDGELM_OK) {
         return st;
+    }
+    if (grammar != NULL && params->n_predict >= 0) {
+        /* refuse up front rather than return a value cut off by the budget */
+        const int64_t need = json_min_tokens(grammar);
+        if (need > params->n_predict) {
+            const char *what = schema != NULL ? "this JSON schema" : "JSON output";
+            json_state_free(grammar);
+            json_schema_free(schema);
+            return session_fail(s, EDGELM_ERR_INVALID_ARGUMENT,
+                                "n_predict %d is too small for %s: its shortest valid value takes "
+                                "%lld tokens",
+                                (int)params->n_predict, what, (long long)need);
+        }
     }
     int32_t *prompt = malloc((size_t)n_prompt * sizeof *prompt);
     char *held = malloc(held_size);

@@ -220,7 +220,8 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message 
     x.payload[m->payloadlen] = '\0';
     x.len = m->payloadlen;
     x.retained = m->retained;
-    MQTTProperty *p = MQTTProperties_getProperty(&m->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
+    MQTTProperty *p =
+        MQTTProperties_getProperty(&m->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
     if (p != NULL) {
         x.corr = malloc((size_t)p->value.data.len + 1);
         memcpy(x.corr, p->value.data.data, (size_t)p->value.data.len);
@@ -417,7 +418,9 @@ static int count_msgs(client *c, const char *topic, const char *needle) {
     return n;
 }
 
-static cJSON *parse(const msg *m) { return m ? cJSON_ParseWithLength(m->payload, (size_t)m->len) : NULL; }
+static cJSON *parse(const msg *m) {
+    return m ? cJSON_ParseWithLength(m->payload, (size_t)m->len) : NULL;
+}
 
 static const char *jstr(const cJSON *o, const char *path1, const char *path2) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, path1);
@@ -435,7 +438,8 @@ static double jnum(const cJSON *o, const char *path1, const char *path2) {
     return cJSON_IsNumber(v) ? v->valuedouble : -1.0;
 }
 
-/* ---- edgelmd ---------------------------------------------------------------------------------- */
+/* ---- edgelmd ----------------------------------------------------------------------------------
+ */
 
 typedef struct node {
     char id[32];
@@ -495,14 +499,15 @@ static bool node_stop(node *n, client *watcher) {
     return rc == 0;
 }
 
-/* ---- models ----------------------------------------------------------------------------------- */
+/* ---- models -----------------------------------------------------------------------------------
+ */
 
 /* Generate a tiny model and zero the output.weight rows of its end-of-generation tokens, so
  * greedy decoding never picks them (every other logit of a random model beats 0 somewhere). */
 static bool make_endless_model(const char *path) {
     const char *gen = getenv("EDGELM_GEN");
-    char *argv[] = {(char *)(gen ? gen : "edgelm-gen"), (char *)path, "--preset", "tiny",
-                    "--quiet", NULL};
+    char *argv[] = {
+        (char *)(gen ? gen : "edgelm-gen"), (char *)path, "--preset", "tiny", "--quiet", NULL};
     char log[700];
     snprintf(log, sizeof log, "%s.log", path);
     pid_t pid = spawn(argv, log);
@@ -551,7 +556,8 @@ static bool make_endless_model(const char *path) {
     return ok && fd >= 0 && n_eog > 0;
 }
 
-/* ---- the cases ---------------------------------------------------------------------------------- */
+/* ---- the cases ----------------------------------------------------------------------------------
+ */
 
 static int seq_no;
 
@@ -590,7 +596,8 @@ static bool wait_first_chunk(client *c, const char *node_id, const char *id) {
     return wait_msg(c, topic, "\"seq\":0,", NULL, WAIT_MS) != NULL;
 }
 
-/* Collect the stream of id: chunks seq 0..n-1 without gaps, concatenated. Returns false on a gap. */
+/* Collect the stream of id: chunks seq 0..n-1 without gaps, concatenated. Returns false on a gap.
+ */
 static bool collect_stream(client *c, const char *node_id, const char *id, int n_expected,
                            char *text, size_t text_size) {
     char topic[160];
@@ -665,32 +672,37 @@ static void test_exact_text(client *c, broker *b, int *skipped) {
             const char *id, *fields, *needle1, *needle2;
             int feature;
         } cases[] = {
-            {"stop1", "\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0,"
-                      "\"stop\":[\"Lily\"]",
+            {"stop1",
+             "\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0,"
+             "\"stop\":[\"Lily\"]",
              "\"text\":\", there was a little girl named \"", "\"finish_reason\":\"stop_word\"",
              EDGELMD_ENGINE_STOP},
-            {"prefix1", "\"prompt\":\"Once upon a time, there was\",\"max_tokens\":4,"
-                        "\"temperature\":0",
+            {"prefix1",
+             "\"prompt\":\"Once upon a time, there was\",\"max_tokens\":4,"
+             "\"temperature\":0",
              "\"cached_tokens\":", "\"type\":\"result\"", EDGELMD_ENGINE_PREFIX},
-            {"json1", "\"prompt\":\"Once upon a time\",\"max_tokens\":60,\"temperature\":0,"
-                      "\"format\":\"json\"",
+            {"json1",
+             "\"prompt\":\"Once upon a time\",\"max_tokens\":60,\"temperature\":0,"
+             "\"format\":\"json\"",
              "\"json\":{", "\"type\":\"result\"", EDGELMD_ENGINE_FORMAT},
-            {"schema1", "\"prompt\":\"Once upon a time\",\"max_tokens\":80,\"temperature\":0,"
-                        "\"format\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":"
-                        "\"string\"}},\"required\":[\"name\"]}",
+            {"schema1",
+             "\"prompt\":\"Once upon a time\",\"max_tokens\":80,\"temperature\":0,"
+             "\"format\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":"
+             "\"string\"}},\"required\":[\"name\"]}",
              "\"json\":{\"name\":", "\"type\":\"result\"", EDGELMD_ENGINE_FORMAT},
-            {"chat1", "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":5,"
-                      "\"temperature\":0",
+            {"chat1",
+             "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":5,"
+             "\"temperature\":0",
              "\"type\":\"result\"", NULL, EDGELMD_ENGINE_CHAT},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             request(c, s.id, cases[i].fields, cases[i].id);
             m = wait_final(c, s.id, cases[i].id, WAIT_MS);
             if (cases[i].feature) {
-                CHECK_MSG(m != NULL && strstr(m->payload, cases[i].needle1) != NULL &&
-                              (cases[i].needle2 == NULL ||
-                               strstr(m->payload, cases[i].needle2) != NULL),
-                          "%s: %s", cases[i].id, m ? m->payload : "(none)");
+                CHECK_MSG(
+                    m != NULL && strstr(m->payload, cases[i].needle1) != NULL &&
+                        (cases[i].needle2 == NULL || strstr(m->payload, cases[i].needle2) != NULL),
+                    "%s: %s", cases[i].id, m ? m->payload : "(none)");
             } else {
                 CHECK_MSG(m != NULL && strstr(m->payload, "\"unsupported\"") != NULL, "%s: %s",
                           cases[i].id, m ? m->payload : "(none)");
@@ -753,8 +765,8 @@ int main(void) {
     /* 1. request -> stream -> result: seq without gaps, chunks add up to the text */
     double tps = 0.0;
     {
-        const char *id = request(c, "a", "\"prompt\":\"Hello\",\"max_tokens\":200,\"stream\":true",
-                                 "s1");
+        const char *id =
+            request(c, "a", "\"prompt\":\"Hello\",\"max_tokens\":200,\"stream\":true", "s1");
         msg *m = wait_final(c, "a", id, WAIT_MS);
         cJSON *j = parse(m);
         CHECK_MSG(j != NULL && strcmp(jstr(j, "type", NULL), "result") == 0, "no result for s1");
@@ -779,7 +791,8 @@ int main(void) {
                  (int)sizeof corr, 0);
         msg *m = wait_msg(c, "test/rt/answer", "\"type\":\"result\"", NULL, WAIT_MS);
         CHECK_MSG(m != NULL, "no result on the MQTT 5 response topic");
-        CHECK(m != NULL && m->corr_len == (int)sizeof corr && memcmp(m->corr, corr, sizeof corr) == 0);
+        CHECK(m != NULL && m->corr_len == (int)sizeof corr &&
+              memcmp(m->corr, corr, sizeof corr) == 0);
         msg *chunk = wait_msg(c, "test/rt/answer/stream", "\"seq\":0,", NULL, WAIT_MS);
         CHECK(chunk != NULL && chunk->corr_len == (int)sizeof corr);
         CHECK(count_msgs(c, "edgelm/a/response/r5", NULL) == 0);
@@ -818,6 +831,11 @@ int main(void) {
             {"\"prompt\":\"x\",\"stream\":\"yes\"", "invalid_request", "'stream'"},
             {"\"v\":2,\"prompt\":\"x\"", "unsupported", "'v'"},
             {"\"max_tokens\":3", "invalid_request", "prompt"},
+            /* a schema whose shortest value cannot fit in max_tokens: refused, not cut off */
+            {"\"prompt\":\"x\",\"max_tokens\":2,\"format\":{\"type\":\"object\","
+             "\"properties\":{\"temperature_celsius\":{\"type\":\"number\"}},"
+             "\"required\":[\"temperature_celsius\"]}",
+             "invalid_request", "too small"},
             {"\"prompt\":\"one two three four five six seven eight nine ten eleven twelve "
              "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty twenty-one "
              "twenty-two twenty-three twenty-four twenty-five twenty-six\"",
@@ -957,8 +975,13 @@ int main(void) {
         CHECK(strcmp(jstr(j, "origin", "name"), "edgelmd") == 0);
         cJSON *cmps = cJSON_GetObjectItem(j, "components");
         CHECK(cJSON_GetArraySize(cmps) == 7);
-        const char *keys[] = {"online", "tokens_per_second", "prompt_tokens_per_second",
-                              "queue_depth", "busy", "requests_total", "last_error"};
+        const char *keys[] = {"online",
+                              "tokens_per_second",
+                              "prompt_tokens_per_second",
+                              "queue_depth",
+                              "busy",
+                              "requests_total",
+                              "last_error"};
         for (size_t i = 0; i < 7; i++) {
             char k[64];
             snprintf(k, sizeof k, "edgelm_a_%s", keys[i]);
@@ -978,8 +1001,8 @@ int main(void) {
         write_node_conf(&a, b.port, model, 1, 2);
         kill(a.pid, SIGHUP);
         usleep(500000);
-        const char *id = request(c, "a", "\"prompt\":\"one two three four\",\"max_tokens\":2",
-                                 "hup1");
+        const char *id =
+            request(c, "a", "\"prompt\":\"one two three four\",\"max_tokens\":2", "hup1");
         msg *m = wait_final(c, "a", id, WAIT_MS);
         CHECK_MSG(m != NULL && strstr(m->payload, "too_large") != NULL, "SIGHUP: %s",
                   m ? m->payload : "(none)");
@@ -990,8 +1013,8 @@ int main(void) {
 
     /* 9. two fleet nodes on the shared subscription answer N requests exactly once */
     node f1 = {.id = "f1"}, f2 = {.id = "f2"};
-    bool fleet_up = node_start(&f1, c, b.port, model, 8, true) &&
-                    node_start(&f2, c, b.port, model, 8, true);
+    bool fleet_up =
+        node_start(&f1, c, b.port, model, 8, true) && node_start(&f2, c, b.port, model, 8, true);
     if (fleet_up) {
         enum { N = 8 };
         for (int i = 0; i < N; i++) {
