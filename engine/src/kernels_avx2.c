@@ -607,6 +607,43 @@ static void q2_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
     *s = hsum_float_8(acc) - hsum_float_8(acc_m);
 }
 
+/* Q8_0 matrix x matrix: four tokens per pass over a row, each weight block loaded (and its signs
+ * taken) once for the four; per token exactly q8_0_vec_dot_avx2's operations in its order. */
+static void q8_0_gemm_avx2(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *out,
+                           int64_t out_stride) {
+    const int64_t nb = n / QK8_0;
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    for (int64_t r = 0; r < n_rows; r++) {
+        const block_q8_0 *xr = (const block_q8_0 *)((const uint8_t *)w + (size_t)r * w_stride);
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
+            const int64_t nt = n_tokens - t0 < 4 ? n_tokens - t0 : 4;
+            const block_q8_0 *y[4]; /* tokens past the end repeat the last one */
+            for (int k = 0; k < 4; k++) {
+                y[k] = (const block_q8_0 *)((const uint8_t *)x +
+                                            (size_t)(t0 + (k < nt ? k : nt - 1)) * x_stride);
+            }
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                             _mm256_setzero_ps()};
+            for (int64_t i = 0; i < nb; i++) {
+                const float dx = h2f(xr[i].d);
+                const __m256i qx = _mm256_loadu_si256((const __m256i *)xr[i].qs);
+                const __m256i ax = _mm256_sign_epi8(qx, qx);
+                for (int k = 0; k < 4; k++) {
+                    const __m256i qy = _mm256_loadu_si256((const __m256i *)y[k][i].qs);
+                    const __m256i lanes = _mm256_madd_epi16(
+                        _mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx)), ones16);
+                    acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[k][i].d)),
+                                             _mm256_cvtepi32_ps(lanes), acc[k]);
+                }
+            }
+            for (int64_t k = 0; k < nt; k++) {
+                out[(t0 + k) * out_stride + r] = hsum_float_8(acc[k]);
+            }
+        }
+    }
+}
+
 /* ---- Q4_0 matrix x matrix in llama.cpp's repacked order ----------------------------------------
  *
  * q4_0_vec_dot_repacked_avx2 runs one scalar fmaf chain per (row, token), block after block,
@@ -884,6 +921,7 @@ void kernels_fill_avx2(kernel_table *t) {
     t->q4_0_repacked_vec_dot = q4_0_vec_dot_repacked_avx2;
     t->q4_0_repacked_gemm = q4_0_repacked_gemm_avx2;
     t->vec_dot[TENSOR_TYPE_Q8_0] = q8_0_vec_dot_avx2;
+    t->gemm[TENSOR_TYPE_Q8_0] = q8_0_gemm_avx2;
     t->vec_dot[TENSOR_TYPE_Q4_1] = q4_1_vec_dot_avx2;
     t->vec_dot[TENSOR_TYPE_Q5_0] = q5_0_vec_dot_avx2;
     t->vec_dot[TENSOR_TYPE_Q5_1] = q5_1_vec_dot_avx2;
