@@ -2,9 +2,10 @@
  *
  * One kernel table per process, filled once (pthread_once) from CPUID/XGETBV on x86 or from the
  * build target on ARM, or forced with EDGELM_KERNELS=ref|sse2|avx2|avx512|neon. The selected
- * variants replace the reference functions in what tensor_type_get() and tensor_matrix_vec_dot()
- * return; tensor_type_get_ref() keeps the pure reference for tests. Intrinsics live only in the
- * kernels_<isa>.c files, each compiled with its own flags and reached only through this table.
+ * variants replace the reference functions in what tensor_type_get(), tensor_matrix_vec_dot()
+ * and tensor_matrix_gemm() return; tensor_type_get_ref() keeps the pure reference for tests.
+ * Intrinsics live only in the kernels_<isa>.c files, each compiled with its own flags and reached
+ * only through this table.
  */
 #ifndef EDGELM_KERNELS_H
 #define EDGELM_KERNELS_H

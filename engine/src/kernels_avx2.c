@@ -652,9 +652,6 @@ static void q8_0_gemm_avx2(int64_t n, int64_t n_rows, int64_t n_tokens, const vo
  * result is bit-identical to that dot. The integer block sums are formed as sum(q * y) - 8 *
  * sum(y), with sum(y) and the token scales computed once per token and block for all rows. */
 
-#define Q4_0_GEMM_ROWS 16   /* rows per pass sharing the token-side sums */
-#define Q4_0_GEMM_BLOCKS 64 /* blocks per pass (2048 weights) */
-
 /* lane k = the sum of the 8 int32 lanes of v[k] */
 static inline __m256i hsum_8x8_i32(const __m256i v[8]) {
     const __m256i a =
@@ -671,11 +668,11 @@ static void q4_0_repacked_gemm_avx2(int64_t n, int64_t n_rows, int64_t n_tokens,
     const int64_t nb = n / QK4_0;
     const __m256i ones16 = _mm256_set1_epi16(1);
     const __m256i ones8 = _mm256_set1_epi8(1);
-    float yd[Q4_0_GEMM_BLOCKS][8];      /* token scales */
-    int32_t ysum8[Q4_0_GEMM_BLOCKS][8]; /* 8 * sum of the token's codes */
-    __m256 acc[Q4_0_GEMM_ROWS];
-    for (int64_t r0 = 0; r0 < n_rows; r0 += Q4_0_GEMM_ROWS) {
-        const int64_t nr = n_rows - r0 < Q4_0_GEMM_ROWS ? n_rows - r0 : Q4_0_GEMM_ROWS;
+    float yd[KC_Q4_0_GEMM_BLOCKS][8];      /* token scales */
+    int32_t ysum8[KC_Q4_0_GEMM_BLOCKS][8]; /* 8 * sum of the token's codes */
+    __m256 acc[KC_Q4_0_GEMM_ROWS];
+    for (int64_t r0 = 0; r0 < n_rows; r0 += KC_Q4_0_GEMM_ROWS) {
+        const int64_t nr = n_rows - r0 < KC_Q4_0_GEMM_ROWS ? n_rows - r0 : KC_Q4_0_GEMM_ROWS;
         for (int64_t t0 = 0; t0 < n_tokens; t0 += 8) {
             const int64_t nt = n_tokens - t0 < 8 ? n_tokens - t0 : 8;
             const block_q8_0 *y[8]; /* tokens past the end repeat the last one */
@@ -686,8 +683,8 @@ static void q4_0_repacked_gemm_avx2(int64_t n, int64_t n_rows, int64_t n_tokens,
             for (int64_t r = 0; r < nr; r++) {
                 acc[r] = _mm256_setzero_ps();
             }
-            for (int64_t b0 = 0; b0 < nb; b0 += Q4_0_GEMM_BLOCKS) {
-                const int64_t nbc = nb - b0 < Q4_0_GEMM_BLOCKS ? nb - b0 : Q4_0_GEMM_BLOCKS;
+            for (int64_t b0 = 0; b0 < nb; b0 += KC_Q4_0_GEMM_BLOCKS) {
+                const int64_t nbc = nb - b0 < KC_Q4_0_GEMM_BLOCKS ? nb - b0 : KC_Q4_0_GEMM_BLOCKS;
                 for (int64_t j = 0; j < nbc; j++) {
                     for (int k = 0; k < 8; k++) {
                         const __m256i qy = _mm256_loadu_si256((const __m256i *)y[k][b0 + j].qs);

@@ -7,6 +7,7 @@
  * its native 16-lane order (bit-identical to f16_vec_dot_x86) and the fp16 rows.
  */
 #include "kernels.h"
+#include "kernels_common.h"
 #include "quant_ref.h"
 
 #include <immintrin.h>
@@ -269,23 +270,13 @@ VNNI_TARGET
 
 /* ---- K-quant matrix x matrix (batched prefill) -----------------------------------------------
  *
- * A weight row is decoded once, GEMM_BLOCKS super-blocks at a time, into the exact registers the
+ * A weight row is decoded once, KC_GEMM_BLOCKS super-blocks at a time, into the exact registers the
  * vec_dot above builds (codes, per-lane scales, mins, d), then dotted with every token of the
  * chunk. Per (row, token) the float operations (each fmadd into the 16-lane accumulator, the mins
  * accumulator and the final reductions) happen in the vec_dot's order on the same integer sums,
  * so every result is bit-identical to it; only the decoding is shared. The per-token
- * accumulators live in memory between super-block groups, so n and n_tokens are unbounded. */
-
-/* Ask for the next weight row while this one is dotted with every token: rows stream from
- * memory once per chunk, and the decode would otherwise wait on each line. */
-static inline void prefetch_row(const uint8_t *row, size_t bytes) {
-    for (size_t i = 0; i < bytes; i += 64) {
-        _mm_prefetch((const char *)row + i, _MM_HINT_T0);
-    }
-}
-
-#define GEMM_BLOCKS 16 /* decoded super-blocks per pass (9 KiB for Q4_K): stays in L1 */
-#define GEMM_TOKENS 32 /* tokens whose accumulators are kept at once */
+ * accumulators live in memory between super-block groups, so n and n_tokens are unbounded. The
+ * group sizes and the next-row prefetch are kernels_common.h's, as for the other ISAs' gemms. */
 
 typedef struct q4_K_decoded {
     __m512i q[4];  /* the 256 codes as unpack_chunk64 spreads them, 64 per vector */
@@ -312,8 +303,8 @@ static inline void q4_K_decode(const block_q4_K *x, q4_K_decoded *u) {
  * in pairs (one 16-bit sum per 32-weight sub-block, as k4_min_terms forms them) and the scale.
  * Tokens are padded to a multiple of 4 with copies of the last one. */
 typedef struct q8_K_shared {
-    __m128i pair_sums[GEMM_BLOCKS][GEMM_TOKENS];
-    float d[GEMM_BLOCKS][GEMM_TOKENS];
+    __m128i pair_sums[KC_GEMM_BLOCKS][KC_GEMM_TOKENS];
+    float d[KC_GEMM_BLOCKS][KC_GEMM_TOKENS];
 } q8_K_shared;
 
 static inline void q8_K_share(const uint8_t *x0, size_t x_stride, int64_t nt, int64_t b0,
@@ -353,31 +344,31 @@ static inline void q8_K_share(const uint8_t *x0, size_t x_stride, int64_t nt, in
  * 128-bit lane t, each lane doing exactly the vec_dot's 4-lane mins arithmetic. Accumulators live
  * in memory between super-block groups, so n and n_tokens are unbounded. */
 #define Q4_K_GEMM_BODY(MADD_ACC)                                                                   \
-    q4_K_decoded u[GEMM_BLOCKS];                                                                   \
+    q4_K_decoded u[KC_GEMM_BLOCKS];                                                                \
     q8_K_shared sh;                                                                                \
-    __m512 acc[GEMM_TOKENS];                                                                       \
-    __m512 acc_m[GEMM_TOKENS / 4];                                                                 \
+    __m512 acc[KC_GEMM_TOKENS];                                                                    \
+    __m512 acc_m[KC_GEMM_TOKENS / 4];                                                              \
     const __m512i spread4 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);      \
     const int64_t nb = n / QK_K;                                                                   \
     for (int64_t r = 0; r < n_rows; r++) {                                                         \
         const block_q4_K *xr = (const block_q4_K *)((const uint8_t *)w + (size_t)r * w_stride);    \
         if (r + 1 < n_rows) {                                                                      \
-            prefetch_row((const uint8_t *)xr + w_stride, w_stride);                                \
+            kc_prefetch_row((const uint8_t *)xr + w_stride, w_stride);                             \
         }                                                                                          \
-        for (int64_t t0 = 0; t0 < n_tokens; t0 += GEMM_TOKENS) {                                   \
-            const int64_t nt = n_tokens - t0 < GEMM_TOKENS ? n_tokens - t0 : GEMM_TOKENS;          \
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += KC_GEMM_TOKENS) {                                \
+            const int64_t nt = n_tokens - t0 < KC_GEMM_TOKENS ? n_tokens - t0 : KC_GEMM_TOKENS;    \
             const int64_t nt4 = (nt + 3) & ~(int64_t)3;                                            \
             const uint8_t *x0 = (const uint8_t *)x + (size_t)t0 * x_stride;                        \
             for (int64_t t = 0; t < nt4; t++) {                                                    \
                 acc[t] = _mm512_setzero_ps();                                                      \
                 acc_m[t / 4] = _mm512_setzero_ps();                                                \
             }                                                                                      \
-            for (int64_t b0 = 0; b0 < nb; b0 += GEMM_BLOCKS) {                                     \
-                const int64_t nbc = nb - b0 < GEMM_BLOCKS ? nb - b0 : GEMM_BLOCKS;                 \
+            for (int64_t b0 = 0; b0 < nb; b0 += KC_GEMM_BLOCKS) {                                  \
+                const int64_t nbc = nb - b0 < KC_GEMM_BLOCKS ? nb - b0 : KC_GEMM_BLOCKS;           \
                 for (int64_t j = 0; j < nbc; j++) {                                                \
                     q4_K_decode(&xr[b0 + j], &u[j]);                                               \
                 }                                                                                  \
-                if (r == 0 || nb > GEMM_BLOCKS || n_tokens > GEMM_TOKENS) {                        \
+                if (r == 0 || nb > KC_GEMM_BLOCKS || n_tokens > KC_GEMM_TOKENS) {                  \
                     q8_K_share(x0, x_stride, nt, b0, nbc, &sh);                                    \
                 }                                                                                  \
                 for (int64_t t = 0; t < nt4; t += 4) {                                             \
@@ -476,22 +467,22 @@ static inline void q6_K_decode(const block_q6_K *x, q6_K_decoded *u) {
     const __m512i us0 = u[j].sc[0], us1 = u[j].sc[1], us2 = u[j].sc[2], us3 = u[j].sc[3]
 
 #define Q6_K_GEMM_BODY(MADD_ACC)                                                                   \
-    q6_K_decoded u[GEMM_BLOCKS];                                                                   \
-    __m512 acc[GEMM_TOKENS];                                                                       \
+    q6_K_decoded u[KC_GEMM_BLOCKS];                                                                \
+    __m512 acc[KC_GEMM_TOKENS];                                                                    \
     const int64_t nb = n / QK_K;                                                                   \
     for (int64_t r = 0; r < n_rows; r++) {                                                         \
         const block_q6_K *xr = (const block_q6_K *)((const uint8_t *)w + (size_t)r * w_stride);    \
         if (r + 1 < n_rows) {                                                                      \
-            prefetch_row((const uint8_t *)xr + w_stride, w_stride);                                \
+            kc_prefetch_row((const uint8_t *)xr + w_stride, w_stride);                             \
         }                                                                                          \
-        for (int64_t t0 = 0; t0 < n_tokens; t0 += GEMM_TOKENS) {                                   \
-            const int64_t nt = n_tokens - t0 < GEMM_TOKENS ? n_tokens - t0 : GEMM_TOKENS;          \
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += KC_GEMM_TOKENS) {                                \
+            const int64_t nt = n_tokens - t0 < KC_GEMM_TOKENS ? n_tokens - t0 : KC_GEMM_TOKENS;    \
             const uint8_t *x0 = (const uint8_t *)x + (size_t)t0 * x_stride;                        \
             for (int64_t t = 0; t < nt; t++) {                                                     \
                 acc[t] = _mm512_setzero_ps();                                                      \
             }                                                                                      \
-            for (int64_t b0 = 0; b0 < nb; b0 += GEMM_BLOCKS) {                                     \
-                const int64_t nbc = nb - b0 < GEMM_BLOCKS ? nb - b0 : GEMM_BLOCKS;                 \
+            for (int64_t b0 = 0; b0 < nb; b0 += KC_GEMM_BLOCKS) {                                  \
+                const int64_t nbc = nb - b0 < KC_GEMM_BLOCKS ? nb - b0 : KC_GEMM_BLOCKS;           \
                 for (int64_t j = 0; j < nbc; j++) {                                                \
                     q6_K_decode(&xr[b0 + j], &u[j]);                                               \
                 }                                                                                  \

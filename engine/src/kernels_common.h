@@ -1,7 +1,8 @@
 /* kernels_common.h - scalar pieces shared by the per-ISA kernel files (kernels_sse2.c,
- * kernels_avx2.c, kernels_neon.c): static inline, no intrinsics, so each file compiles them with
- * its own flags. Row drivers take the file's block quantizer as a constant callback, which the
- * compiler inlines; they do the same scalar steps in the same order as the reference.
+ * kernels_avx2.c, kernels_avx512.c, kernels_neon.c): static inline, no intrinsics, so each file
+ * compiles them with its own flags. Row drivers take the file's block quantizer as a constant
+ * callback, which the compiler inlines; they do the same scalar steps in the same order as the
+ * reference. The matrix x matrix driver and its group sizes live here too.
  */
 #ifndef EDGELM_KERNELS_COMMON_H
 #define EDGELM_KERNELS_COMMON_H
@@ -65,6 +66,10 @@ static inline int kc_q8_K_first_max(const float *x, float amax) {
  * groups, so n and n_tokens are unbounded. */
 #define KC_GEMM_BLOCKS 16 /* decoded super-blocks per pass: a few KiB, stays in L1 */
 #define KC_GEMM_TOKENS 32 /* tokens whose accumulators are kept at once */
+/* The Q4_0 gemms in llama.cpp's repacked order (tokens in float lanes): rows per pass sharing the
+ * token-side sums and scales, and blocks per pass (2048 weights). */
+#define KC_Q4_0_GEMM_ROWS 16
+#define KC_Q4_0_GEMM_BLOCKS 64
 
 #define KC_DEFINE_GEMM(name, block_t, decoded_t, acc_t, decode, step, step2, finish)               \
     static void name(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w, size_t w_stride,  \

@@ -222,8 +222,6 @@ static void q4_0_vec_dot_repacked_neon(int64_t n, float *s, const void *vx, cons
  * k doing exactly q4_0_vec_dot_repacked_neon's fmaf((float)sumi_k, dx * dy_k, acc_k) per block in
  * block order (vfmaq_f32 is fused on AArch64; ARMv7 takes fmaf lane by lane), so every result is
  * bit-identical to that dot. Token scales are converted once per block for all rows. */
-#define Q4_0_GEMM_ROWS 16
-#define Q4_0_GEMM_BLOCKS 64
 
 static inline int32x4_t hsum_4x4_s32(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
 #if defined(NEON_A64)
@@ -241,10 +239,10 @@ static void q4_0_repacked_gemm_neon(int64_t n, int64_t n_rows, int64_t n_tokens,
                                     size_t w_stride, const void *x, size_t x_stride, float *out,
                                     int64_t out_stride) {
     const int64_t nb = n / QK4_0;
-    float yd[Q4_0_GEMM_BLOCKS][4];
-    float32x4_t acc[Q4_0_GEMM_ROWS];
-    for (int64_t r0 = 0; r0 < n_rows; r0 += Q4_0_GEMM_ROWS) {
-        const int64_t nr = n_rows - r0 < Q4_0_GEMM_ROWS ? n_rows - r0 : Q4_0_GEMM_ROWS;
+    float yd[KC_Q4_0_GEMM_BLOCKS][4];
+    float32x4_t acc[KC_Q4_0_GEMM_ROWS];
+    for (int64_t r0 = 0; r0 < n_rows; r0 += KC_Q4_0_GEMM_ROWS) {
+        const int64_t nr = n_rows - r0 < KC_Q4_0_GEMM_ROWS ? n_rows - r0 : KC_Q4_0_GEMM_ROWS;
         for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
             const int64_t nt = n_tokens - t0 < 4 ? n_tokens - t0 : 4;
             const block_q8_0 *y[4]; /* tokens past the end repeat the last one */
@@ -255,8 +253,8 @@ static void q4_0_repacked_gemm_neon(int64_t n, int64_t n_rows, int64_t n_tokens,
             for (int64_t r = 0; r < nr; r++) {
                 acc[r] = vdupq_n_f32(0.0f);
             }
-            for (int64_t b0 = 0; b0 < nb; b0 += Q4_0_GEMM_BLOCKS) {
-                const int64_t nbc = nb - b0 < Q4_0_GEMM_BLOCKS ? nb - b0 : Q4_0_GEMM_BLOCKS;
+            for (int64_t b0 = 0; b0 < nb; b0 += KC_Q4_0_GEMM_BLOCKS) {
+                const int64_t nbc = nb - b0 < KC_Q4_0_GEMM_BLOCKS ? nb - b0 : KC_Q4_0_GEMM_BLOCKS;
                 for (int64_t j = 0; j < nbc; j++) {
                     for (int k = 0; k < 4; k++) {
                         yd[j][k] = fp16_to_fp32(y[k][b0 + j].d);

@@ -6,7 +6,8 @@
  * dequantize_row_* bit for bit (same float operations in the same order). Dot products form
  * exact integer sums and scale them in the order of ggml's ggml_vec_dot_*_q8_K_generic; for
  * Q3_K..Q6_K that code keeps 8 float partial sums (one per lane = weight index mod 8) across
- * super-blocks and adds them at the end, and so do we, so results match bit for bit.
+ * super-blocks and adds them at the end, and so do we, so results match bit for bit. Q5_K is the
+ * exception: its dot follows ggml's x86 order (q5_K_vec_dot_x86, see there).
  */
 #include "quant.h"
 #include "quant_ref.h"
@@ -267,28 +268,12 @@ void q5_K_to_float_ref(const void *src, float *dst, int64_t n) {
     }
 }
 
-void q5_K_vec_dot_ref(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q5_K *x = vx;
-    const block_q8_K *y = vy;
-    const int64_t nb = n / QK_K;
-    int8_t codes[QK_K];
-    int scales[8], mins[8];
-    float sums[8] = {0};
-    float sumf = 0.0f;
-    for (int64_t i = 0; i < nb; i++) {
-        q5_K_unpack(&x[i], codes, scales, mins);
-        k4_dot_block(codes, scales, mins, fp16_to_fp32(x[i].d), fp16_to_fp32(x[i].dmin), &y[i],
-                     sums, &sumf);
-    }
-    *s = lanes_total(sumf, sums);
-}
-
 /* ggml's x86 (AVX2, also taken by AVX-512 builds) Q5_K dot, the order llama.cpp's logits come
  * from: per super-block, 8 int32 lanes where lane l takes, for every 64-weight chunk c, scale 2c
  * times the 4 products 64c + 4l.. and scale 2c + 1 times the 4 products 64c + 32 + 4l..;
  * acc_l = fma(dy * dx, lane_l, acc_l); the mins go into one float, summs += (-dy * dmin) * (int
- * sum), and the result is hsum_float_8(acc) + summs. The generic order (q5_K_vec_dot_ref) sums
- * other lanes, and a 1-ulp difference can flip a Q8 code of the next layer's activations. */
+ * sum), and the result is hsum_float_8(acc) + summs. ggml's generic order sums other lanes, and
+ * a 1-ulp difference can flip a Q8 code of the next layer's activations. */
 void q5_K_vec_dot_x86(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q5_K *x = vx;
     const block_q8_K *y = vy;
