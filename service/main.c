@@ -21,15 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef EDGELMD_ENGINE_CHAT
-#define EDGELMD_ENGINE_CHAT 0
-#endif
-#ifndef EDGELMD_ENGINE_STOP
-#define EDGELMD_ENGINE_STOP 0
-#endif
-#ifndef EDGELMD_ENGINE_FORMAT
-#define EDGELMD_ENGINE_FORMAT 0
-#endif
 
 #define LOOP_TICK_MS 50
 #define TOPIC_SIZE (CONFIG_STR_MAX * 3 + PROTOCOL_ID_MAX + 64)
@@ -279,7 +270,6 @@ static svc_error_code render_prompt(app *a, const svc_request *req, char **out, 
         *out = strdup(req->prompt);
         return *out != NULL ? SVC_OK : SVC_ERR_INTERNAL;
     }
-#if EDGELMD_ENGINE_CHAT
     edgelm_chat_message *msgs = calloc(req->n_messages, sizeof *msgs);
     if (msgs == NULL) {
         return SVC_ERR_INTERNAL;
@@ -303,12 +293,6 @@ static svc_error_code render_prompt(app *a, const svc_request *req, char **out, 
     }
     *out = buf;
     return SVC_OK;
-#else
-    (void)a;
-    snprintf(msg, msg_size, "field 'messages': chat templates are not supported by this engine "
-             "build yet; send 'prompt'");
-    return SVC_ERR_UNSUPPORTED;
-#endif
 }
 
 static void handle_request(app *a, const mq_event *ev, bool stopping) {
@@ -341,16 +325,6 @@ static void handle_request(app *a, const mq_event *ev, bool stopping) {
     }
     if (stopping) {
         reject(a, ev, reply_topic, req.id, SVC_ERR_BUSY, "node is shutting down; retry later");
-        goto done;
-    }
-    if (req.n_stop > 0 && !EDGELMD_ENGINE_STOP) {
-        reject(a, ev, reply_topic, req.id, SVC_ERR_UNSUPPORTED,
-               "field 'stop': stop strings are not supported by this engine build yet");
-        goto done;
-    }
-    if (req.format != SVC_FORMAT_TEXT && !EDGELMD_ENGINE_FORMAT) {
-        reject(a, ev, reply_topic, req.id, SVC_ERR_UNSUPPORTED,
-               "field 'format': structured output is not supported by this engine build yet");
         goto done;
     }
     char *prior = NULL;

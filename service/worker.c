@@ -12,15 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-#ifndef EDGELMD_ENGINE_STOP
-#define EDGELMD_ENGINE_STOP 0
-#endif
-#ifndef EDGELMD_ENGINE_FORMAT
-#define EDGELMD_ENGINE_FORMAT 0
-#endif
-#ifndef EDGELMD_ENGINE_PREFIX
-#define EDGELMD_ENGINE_PREFIX 0
-#endif
 
 struct worker {
     worker_deps deps;
@@ -166,17 +157,13 @@ static void run_job(worker *w, svc_job *job) {
     gp.sampling.repeat_penalty = (float)job->repeat_penalty;
     gp.sampling.repeat_last_n = job->repeat_last_n;
     gp.sampling.seed = req->seed >= 0 ? (uint64_t)req->seed : fresh_seed(w);
-    gp.reuse_prefix = EDGELMD_ENGINE_PREFIX && req->cache_prompt;
-#if EDGELMD_ENGINE_STOP
+    gp.reuse_prefix = req->cache_prompt;
     gp.stop = (const char *const *)req->stop;
     gp.n_stop = req->n_stop;
-#endif
-#if EDGELMD_ENGINE_FORMAT
     gp.format = req->format == SVC_FORMAT_JSON          ? EDGELM_FORMAT_JSON
                 : req->format == SVC_FORMAT_JSON_SCHEMA ? EDGELM_FORMAT_JSON_SCHEMA
                                                         : EDGELM_FORMAT_TEXT;
     gp.json_schema = req->json_schema;
-#endif
     gen_state g = {.w = w, .job = job};
     edgelm_finish_reason reason = EDGELM_FINISH_LENGTH;
     edgelm_status st = edgelm_generate(w->session, &gp, on_token, &g, &reason);
@@ -216,7 +203,7 @@ static void run_job(worker *w, svc_job *job) {
             .finish_reason = finish_name(reason, stop),
             .prompt_tokens = t.n_prompt_tokens,
             .completion_tokens = t.n_generated_tokens,
-            .cached_tokens = EDGELMD_ENGINE_PREFIX ? t.n_cached_tokens : 0,
+            .cached_tokens = t.n_cached_tokens,
             .queue_ms = t_start - job->received_ms,
             .ttft_ms = t.ttft_ms,
             .prompt_ms = t.prompt_ms,

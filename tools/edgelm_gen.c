@@ -5,10 +5,11 @@
  * streamed to the file one chunk of rows at a time, so memory stays small for 1B-parameter shapes.
  */
 #include "edgelm.h"
-#include "file_map.h"
-#include "gguf.h"
+#include "format/file_map.h"
+#include "format/gguf.h"
 #include "gguf_writer.h"
-#include "quant.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
 
 #include <errno.h>
 #include <math.h>

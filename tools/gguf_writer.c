@@ -8,8 +8,9 @@
  */
 #include "gguf_writer.h"
 
-#include "gguf.h"
-#include "quant.h"
+#include "format/gguf.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
 
 #include <errno.h>
 #include <stdarg.h>

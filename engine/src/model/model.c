@@ -1,0 +1,550 @@
+/* model.c - load a GGUF model: map it, parse it, read the architecture's hyperparameters, bind and
+ * validate every weight against them, build the tokenizer. Also the public model accessors.
+ *
+ * Architectures are rows of a table (key prefix, rope style, which optional tensors exist), so
+ * a family that differs from llama only in biases or rope layout is one more row.
+ */
+#include "model.h"
+
+#include "kernels/kernels.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct arch_info {
+    const char *name; /* general.architecture and the metadata key prefix */
+    rope_style rope;
+    bool qkv_bias; /* attn_q/k/v have .bias tensors (required) */
+} arch_info;
+
+static const arch_info architectures[] = {
+    {"llama", ROPE_STYLE_NORM, false},
+    {"qwen2", ROPE_STYLE_NEOX, true},
+};
+
+typedef struct load_ctx {
+    edgelm_model *model;
+    char *err;
+    size_t err_size;
+} load_ctx;
+
+static edgelm_status load_fail(load_ctx *ctx, edgelm_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static edgelm_status load_fail(load_ctx *ctx, edgelm_status status, const char *fmt, ...) {
+    if (ctx->err != NULL && ctx->err_size > 0) {
+        int n = snprintf(ctx->err, ctx->err_size, "%s: ", ctx->model->path);
+        if (n >= 0 && (size_t)n < ctx->err_size) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(ctx->err + n, ctx->err_size - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return status;
+}
+
+/* Read "<arch>.<suffix>" as a positive int32; required unless default_value >= 0. */
+static edgelm_status read_arch_int(load_ctx *ctx, const char *arch, const char *suffix,
+                                   int32_t default_value, int32_t max_value, int32_t *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    uint32_t v;
+    edgelm_status st = gguf_get_u32(&ctx->model->gguf, key, &v);
+    if (st == EDGELM_ERR_MISSING && default_value >= 0) {
+        *out = default_value;
+        return EDGELM_OK;
+    }
+    if (st == EDGELM_ERR_MISSING) {
+        return load_fail(ctx, st, "required metadata key '%s' is missing", key);
+    }
+    if (st != EDGELM_OK || v == 0 || v > (uint32_t)max_value) {
+        return load_fail(ctx, st != EDGELM_OK ? st : EDGELM_ERR_BAD_SHAPE,
+                         "metadata '%s' must be an integer in 1..%" PRId32, key, max_value);
+    }
+    *out = (int32_t)v;
+    return EDGELM_OK;
+}
+
+static edgelm_status read_arch_float(load_ctx *ctx, const char *arch, const char *suffix,
+                                     float default_value, float *out) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    edgelm_status st = gguf_get_f32(&ctx->model->gguf, key, out);
+    if (st == EDGELM_ERR_MISSING) {
+        *out = default_value;
+        return EDGELM_OK;
+    }
+    if (st != EDGELM_OK || !(*out > 0.0f) || *out > 1e30f) {
+        return load_fail(ctx, st != EDGELM_OK ? st : EDGELM_ERR_BAD_SHAPE,
+                         "metadata '%s' must be a positive float", key);
+    }
+    return EDGELM_OK;
+}
+
+/* Bind tensor `name` with expected (n_cols, n_rows); n_rows 1 for vectors. */
+static edgelm_status bind_weight(load_ctx *ctx, const char *name, int64_t n_cols, int64_t n_rows,
+                                 bool required, bool needs_vec_dot, weight *out) {
+    memset(out, 0, sizeof *out);
+    const gguf_tensor *t = gguf_find_tensor(&ctx->model->gguf, name);
+    if (t == NULL) {
+        return required ? load_fail(ctx, EDGELM_ERR_MISSING, "tensor '%s' is missing", name)
+                        : EDGELM_OK;
+    }
+    const bool is_vector = n_rows == 1;
+    bool shape_ok = (int64_t)t->ne[0] == n_cols && (int64_t)t->ne[1] == n_rows && t->ne[2] == 1 &&
+                    t->ne[3] == 1;
+    if (!shape_ok) {
+        return load_fail(ctx, EDGELM_ERR_BAD_SHAPE,
+                         "tensor '%s' has shape [%" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64
+                         "], expected [%" PRId64 ", %" PRId64 "]",
+                         name, t->ne[0], t->ne[1], t->ne[2], t->ne[3], n_cols, n_rows);
+    }
+    const tensor_type_traits *traits = tensor_type_get(t->type);
+    if (traits == NULL || traits->to_float == NULL ||
+        (needs_vec_dot &&
+         (traits->vec_dot == NULL || tensor_type_get(traits->vec_dot_type) == NULL ||
+          tensor_type_get(traits->vec_dot_type)->from_float == NULL))) {
+        return load_fail(ctx, EDGELM_ERR_BAD_TENSOR_TYPE,
+                         "tensor '%s': type %s cannot be used here", name,
+                         traits ? traits->name : "unknown");
+    }
+    if (is_vector && t->type != TENSOR_TYPE_F32) {
+        return load_fail(ctx, EDGELM_ERR_BAD_TENSOR_TYPE,
+                         "tensor '%s': norm/bias vectors must be f32, not %s", name, traits->name);
+    }
+    if (needs_vec_dot && n_cols % tensor_type_get(traits->vec_dot_type)->block_size != 0) {
+        return load_fail(ctx, EDGELM_ERR_BAD_SHAPE,
+                         "tensor '%s': row length %" PRId64 " does not fit %s activation blocks",
+                         name, n_cols, tensor_type_get(traits->vec_dot_type)->name);
+    }
+    out->data = t->data;
+    out->traits = traits;
+    out->vec_dot = needs_vec_dot ? tensor_matrix_vec_dot(t->type, n_rows) : NULL;
+    out->gemm = needs_vec_dot ? tensor_matrix_gemm(t->type, n_rows) : NULL;
+    out->type = t->type;
+    out->n_cols = n_cols;
+    out->n_rows = n_rows;
+    out->row_bytes = tensor_row_size(t->type, n_cols);
+    ctx->model->weight_bytes += t->n_bytes;
+    return EDGELM_OK;
+}
+
+static edgelm_status bind_layer(load_ctx *ctx, const arch_info *arch, int32_t il,
+                                layer_weights *l) {
+    const model_hparams *hp = &ctx->model->hp;
+    const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim;
+    const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    char name[96];
+    edgelm_status st;
+#define BIND(field, suffix, cols, rows, required, matrix)                                          \
+    do {                                                                                           \
+        snprintf(name, sizeof name, "blk.%d.%s", (int)il, suffix);                                 \
+        st = bind_weight(ctx, name, cols, rows, required, matrix, &l->field);                      \
+        if (st != EDGELM_OK) {                                                                     \
+            return st;                                                                             \
+        }                                                                                          \
+    } while (0)
+    BIND(attn_norm, "attn_norm.weight", hp->n_embd, 1, true, false);
+    BIND(wq, "attn_q.weight", hp->n_embd, q_dim, true, true);
+    BIND(wk, "attn_k.weight", hp->n_embd, kv_dim, true, true);
+    BIND(wv, "attn_v.weight", hp->n_embd, kv_dim, true, true);
+    BIND(bq, "attn_q.bias", q_dim, 1, arch->qkv_bias, false);
+    BIND(bk, "attn_k.bias", kv_dim, 1, arch->qkv_bias, false);
+    BIND(bv, "attn_v.bias", kv_dim, 1, arch->qkv_bias, false);
+    BIND(wo, "attn_output.weight", q_dim, hp->n_embd, true, true);
+    BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 1, true, false);
+    BIND(ffn_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff, true, true);
+    BIND(ffn_up, "ffn_up.weight", hp->n_embd, hp->n_ff, true, true);
+    BIND(ffn_down, "ffn_down.weight", hp->n_ff, hp->n_embd, true, true);
+#undef BIND
+    return EDGELM_OK;
+}
+
+static edgelm_status read_hparams(load_ctx *ctx, const arch_info *arch) {
+    edgelm_model *m = ctx->model;
+    model_hparams *hp = &m->hp;
+    const char *a = arch->name;
+    edgelm_status st;
+    const int32_t big = 1 << 20;
+    if ((st = read_arch_int(ctx, a, "context_length", 2048, 1 << 24, &hp->n_ctx_train)) ||
+        (st = read_arch_int(ctx, a, "embedding_length", -1, big, &hp->n_embd)) ||
+        (st = read_arch_int(ctx, a, "block_count", -1, 4096, &hp->n_layer)) ||
+        (st = read_arch_int(ctx, a, "feed_forward_length", -1, big, &hp->n_ff)) ||
+        (st = read_arch_int(ctx, a, "attention.head_count", -1, 4096, &hp->n_head))) {
+        return st;
+    }
+    if ((st = read_arch_int(ctx, a, "attention.head_count_kv", hp->n_head, 4096, &hp->n_head_kv))) {
+        return st;
+    }
+    if (hp->n_embd % hp->n_head != 0) {
+        return load_fail(ctx, EDGELM_ERR_BAD_SHAPE,
+                         "embedding length %d is not a multiple of the head count %d",
+                         (int)hp->n_embd, (int)hp->n_head);
+    }
+    if (hp->n_head % hp->n_head_kv != 0) {
+        return load_fail(ctx, EDGELM_ERR_BAD_SHAPE,
+                         "head count %d is not a multiple of the KV head count %d", (int)hp->n_head,
+                         (int)hp->n_head_kv);
+    }
+    if ((st = read_arch_int(ctx, a, "attention.key_length", hp->n_embd / hp->n_head, 65536,
+                            &hp->head_dim)) ||
+        (st = read_arch_int(ctx, a, "rope.dimension_count", hp->head_dim, 65536, &hp->n_rot))) {
+        return st;
+    }
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0 || hp->head_dim % 2 != 0) {
+        return load_fail(ctx, EDGELM_ERR_BAD_SHAPE,
+                         "rope dimension count %d must be even and at most the head size %d",
+                         (int)hp->n_rot, (int)hp->head_dim);
+    }
+    if ((st = read_arch_float(ctx, a, "rope.freq_base", 10000.0f, &hp->rope_freq_base))) {
+        return st;
+    }
+    float eps;
+    if ((st = read_arch_float(ctx, a, "attention.layer_norm_rms_epsilon", 1e-5f, &eps))) {
+        return st;
+    }
+    hp->rms_eps = eps;
+    /* rope scaling: only linear is implemented; yarn/longrope would silently give wrong text */
+    hp->rope_freq_scale = 1.0f;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    gguf_string scaling;
+    if (gguf_get_string(&m->gguf, key, &scaling) == EDGELM_OK &&
+        !gguf_string_equals(scaling, "none") && !gguf_string_equals(scaling, "linear")) {
+        return load_fail(ctx, EDGELM_ERR_UNSUPPORTED_ARCH,
+                         "rope scaling type '%.*s' is not supported (none, linear)",
+                         (int)(scaling.len > 32 ? 32 : scaling.len), scaling.data);
+    }
+    float factor = 0.0f;
+    snprintf(key, sizeof key, "%s.rope.scaling.factor", a);
+    if (gguf_get_f32(&m->gguf, key, &factor) != EDGELM_OK) {
+        snprintf(key, sizeof key, "%s.rope.scale_linear", a);
+        if (gguf_get_f32(&m->gguf, key, &factor) != EDGELM_OK) {
+            factor = 0.0f;
+        }
+    }
+    if (factor > 0.0f && factor < 1e6f) {
+        hp->rope_freq_scale = 1.0f / factor;
+    }
+    hp->rope = arch->rope;
+    return EDGELM_OK;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ p[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+edgelm_model_params edgelm_model_params_default(void) {
+    edgelm_model_params p = {.prefault = false};
+    return p;
+}
+
+edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *params,
+                                edgelm_model **out, char *err, size_t err_size) {
+    edgelm_model_params defaults = edgelm_model_params_default();
+    char local_err[16];
+    if (err == NULL || err_size == 0) {
+        err = local_err;
+        err_size = sizeof local_err;
+    }
+    err[0] = '\0';
+    if (out == NULL || path == NULL) {
+        snprintf(err, err_size, "edgelm_model_load: NULL argument");
+        return EDGELM_ERR_INVALID_ARGUMENT;
+    }
+    *out = NULL;
+    if (params == NULL) {
+        params = &defaults;
+    }
+    {
+        char kernel_err[160];
+        if (kernels_init(kernel_err, sizeof kernel_err) != EDGELM_OK) { /* bad EDGELM_KERNELS */
+            snprintf(err, err_size, "%s", kernel_err);
+            return EDGELM_ERR_INVALID_ARGUMENT;
+        }
+    }
+    edgelm_model *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        snprintf(err, err_size, "%s: out of memory", path);
+        return EDGELM_ERR_OUT_OF_MEMORY;
+    }
+    load_ctx ctx = {.model = m, .err = err, .err_size = err_size};
+    edgelm_status st;
+    m->path = strdup(path);
+    if (m->path == NULL) {
+        st = EDGELM_ERR_OUT_OF_MEMORY;
+        snprintf(err, err_size, "%s: out of memory", path);
+        goto fail;
+    }
+    st = file_map_open(path, params->prefault, &m->map, err, err_size);
+    if (st != EDGELM_OK) {
+        goto fail;
+    }
+    {
+        char gguf_err[256];
+        st = gguf_parse(m->map.data, m->map.size, &m->gguf, gguf_err, sizeof gguf_err);
+        if (st != EDGELM_OK) {
+            load_fail(&ctx, st, "%s", gguf_err);
+            goto fail;
+        }
+    }
+    gguf_string arch_name;
+    if (gguf_get_string(&m->gguf, "general.architecture", &arch_name) != EDGELM_OK) {
+        st = load_fail(&ctx, EDGELM_ERR_MISSING, "metadata 'general.architecture' is missing");
+        goto fail;
+    }
+    const arch_info *arch = NULL;
+    for (size_t i = 0; i < sizeof architectures / sizeof architectures[0]; i++) {
+        if (gguf_string_equals(arch_name, architectures[i].name)) {
+            arch = &architectures[i];
+        }
+    }
+    if (arch == NULL) {
+        st = load_fail(&ctx, EDGELM_ERR_UNSUPPORTED_ARCH,
+                       "architecture '%.*s' is not supported (supported: llama, qwen2)",
+                       (int)(arch_name.len > 64 ? 64 : arch_name.len), arch_name.data);
+        goto fail;
+    }
+    m->arch_name = arch->name;
+    if ((st = read_hparams(&ctx, arch)) != EDGELM_OK) {
+        goto fail;
+    }
+    {
+        char tok_err[256];
+        st = tokenizer_create(&m->gguf, &m->tok, tok_err, sizeof tok_err);
+        if (st != EDGELM_OK) {
+            load_fail(&ctx, st, "%s", tok_err);
+            goto fail;
+        }
+    }
+    model_hparams *hp = &m->hp;
+    hp->n_vocab = tokenizer_n_vocab(m->tok);
+    {
+        const gguf_tensor *embd = gguf_find_tensor(&m->gguf, "token_embd.weight");
+        if (embd != NULL && (int64_t)embd->ne[1] != hp->n_vocab) {
+            st =
+                load_fail(&ctx, EDGELM_ERR_BAD_SHAPE,
+                          "token_embd.weight has %" PRIu64 " rows but the vocabulary has %d tokens",
+                          embd->ne[1], (int)hp->n_vocab);
+            goto fail;
+        }
+    }
+    if ((st = bind_weight(&ctx, "token_embd.weight", hp->n_embd, hp->n_vocab, true, false,
+                          &m->token_embd)) ||
+        (st = bind_weight(&ctx, "output_norm.weight", hp->n_embd, 1, true, false,
+                          &m->output_norm)) ||
+        (st = bind_weight(&ctx, "output.weight", hp->n_embd, hp->n_vocab, false, true,
+                          &m->output))) {
+        goto fail;
+    }
+    if (m->output.data == NULL) { /* tied embeddings: the output projection reuses token_embd */
+        if ((st = bind_weight(&ctx, "token_embd.weight", hp->n_embd, hp->n_vocab, true, true,
+                              &m->output))) {
+            goto fail;
+        }
+        m->weight_bytes -= m->output.row_bytes * (uint64_t)m->output.n_rows;
+    }
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (m->layers == NULL) {
+        st = load_fail(&ctx, EDGELM_ERR_OUT_OF_MEMORY, "out of memory");
+        goto fail;
+    }
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        if ((st = bind_layer(&ctx, arch, il, &m->layers[il])) != EDGELM_OK) {
+            goto fail;
+        }
+    }
+    /* Fingerprint: header, metadata and tensor table, plus a sample of every tensor's bytes (its
+     * first and last 64 and 14 evenly spaced 64-byte windows), so two files that differ only in
+     * weights do not share saved KV state; cheap enough to do at every load. */
+    m->fingerprint = fnv1a(1469598103934665603ull, m->map.data, (size_t)m->gguf.data_offset);
+    m->fingerprint = fnv1a(m->fingerprint, &m->map.size, sizeof m->map.size);
+    for (uint64_t i = 0; i < m->gguf.n_tensors; i++) {
+        const gguf_tensor *t = &m->gguf.tensors[i];
+        const uint8_t *bytes = t->data;
+        const uint64_t window = t->n_bytes < 64 ? t->n_bytes : 64;
+        for (uint64_t k = 0; k < 16; k++) {
+            uint64_t at = (t->n_bytes - window) * k / 15;
+            m->fingerprint = fnv1a(m->fingerprint, bytes + at, (size_t)window);
+        }
+    }
+    *out = m;
+    return EDGELM_OK;
+
+fail:
+    edgelm_model_free(m);
+    return st;
+}
+
+void edgelm_model_free(edgelm_model *model) {
+    if (model == NULL) {
+        return;
+    }
+    tokenizer_free(model->tok);
+    free(model->layers);
+    gguf_free(&model->gguf);
+    file_map_close(&model->map);
+    free(model->path);
+    free(model);
+}
+
+int32_t edgelm_model_n_vocab(const edgelm_model *model) { return model->hp.n_vocab; }
+int32_t edgelm_model_n_ctx_train(const edgelm_model *model) { return model->hp.n_ctx_train; }
+int32_t edgelm_model_n_layer(const edgelm_model *model) { return model->hp.n_layer; }
+int32_t edgelm_model_n_embd(const edgelm_model *model) { return model->hp.n_embd; }
+int32_t edgelm_model_token_bos(const edgelm_model *model) { return tokenizer_bos(model->tok); }
+int32_t edgelm_model_token_eos(const edgelm_model *model) { return tokenizer_eos(model->tok); }
+bool edgelm_model_add_bos(const edgelm_model *model) { return tokenizer_add_bos(model->tok); }
+bool edgelm_model_token_is_eog(const edgelm_model *model, int32_t token) {
+    return tokenizer_is_eog(model->tok, token);
+}
+uint64_t edgelm_model_weight_bytes(const edgelm_model *model) { return model->weight_bytes; }
+uint64_t edgelm_model_fingerprint(const edgelm_model *model) { return model->fingerprint; }
+
+int64_t edgelm_model_n_metadata(const edgelm_model *model) { return (int64_t)model->gguf.n_kv; }
+
+/* Render a scalar kv value (or one array element) as text. */
+static int render_scalar(uint32_t type, const gguf_kv *kv, char *buf, size_t size) {
+    switch (type) {
+    case GGUF_TYPE_UINT8:
+    case GGUF_TYPE_UINT16:
+    case GGUF_TYPE_UINT32:
+    case GGUF_TYPE_UINT64:
+        return snprintf(buf, size, "%" PRIu64, kv->value.u64);
+    case GGUF_TYPE_INT8:
+    case GGUF_TYPE_INT16:
+    case GGUF_TYPE_INT32:
+    case GGUF_TYPE_INT64:
+        return snprintf(buf, size, "%" PRId64, kv->value.i64);
+    case GGUF_TYPE_FLOAT32:
+    case GGUF_TYPE_FLOAT64:
+        return snprintf(buf, size, "%g", kv->value.f64);
+    case GGUF_TYPE_BOOL:
+        return snprintf(buf, size, "%s", kv->value.b ? "true" : "false");
+    default:
+        return snprintf(buf, size, "?");
+    }
+}
+
+static void render_string(gguf_string s, size_t max_chars, char *buf, size_t size) {
+    size_t n = 0;
+    if (size == 0) {
+        return;
+    }
+    for (uint64_t i = 0; i < s.len && i < max_chars && n + 5 < size; i++) {
+        unsigned char c = (unsigned char)s.data[i];
+        if (c == '\n') {
+            buf[n++] = '\\';
+            buf[n++] = 'n';
+        } else if (c < 32) {
+            n += (size_t)snprintf(buf + n, size - n, "\\x%02x", c);
+        } else {
+            buf[n++] = (char)c;
+        }
+    }
+    if (s.len > max_chars && n + 4 < size) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+}
+
+bool edgelm_model_metadata(const edgelm_model *model, int64_t index, const char **key, char *buf,
+                           size_t buf_size) {
+    static __thread char key_buf[256];
+    if (index < 0 || (uint64_t)index >= model->gguf.n_kv || buf_size == 0) {
+        return false;
+    }
+    const gguf_kv *kv = &model->gguf.kv[index];
+    render_string(kv->key, 200, key_buf, sizeof key_buf);
+    *key = key_buf;
+    if (kv->type == GGUF_TYPE_STRING) {
+        render_string(kv->value.str, 120, buf, buf_size);
+    } else if (kv->type == GGUF_TYPE_ARRAY) {
+        const gguf_array *arr = &kv->value.arr;
+        size_t n = (size_t)snprintf(buf, buf_size, "[%s x %" PRIu64 "]",
+                                    gguf_type_name(arr->elem_type), arr->n);
+        for (uint64_t i = 0; i < arr->n && i < 4 && n + 40 < buf_size; i++) {
+            buf[n++] = i == 0 ? ' ' : ',';
+            if (arr->elem_type == GGUF_TYPE_STRING) {
+                char piece[48];
+                render_string(arr->strings[i], 24, piece, sizeof piece);
+                n += (size_t)snprintf(buf + n, buf_size - n, "'%s'", piece);
+            } else {
+                gguf_kv tmp;
+                memset(&tmp, 0, sizeof tmp);
+                if (arr->elem_type == GGUF_TYPE_FLOAT32 || arr->elem_type == GGUF_TYPE_FLOAT64) {
+                    tmp.value.f64 = gguf_array_f32(arr, i);
+                } else if (arr->elem_type == GGUF_TYPE_BOOL) {
+                    tmp.value.b = gguf_array_i64(arr, i) != 0;
+                } else {
+                    tmp.value.i64 = gguf_array_i64(arr, i);
+                }
+                n += (size_t)render_scalar(arr->elem_type, &tmp, buf + n, buf_size - n);
+            }
+        }
+        if (arr->n > 4 && n + 5 < buf_size) {
+            snprintf(buf + n, buf_size - n, ",...");
+        }
+    } else {
+        render_scalar(kv->type, kv, buf, buf_size);
+    }
+    return true;
+}
+
+bool edgelm_model_metadata_string(const edgelm_model *model, const char *key, char *buf,
+                                  size_t buf_size) {
+    gguf_string s;
+    if (gguf_get_string(&model->gguf, key, &s) != EDGELM_OK || s.len >= buf_size) {
+        return false;
+    }
+    memcpy(buf, s.data, (size_t)s.len);
+    buf[s.len] = '\0';
+    return true;
+}
+
+int64_t edgelm_model_n_tensors(const edgelm_model *model) { return (int64_t)model->gguf.n_tensors; }
+
+bool edgelm_model_tensor(const edgelm_model *model, int64_t index, edgelm_tensor_info *info) {
+    if (index < 0 || (uint64_t)index >= model->gguf.n_tensors) {
+        return false;
+    }
+    const gguf_tensor *t = &model->gguf.tensors[index];
+    const tensor_type_traits *traits = tensor_type_get(t->type);
+    info->name = t->name_z;
+    info->type_name = traits ? traits->name : "unknown";
+    info->n_dims = t->n_dims;
+    memcpy(info->ne, t->ne, sizeof info->ne);
+    info->n_bytes = t->n_bytes;
+    info->file_offset = model->gguf.data_offset + t->offset;
+    return true;
+}
+
+int32_t edgelm_tokenize(const edgelm_model *model, const char *text, size_t len, bool add_bos,
+                        bool parse_special, int32_t *tokens, int32_t max_tokens) {
+    if (model == NULL || (text == NULL && len > 0) || max_tokens < 0 ||
+        (tokens == NULL && max_tokens > 0)) {
+        return -(int32_t)EDGELM_ERR_INVALID_ARGUMENT;
+    }
+    return tokenizer_encode(model->tok, text, len, add_bos, parse_special, tokens, max_tokens);
+}
+
+int32_t edgelm_token_to_piece(const edgelm_model *model, int32_t token, char *buf,
+                              size_t buf_size) {
+    if (model == NULL || (buf == NULL && buf_size > 0)) {
+        return -(int32_t)EDGELM_ERR_INVALID_ARGUMENT;
+    }
+    return tokenizer_token_to_piece(model->tok, token, buf, buf_size);
+}
+
+const char *edgelm_token_text(const edgelm_model *model, int32_t token) {
+    return model ? tokenizer_token_text(model->tok, token) : NULL;
+}

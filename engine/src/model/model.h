@@ -1,0 +1,78 @@
+/* model.h - the loaded model: mapping, parsed GGUF, hyperparameters, tokenizer and the weight
+ * views the forward pass reads. Internal; the public face is edgelm_model in edgelm.h.
+ *
+ * Invariant after model_load succeeds: every weight view points inside the mapping, has exactly
+ * the shape the hyperparameters imply, and its type has a vec_dot (matrices) or to_float
+ * (embeddings); the forward pass relies on this and checks nothing per token.
+ */
+#ifndef EDGELM_MODEL_H
+#define EDGELM_MODEL_H
+
+#include "edgelm.h"
+#include "format/file_map.h"
+#include "format/gguf.h"
+#include "kernels/quant.h"
+#include "tokenizer/tokenizer.h"
+
+typedef enum rope_style {
+    ROPE_STYLE_NORM = 0, /* rotate adjacent pairs (x[2i], x[2i+1]) - llama GGUF layout */
+    ROPE_STYLE_NEOX = 2, /* rotate halves (x[i], x[i + n_rot/2]) - qwen2 and friends */
+} rope_style;
+
+/* A 2-D weight as stored: n_rows rows of n_cols elements (GGUF ne[0] = n_cols). */
+typedef struct weight {
+    const void *data;
+    const tensor_type_traits *traits;
+    tensor_vec_dot_fn vec_dot; /* matrices: the dot this matrix uses (tensor_matrix_vec_dot) */
+    tensor_gemm_fn gemm;       /* matrices: its matrix x matrix kernel, or NULL */
+    uint32_t type;
+    int64_t n_cols;
+    int64_t n_rows;
+    size_t row_bytes;
+} weight;
+
+typedef struct layer_weights {
+    weight attn_norm;  /* (n_embd) */
+    weight wq;         /* (n_embd -> n_head * head_dim) */
+    weight wk;         /* (n_embd -> n_head_kv * head_dim) */
+    weight wv;         /* (n_embd -> n_head_kv * head_dim) */
+    weight bq, bk, bv; /* optional biases (data NULL when absent) */
+    weight wo;         /* (n_head * head_dim -> n_embd) */
+    weight ffn_norm;   /* (n_embd) */
+    weight ffn_gate;   /* (n_embd -> n_ff) */
+    weight ffn_up;     /* (n_embd -> n_ff) */
+    weight ffn_down;   /* (n_ff -> n_embd) */
+} layer_weights;
+
+typedef struct model_hparams {
+    int32_t n_vocab;
+    int32_t n_ctx_train;
+    int32_t n_embd;
+    int32_t n_layer;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t head_dim;
+    int32_t n_ff;
+    int32_t n_rot; /* rope dimension count (<= head_dim, even) */
+    float rope_freq_base;
+    float rope_freq_scale; /* 1 / linear scaling factor */
+    float rms_eps;
+    rope_style rope;
+} model_hparams;
+
+struct edgelm_model {
+    char *path;
+    file_map map;
+    gguf_file gguf;
+    tokenizer *tok;
+    model_hparams hp;
+    const char *arch_name;
+    weight token_embd;     /* (n_vocab rows of n_embd) */
+    weight output_norm;    /* (n_embd) */
+    weight output;         /* (n_embd -> n_vocab); token_embd when tied */
+    layer_weights *layers; /* n_layer entries */
+    uint64_t fingerprint;
+    uint64_t weight_bytes;
+};
+
+#endif /* EDGELM_MODEL_H */

@@ -1,0 +1,357 @@
+/* chat_template.c - recognize a model's chat template family and render messages with it (see
+ * chat_template.h), plus the public edgelm_chat_apply / edgelm_chat_template_name.
+ *
+ * The detection order and the renderings follow llama.cpp's src/llama-chat.cpp
+ * (llm_chat_detect_template, llm_chat_apply_template) for the families supported here; the one
+ * deliberate difference is zephyr (see chat_template.h). Rendering makes one pass that counts
+ * every byte and copies what fits, so a caller can size its buffer from the first call.
+ */
+#include "chat_template.h"
+
+#include "model/model.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool contains(const char *hay, size_t len, const char *needle) {
+    const size_t n = strlen(needle);
+    if (hay == NULL || n == 0 || n > len) {
+        return false;
+    }
+    for (size_t i = 0; i + n <= len; i++) {
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool equals(const char *s, size_t len, const char *z) {
+    return strlen(z) == len && memcmp(s, z, len) == 0;
+}
+
+static void set_eot(chat_template *t, const char *text) {
+    snprintf(t->zephyr_eot, sizeof t->zephyr_eot, "%s", text);
+}
+
+void chat_template_detect(const char *tmpl, size_t len, const char *eos_text, chat_template *out) {
+    memset(out, 0, sizeof *out);
+    out->family = CHAT_FAMILY_CHATML;
+    set_eot(out, "<|endoftext|>");
+    if (tmpl == NULL || len == 0) {
+        return;
+    }
+    static const struct {
+        const char *name;
+        chat_family family;
+    } names[] = {
+        {"chatml", CHAT_FAMILY_CHATML}, {"llama2", CHAT_FAMILY_LLAMA2},
+        {"llama3", CHAT_FAMILY_LLAMA3}, {"zephyr", CHAT_FAMILY_ZEPHYR},
+        {"gemma", CHAT_FAMILY_GEMMA},   {"phi3", CHAT_FAMILY_PHI3},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (equals(tmpl, len, names[i].name)) {
+            out->family = names[i].family;
+            out->recognized = true;
+            return;
+        }
+    }
+    bool found = false;
+    if (contains(tmpl, len, "<|im_start|>")) {
+        /* <|im_sep|> is phi4 and <end_of_utterance> SmolVLM: look like ChatML, are not */
+        found = !contains(tmpl, len, "<|im_sep|>") && !contains(tmpl, len, "<end_of_utterance>");
+        out->family = CHAT_FAMILY_CHATML;
+    } else if ((len >= 7 && memcmp(tmpl, "mistral", 7) == 0) || contains(tmpl, len, "[INST]")) {
+        /* Mistral's official v1/v3/v7 templates are their own families (not supported) */
+        found = !contains(tmpl, len, "[SYSTEM_PROMPT]") &&
+                !contains(tmpl, len, "' [INST] ' + system_message") &&
+                !contains(tmpl, len, "[AVAILABLE_TOOLS]");
+        out->family = CHAT_FAMILY_LLAMA2;
+        out->llama2_strip = contains(tmpl, len, "content.strip()");
+        out->llama2_bos = !out->llama2_strip && contains(tmpl, len, "bos_token + '[INST]");
+        out->llama2_sys = out->llama2_strip || out->llama2_bos || contains(tmpl, len, "<<SYS>>");
+    } else if (contains(tmpl, len, "<|assistant|>") && contains(tmpl, len, "<|end|>")) {
+        found = true;
+        out->family = CHAT_FAMILY_PHI3;
+    } else if (contains(tmpl, len, "<|user|>") &&
+               (contains(tmpl, len, "<|assistant|>") || contains(tmpl, len, "<|endoftext|>"))) {
+        /* A literal </s> is Falcon 3 and a template that never ends a turn is GLM-Edge (both
+         * unsupported); the rest end every turn with eos_token or <|endoftext|>: zephyr. */
+        found = !contains(tmpl, len, "[gMASK]") && !contains(tmpl, len, "</s>") &&
+                (contains(tmpl, len, "eos_token") || contains(tmpl, len, "<|endoftext|>"));
+        out->family = CHAT_FAMILY_ZEPHYR;
+        if (!contains(tmpl, len, "<|endoftext|>") && eos_text != NULL && eos_text[0] != '\0' &&
+            strlen(eos_text) < sizeof out->zephyr_eot) {
+            set_eot(out, eos_text);
+        }
+    } else if (contains(tmpl, len, "<start_of_turn>")) {
+        found = true;
+        out->family = CHAT_FAMILY_GEMMA;
+    } else if (contains(tmpl, len, "<|start_header_id|>") &&
+               contains(tmpl, len, "<|end_header_id|>")) {
+        found = true;
+        out->family = CHAT_FAMILY_LLAMA3;
+    }
+    if (!found) {
+        chat_template fallback;
+        chat_template_detect(NULL, 0, NULL, &fallback);
+        *out = fallback;
+        return;
+    }
+    out->recognized = true;
+}
+
+const char *chat_template_name(const chat_template *t) {
+    if (!t->recognized) {
+        return "default";
+    }
+    switch (t->family) {
+    case CHAT_FAMILY_CHATML:
+        return "chatml";
+    case CHAT_FAMILY_LLAMA2:
+        return "llama2";
+    case CHAT_FAMILY_LLAMA3:
+        return "llama3";
+    case CHAT_FAMILY_ZEPHYR:
+        return "zephyr";
+    case CHAT_FAMILY_GEMMA:
+        return "gemma";
+    case CHAT_FAMILY_PHI3:
+        return "phi3";
+    }
+    return "default";
+}
+
+/* ---- rendering ----------------------------------------------------------------------------- */
+
+/* Output that counts every byte and stores what fits (keeping room for the NUL). */
+typedef struct out_text {
+    char *buf;
+    size_t size;
+    size_t len; /* bytes produced so far, stored or not */
+} out_text;
+
+static void put_n(out_text *o, const char *s, size_t n) {
+    if (o->buf != NULL && o->len < o->size && n > 0) {
+        size_t room = o->size - o->len;
+        memcpy(o->buf + o->len, s, n < room ? n : room);
+    }
+    o->len = n > SIZE_MAX - o->len ? SIZE_MAX : o->len + n;
+}
+
+static void put(out_text *o, const char *s) { put_n(o, s, strlen(s)); }
+
+static bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* Content with C-locale white space removed at both ends (llama.cpp's trim). */
+static void put_trimmed(out_text *o, const char *s) {
+    size_t begin = 0, end = strlen(s);
+    while (begin < end && is_space(s[begin])) {
+        begin++;
+    }
+    while (end > begin && is_space(s[end - 1])) {
+        end--;
+    }
+    put_n(o, s + begin, end - begin);
+}
+
+static void put_content(out_text *o, const char *s, bool trim) {
+    if (trim) {
+        put_trimmed(o, s);
+    } else {
+        put(o, s);
+    }
+}
+
+static void render_llama2(const chat_template *t, const edgelm_chat_message *m, size_t n,
+                          out_text *o) {
+    bool inside_turn = true; /* the first [INST] is written up front, without BOS */
+    put(o, "[INST] ");
+    for (size_t i = 0; i < n; i++) {
+        if (!inside_turn) {
+            inside_turn = true;
+            put(o, t->llama2_bos ? "<s>[INST] " : "[INST] ");
+        }
+        if (strcmp(m[i].role, "system") == 0) {
+            if (t->llama2_sys) {
+                put(o, "<<SYS>>\n");
+                put_content(o, m[i].content, t->llama2_strip);
+                put(o, "\n<</SYS>>\n\n");
+            } else {
+                /* no system slot: it leads the first message, as plain text */
+                put_content(o, m[i].content, t->llama2_strip);
+                put(o, "\n");
+            }
+        } else if (strcmp(m[i].role, "user") == 0) {
+            put_content(o, m[i].content, t->llama2_strip);
+            put(o, " [/INST]");
+        } else {
+            put_content(o, m[i].content, t->llama2_strip);
+            put(o, "</s>");
+            inside_turn = false;
+        }
+    }
+}
+
+static size_t trimmed_len(const char *s) {
+    size_t begin = 0, end = strlen(s);
+    while (begin < end && is_space(s[begin])) {
+        begin++;
+    }
+    while (end > begin && is_space(s[end - 1])) {
+        end--;
+    }
+    return end - begin;
+}
+
+static void render_gemma(const edgelm_chat_message *m, size_t n, bool add_assistant, out_text *o) {
+    /* Gemma has no system turn: system messages are trimmed, concatenated and put at the head
+     * of the next non-model turn, followed by a blank line; "assistant" is called "model". */
+    size_t system_from = 0;  /* first message whose system text is still pending */
+    size_t system_bytes = 0; /* pending system text (trimmed) */
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(m[i].role, "system") == 0) {
+            system_bytes += trimmed_len(m[i].content);
+            continue;
+        }
+        const char *role = strcmp(m[i].role, "assistant") == 0 ? "model" : m[i].role;
+        const bool model = strcmp(role, "model") == 0;
+        put(o, "<start_of_turn>");
+        put(o, role);
+        put(o, "\n");
+        if (system_bytes > 0 && !model) {
+            for (size_t k = system_from; k < i; k++) {
+                if (strcmp(m[k].role, "system") == 0) {
+                    put_trimmed(o, m[k].content);
+                }
+            }
+            put(o, "\n\n");
+            system_bytes = 0;
+            system_from = i + 1;
+        } else if (system_bytes == 0) {
+            system_from = i + 1;
+        }
+        put_trimmed(o, m[i].content);
+        put(o, "<end_of_turn>\n");
+    }
+    if (add_assistant) {
+        put(o, "<start_of_turn>model\n");
+    }
+}
+
+int32_t chat_template_render(const chat_template *t, const edgelm_chat_message *messages,
+                             size_t n_messages, bool add_assistant, char *buf, size_t buf_size) {
+    if (t == NULL || (messages == NULL && n_messages > 0) || (buf == NULL && buf_size > 0)) {
+        return -(int32_t)EDGELM_ERR_INVALID_ARGUMENT;
+    }
+    for (size_t i = 0; i < n_messages; i++) {
+        if (messages[i].role == NULL || messages[i].content == NULL) {
+            return -(int32_t)EDGELM_ERR_INVALID_ARGUMENT;
+        }
+    }
+    out_text o = {buf, buf_size, 0};
+    const edgelm_chat_message *m = messages;
+    switch (t->family) {
+    case CHAT_FAMILY_CHATML:
+        for (size_t i = 0; i < n_messages; i++) {
+            put(&o, "<|im_start|>");
+            put(&o, m[i].role);
+            put(&o, "\n");
+            put(&o, m[i].content);
+            put(&o, "<|im_end|>\n");
+        }
+        if (add_assistant) {
+            put(&o, "<|im_start|>assistant\n");
+        }
+        break;
+    case CHAT_FAMILY_LLAMA2:
+        render_llama2(t, m, n_messages, &o); /* the assistant's turn is already open */
+        break;
+    case CHAT_FAMILY_LLAMA3:
+        for (size_t i = 0; i < n_messages; i++) {
+            put(&o, "<|start_header_id|>");
+            put(&o, m[i].role);
+            put(&o, "<|end_header_id|>\n\n");
+            put_trimmed(&o, m[i].content);
+            put(&o, "<|eot_id|>");
+        }
+        if (add_assistant) {
+            put(&o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        }
+        break;
+    case CHAT_FAMILY_ZEPHYR:
+        for (size_t i = 0; i < n_messages; i++) {
+            put(&o, "<|");
+            put(&o, m[i].role);
+            put(&o, "|>\n");
+            put(&o, m[i].content);
+            put(&o, t->zephyr_eot);
+            put(&o, "\n");
+        }
+        if (add_assistant) {
+            put(&o, "<|assistant|>\n");
+        }
+        break;
+    case CHAT_FAMILY_GEMMA:
+        render_gemma(m, n_messages, add_assistant, &o);
+        break;
+    case CHAT_FAMILY_PHI3:
+        for (size_t i = 0; i < n_messages; i++) {
+            put(&o, "<|");
+            put(&o, m[i].role);
+            put(&o, "|>\n");
+            put(&o, m[i].content);
+            put(&o, "<|end|>\n");
+        }
+        if (add_assistant) {
+            put(&o, "<|assistant|>\n");
+        }
+        break;
+    }
+    if (o.len > (size_t)INT32_MAX) {
+        return -(int32_t)EDGELM_ERR_TOO_LARGE;
+    }
+    if (buf != NULL && o.len < buf_size) {
+        buf[o.len] = '\0';
+    }
+    return (int32_t)o.len;
+}
+
+/* ---- public API ---------------------------------------------------------------------------- */
+
+static void model_template(const edgelm_model *model, chat_template *out) {
+    gguf_string s = {NULL, 0};
+    if (gguf_get_string(&model->gguf, "tokenizer.chat_template", &s) != EDGELM_OK ||
+        s.len > SIZE_MAX) {
+        s.data = NULL;
+        s.len = 0;
+    }
+    const char *eos = tokenizer_token_text(model->tok, tokenizer_eos(model->tok));
+    chat_template_detect(s.data, (size_t)s.len, eos, out);
+}
+
+int32_t edgelm_chat_apply(const edgelm_model *model, const edgelm_chat_message *messages,
+                          size_t n_messages, bool add_assistant, char *buf, size_t buf_size) {
+    if (model == NULL) {
+        return -(int32_t)EDGELM_ERR_INVALID_ARGUMENT;
+    }
+    chat_template t;
+    model_template(model, &t);
+    return chat_template_render(&t, messages, n_messages, add_assistant, buf, buf_size);
+}
+
+const char *edgelm_chat_template_name(const edgelm_model *model, bool *recognized) {
+    chat_template t;
+    if (model == NULL) {
+        chat_template_detect(NULL, 0, NULL, &t);
+    } else {
+        model_template(model, &t);
+    }
+    if (recognized != NULL) {
+        *recognized = t.recognized;
+    }
+    return chat_template_name(&t);
+}

@@ -1,0 +1,252 @@
+/* test_chat_template.c - chat template recognition and rendering: every fixture in
+ * tests/data/chat/ (template text -> family and exact rendering, mostly llama.cpp's own test
+ * expectations), buffer sizing, bad input, the real ChatML template of the qwen2 vocab GGUF, and
+ * edgelm_chat_apply / edgelm_chat_template_name on generated models (with and without one).
+ */
+#include "runtime/chat_template.h"
+#include "edgelm.h"
+#include "format/gguf.h"
+#include "test_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_MESSAGES 16
+
+static const char *source_dir(void) {
+    const char *dir = getenv("EDGELM_SOURCE_DIR");
+    return dir ? dir : "..";
+}
+
+/* Run one fixture case; returns false if the case itself is malformed. */
+static bool run_case(const char *file, const cJSON *c) {
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+    const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(c, "template");
+    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(c, "eos");
+    const cJSON *family = cJSON_GetObjectItemCaseSensitive(c, "family");
+    const cJSON *recognized = cJSON_GetObjectItemCaseSensitive(c, "recognized");
+    const cJSON *add = cJSON_GetObjectItemCaseSensitive(c, "add_assistant");
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(c, "messages");
+    const cJSON *expected = cJSON_GetObjectItemCaseSensitive(c, "expected");
+    if (!cJSON_IsString(name) || !cJSON_IsString(tmpl) || !cJSON_IsString(eos) ||
+        !cJSON_IsString(family) || !cJSON_IsBool(recognized) || !cJSON_IsBool(add) ||
+        !cJSON_IsArray(msgs) || !cJSON_IsString(expected) ||
+        cJSON_GetArraySize(msgs) > MAX_MESSAGES) {
+        return false;
+    }
+    edgelm_chat_message m[MAX_MESSAGES];
+    size_t n = 0;
+    const cJSON *it = NULL;
+    cJSON_ArrayForEach(it, msgs) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(it, "content");
+        if (!cJSON_IsString(role) || !cJSON_IsString(content)) {
+            return false;
+        }
+        m[n].role = role->valuestring;
+        m[n].content = content->valuestring;
+        n++;
+    }
+    chat_template t;
+    chat_template_detect(tmpl->valuestring, strlen(tmpl->valuestring), eos->valuestring, &t);
+    const char *got_name = chat_template_name(&t);
+    CHECK_MSG(strcmp(got_name, family->valuestring) == 0, "%s: '%s': detected %s, expected %s",
+              file, name->valuestring, got_name, family->valuestring);
+    CHECK_MSG(t.recognized == cJSON_IsTrue(recognized), "%s: '%s': recognized %d", file,
+              name->valuestring, (int)t.recognized);
+
+    const bool add_assistant = cJSON_IsTrue(add);
+    const char *want = expected->valuestring;
+    const size_t want_len = strlen(want);
+    int32_t need = chat_template_render(&t, m, n, add_assistant, NULL, 0);
+    CHECK_MSG(need == (int32_t)want_len, "%s: '%s': counted %d bytes, expected %zu", file,
+              name->valuestring, (int)need, want_len);
+    char buf[8192];
+    int32_t got = chat_template_render(&t, m, n, add_assistant, buf, sizeof buf);
+    CHECK_MSG(got == need && got >= 0 && (size_t)got < sizeof buf && strcmp(buf, want) == 0,
+              "%s: '%s':\n  got      '%s'\n  expected '%s'", file, name->valuestring,
+              got >= 0 && (size_t)got < sizeof buf ? buf : "(too long)", want);
+    /* a buffer one byte short gets a prefix and no NUL past its end; exact fit gets the NUL */
+    if (want_len > 0 && want_len < sizeof buf) {
+        memset(buf, 'X', sizeof buf);
+        got = chat_template_render(&t, m, n, add_assistant, buf, want_len);
+        CHECK(got == (int32_t)want_len && memcmp(buf, want, want_len) == 0 && buf[want_len] == 'X');
+        got = chat_template_render(&t, m, n, add_assistant, buf, want_len + 1);
+        CHECK(got == (int32_t)want_len && buf[want_len] == '\0');
+    }
+    return true;
+}
+
+static int test_fixtures(void) {
+    static const char *const families[] = {"chatml", "llama2", "llama3", "zephyr",
+                                           "gemma",  "phi3",   "unknown"};
+    int n_cases = 0;
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/tests/data/chat/%s.json", source_dir(), families[f]);
+        cJSON *root = test_load_json(path);
+        CHECK_MSG(root != NULL, "cannot load %s", path);
+        if (root == NULL) {
+            continue;
+        }
+        const cJSON *cases = cJSON_GetObjectItemCaseSensitive(root, "cases");
+        CHECK_MSG(cJSON_IsArray(cases) && cJSON_GetArraySize(cases) > 0, "%s: no cases", path);
+        const cJSON *c = NULL;
+        cJSON_ArrayForEach(c, cases) {
+            CHECK_MSG(run_case(families[f], c), "%s: malformed case", path);
+            n_cases++;
+        }
+        cJSON_Delete(root);
+    }
+    return n_cases;
+}
+
+static void test_edges(void) {
+    chat_template t;
+    edgelm_chat_message m[2] = {{"user", "hi"}, {NULL, "x"}};
+    chat_template_detect(NULL, 0, NULL, &t);
+    CHECK(!t.recognized && strcmp(chat_template_name(&t), "default") == 0);
+    CHECK(chat_template_render(&t, m, 2, true, NULL, 0) == -(int32_t)EDGELM_ERR_INVALID_ARGUMENT);
+    m[1].role = "assistant";
+    m[1].content = NULL;
+    CHECK(chat_template_render(&t, m, 2, true, NULL, 0) == -(int32_t)EDGELM_ERR_INVALID_ARGUMENT);
+    CHECK(chat_template_render(&t, NULL, 1, true, NULL, 0) ==
+          -(int32_t)EDGELM_ERR_INVALID_ARGUMENT);
+    /* no messages: just the assistant's opening */
+    char buf[64];
+    CHECK(chat_template_render(&t, NULL, 0, true, buf, sizeof buf) == 22 &&
+          strcmp(buf, "<|im_start|>assistant\n") == 0);
+    /* a template that is only a family's name selects it; a longer EOS than fits is ignored */
+    chat_template_detect("gemma", 5, NULL, &t);
+    CHECK(t.recognized && t.family == CHAT_FAMILY_GEMMA);
+    static const char zephyr[] = "{{ '<|user|>\\n' + message['content'] + eos_token }}"
+                                 "{{ '<|assistant|>\\n' }}";
+    char long_eos[200];
+    memset(long_eos, 'e', sizeof long_eos - 1);
+    long_eos[sizeof long_eos - 1] = '\0';
+    chat_template_detect(zephyr, strlen(zephyr), long_eos, &t);
+    CHECK(t.recognized && t.family == CHAT_FAMILY_ZEPHYR &&
+          strcmp(t.zephyr_eot, "<|endoftext|>") == 0);
+    /* gemma: several system messages are joined; a system message after a model turn goes to
+     * the next user turn; empty system text adds nothing */
+    chat_template_detect("gemma", 5, NULL, &t);
+    edgelm_chat_message g[] = {{"system", " A "},   {"system", "B"},  {"user", "u1"},
+                               {"assistant", "a1"}, {"system", "C"},  {"assistant", "a2"},
+                               {"user", "u2"},      {"system", "  "}, {"user", "u3"}};
+    char out[512];
+    int32_t n = chat_template_render(&t, g, sizeof g / sizeof g[0], false, out, sizeof out);
+    const char *want = "<start_of_turn>user\nAB\n\nu1<end_of_turn>\n"
+                       "<start_of_turn>model\na1<end_of_turn>\n"
+                       "<start_of_turn>model\na2<end_of_turn>\n"
+                       "<start_of_turn>user\nC\n\nu2<end_of_turn>\n"
+                       "<start_of_turn>user\nu3<end_of_turn>\n";
+    CHECK_MSG(n == (int32_t)strlen(want) && strcmp(out, want) == 0, "gemma fold: '%s'", out);
+}
+
+/* The qwen2 vocab's real template, read through the GGUF reader. */
+static int test_qwen2_vocab(void) {
+    char path[1024];
+    if (!test_model_path("vocab/ggml-vocab-qwen2.gguf", path, sizeof path)) {
+        return 1;
+    }
+    size_t size = 0;
+    unsigned char *data = test_read_file(path, &size);
+    CHECK(data != NULL);
+    if (data == NULL) {
+        return 0;
+    }
+    gguf_file g;
+    char err[256];
+    CHECK(gguf_parse(data, size, &g, err, sizeof err) == EDGELM_OK);
+    gguf_string s = {NULL, 0};
+    CHECK(gguf_get_string(&g, "tokenizer.chat_template", &s) == EDGELM_OK);
+    chat_template t;
+    chat_template_detect(s.data, (size_t)s.len, "<|endoftext|>", &t);
+    CHECK(t.recognized && t.family == CHAT_FAMILY_CHATML);
+    gguf_free(&g);
+    free(data);
+    return 0;
+}
+
+/* edgelm-gen OUT --preset tiny [extra] into the temp dir; false when it fails. */
+static bool gen_model(const char *name, const char *extra, char *path, size_t path_size) {
+    const char *build = getenv("EDGELM_BUILD_DIR");
+    snprintf(path, path_size, "%s/%s", test_temp_dir(), name);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s/edgelm-gen' '%s' --preset tiny --quiet %s", build ? build : ".",
+             path, extra);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "%s failed", cmd);
+    return rc == 0;
+}
+
+static void test_models(int *skipped) {
+    char path[1024];
+    char err[512];
+    edgelm_model *model = NULL;
+    edgelm_chat_message m[2] = {{"system", "Be brief."}, {"user", "Hi!"}};
+    char buf[256];
+    /* the generated vocabulary has no template: the default, not recognized */
+    if (gen_model("plain.gguf", "", path, sizeof path)) {
+        CHECK_MSG(edgelm_model_load(path, NULL, &model, err, sizeof err) == EDGELM_OK, "%s", err);
+        unlink(path); /* the mapping stays valid; the test leaves no large files behind */
+        if (model != NULL) {
+            bool recognized = true;
+            CHECK(strcmp(edgelm_chat_template_name(model, &recognized), "default") == 0);
+            CHECK(!recognized);
+            int32_t n = edgelm_chat_apply(model, m, 2, true, buf, sizeof buf);
+            const char *want = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!"
+                               "<|im_end|>\n<|im_start|>assistant\n";
+            CHECK(n == (int32_t)strlen(want) && strcmp(buf, want) == 0);
+        }
+        edgelm_model_free(model);
+        model = NULL;
+    }
+    CHECK(edgelm_chat_apply(NULL, m, 2, true, buf, sizeof buf) ==
+          -(int32_t)EDGELM_ERR_INVALID_ARGUMENT);
+
+    /* a model carrying the qwen2 tokenizer and its real ChatML template */
+    char vocab[1024];
+    if (!test_model_path("vocab/ggml-vocab-qwen2.gguf", vocab, sizeof vocab)) {
+        (*skipped)++;
+        return;
+    }
+    char extra[1200];
+    snprintf(extra, sizeof extra, "--vocab-from '%s' --tied --type q8_0", vocab);
+    if (!gen_model("qwen2-vocab.gguf", extra, path, sizeof path)) {
+        return;
+    }
+    CHECK_MSG(edgelm_model_load(path, NULL, &model, err, sizeof err) == EDGELM_OK, "%s", err);
+    unlink(path);
+    if (model == NULL) {
+        return;
+    }
+    bool recognized = false;
+    CHECK(strcmp(edgelm_chat_template_name(model, &recognized), "chatml") == 0 && recognized);
+    int32_t n = edgelm_chat_apply(model, m, 2, true, buf, sizeof buf);
+    CHECK(n > 0 && (size_t)n < sizeof buf && strncmp(buf, "<|im_start|>system\n", 19) == 0);
+    /* the rendered markers are the vocabulary's special tokens */
+    int32_t toks[128];
+    int32_t nt = edgelm_tokenize(model, buf, (size_t)n, false, true, toks, 128);
+    CHECK(nt > 0 && nt <= 128);
+    int32_t im_start = -1;
+    for (int32_t t = 0; t < edgelm_model_n_vocab(model) && im_start < 0; t++) {
+        const char *text = edgelm_token_text(model, t);
+        if (text != NULL && strcmp(text, "<|im_start|>") == 0) {
+            im_start = t;
+        }
+    }
+    CHECK(im_start >= 0 && nt > 0 && toks[0] == im_start);
+    edgelm_model_free(model);
+}
+
+int main(void) {
+    int n_cases = test_fixtures();
+    CHECK_MSG(n_cases >= 20, "only %d fixture cases", n_cases);
+    test_edges();
+    int skipped = test_qwen2_vocab();
+    test_models(&skipped);
+    fprintf(stderr, "test_chat_template: %d fixture cases\n", n_cases);
+    return test_finish("test_chat_template", skipped);
+}

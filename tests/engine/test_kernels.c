@@ -1,0 +1,605 @@
+/* test_kernels.c - every SIMD kernel level this CPU can run against the scalar reference
+ * (kernels.h vs quant_ref.h), on random data and edge sizes, with named tolerances per type.
+ *
+ * Usage: test_kernels               run the tests (every supported level)
+ *        test_kernels --require L   exit 0 if this CPU/build runs level L, else 77 (skip); ctest
+ *                                   uses it to run test_forward once per level
+ *        test_kernels --bench [ROWS] print per-level throughput of the main dot products over
+ *                                   ROWS rows of 2048 (256: in cache; 65536: from memory)
+ */
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+#include "kernels/quant_ref.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* K-quant dots may sum in another float order than the reference: |isa - ref| must stay within
+ * this fraction of sum |x_i y_i| (plus a tiny absolute floor for all-zero rows). */
+#define KQUANT_DOT_REL_TOL 1e-5
+#define KQUANT_DOT_ABS_TOL 1e-30
+
+/* ---- data ------------------------------------------------------------------------------------ */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+
+static uint64_t rng_next(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static float rng_uniform(void) { /* [-1, 1) */
+    return (float)((double)(rng_next() >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
+}
+
+/* A few distributions, so that blocks with outliers, ties of |max| and zeros show up. */
+static void random_floats(float *x, int64_t n, int kind) {
+    for (int64_t i = 0; i < n; i++) {
+        switch (kind) {
+        case 0:
+            x[i] = rng_uniform();
+            break;
+        case 1: /* heavy tail */
+            x[i] = rng_uniform() * rng_uniform() * rng_uniform() * 40.0f;
+            break;
+        case 2: /* exact halves after scaling: x * (127 / amax) = k + 0.5 when amax = 127 */
+            x[i] = (float)((int)(rng_next() % 253) - 126) + 0.5f;
+            break;
+        default: /* few distinct values: +-max ties and zeros */
+            x[i] = (float)((int)(rng_next() % 5) - 2) * 0.75f;
+            break;
+        }
+    }
+    if (kind == 2 && n > 0) {
+        x[0] = 127.0f;
+    }
+}
+
+static fp16_t random_scale(float magnitude) { return fp32_to_fp16(rng_uniform() * magnitude); }
+
+/* Random blocks of `type`: random bytes everywhere, then sane finite fp16 scales, and Q8_0
+ * codes kept in -127..127 (no quantizer ever writes -128; ggml's kernels assume the same). */
+static void random_weights(uint32_t type, void *dst, int64_t n) {
+    const tensor_type_traits *t = tensor_type_get_ref(type);
+    const int64_t nb = n / t->block_size;
+    uint8_t *bytes = dst;
+    for (size_t i = 0; i < (size_t)nb * t->type_size; i++) {
+        bytes[i] = (uint8_t)rng_next();
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        switch (type) {
+        case TENSOR_TYPE_F32:
+            ((float *)dst)[i] = rng_uniform();
+            break;
+        case TENSOR_TYPE_F16:
+            ((fp16_t *)dst)[i] = random_scale(2.0f);
+            break;
+        case TENSOR_TYPE_BF16:
+            ((bf16_t *)dst)[i] = fp32_to_bf16(rng_uniform() * 2.0f);
+            break;
+        case TENSOR_TYPE_Q4_0:
+            ((block_q4_0 *)dst)[i].d = random_scale(0.1f);
+            break;
+        case TENSOR_TYPE_Q4_1:
+            ((block_q4_1 *)dst)[i].d = random_scale(0.1f);
+            ((block_q4_1 *)dst)[i].m = random_scale(1.0f);
+            break;
+        case TENSOR_TYPE_Q5_0:
+            ((block_q5_0 *)dst)[i].d = random_scale(0.05f);
+            break;
+        case TENSOR_TYPE_Q5_1:
+            ((block_q5_1 *)dst)[i].d = random_scale(0.05f);
+            ((block_q5_1 *)dst)[i].m = random_scale(1.0f);
+            break;
+        case TENSOR_TYPE_Q8_0: {
+            block_q8_0 *b = &((block_q8_0 *)dst)[i];
+            b->d = random_scale(0.01f);
+            for (int j = 0; j < QK8_0; j++) {
+                if (b->qs[j] == -128) {
+                    b->qs[j] = -127;
+                }
+            }
+            break;
+        }
+        case TENSOR_TYPE_Q2_K:
+            ((block_q2_K *)dst)[i].d = random_scale(0.1f);
+            ((block_q2_K *)dst)[i].dmin = random_scale(0.1f);
+            break;
+        case TENSOR_TYPE_Q3_K:
+            ((block_q3_K *)dst)[i].d = random_scale(0.1f);
+            break;
+        case TENSOR_TYPE_Q4_K:
+            ((block_q4_K *)dst)[i].d = random_scale(0.1f);
+            ((block_q4_K *)dst)[i].dmin = random_scale(0.1f);
+            break;
+        case TENSOR_TYPE_Q5_K:
+            ((block_q5_K *)dst)[i].d = random_scale(0.1f);
+            ((block_q5_K *)dst)[i].dmin = random_scale(0.1f);
+            break;
+        case TENSOR_TYPE_Q6_K:
+            ((block_q6_K *)dst)[i].d = random_scale(0.1f);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* Activation values in float of a vec_dot_type row (Q8_1 has no to_float). */
+static void activations_to_float(uint32_t type, const void *src, float *dst, int64_t n) {
+    if (type == TENSOR_TYPE_Q8_1) {
+        const block_q8_1 *b = src;
+        for (int64_t i = 0; i < n; i++) {
+            dst[i] = fp16_to_fp32(b[i / QK8_1].d) * (float)b[i / QK8_1].qs[i % QK8_1];
+        }
+        return;
+    }
+    tensor_type_get_ref(type)->to_float(src, dst, n);
+}
+
+/* ---- checks ---------------------------------------------------------------------------------- */
+
+static const uint32_t all_types[] = {
+    TENSOR_TYPE_F32,  TENSOR_TYPE_F16,  TENSOR_TYPE_BF16, TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q4_1,
+    TENSOR_TYPE_Q5_0, TENSOR_TYPE_Q5_1, TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q8_1, TENSOR_TYPE_Q2_K,
+    TENSOR_TYPE_Q3_K, TENSOR_TYPE_Q4_K, TENSOR_TYPE_Q5_K, TENSOR_TYPE_Q6_K, TENSOR_TYPE_Q8_K,
+};
+#define N_TYPES (sizeof all_types / sizeof all_types[0])
+
+static bool is_kquant(uint32_t type) {
+    return type == TENSOR_TYPE_Q2_K || type == TENSOR_TYPE_Q3_K || type == TENSOR_TYPE_Q4_K ||
+           type == TENSOR_TYPE_Q5_K || type == TENSOR_TYPE_Q6_K;
+}
+
+/* Block counts: 1, odd, and large rows (TinyLlama's widest row is 5632 = 22 K-blocks). */
+static const int64_t block_counts[] = {1, 2, 3, 7, 22, 65, 176};
+
+static bool same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+static void check_activation_quantizers(const kernel_table *kt) {
+    static const uint32_t act_types[] = {TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q8_1, TENSOR_TYPE_Q8_K,
+                                         TENSOR_TYPE_F16};
+    for (size_t a = 0; a < sizeof act_types / sizeof act_types[0]; a++) {
+        const uint32_t type = act_types[a];
+        const tensor_type_traits *ref = tensor_type_get_ref(type);
+        for (size_t c = 0; c < sizeof block_counts / sizeof block_counts[0]; c++) {
+            for (int kind = 0; kind < 4; kind++) {
+                const int64_t n = block_counts[c] * ref->block_size;
+                const size_t bytes = (size_t)(n / ref->block_size) * ref->type_size;
+                float *x = malloc((size_t)n * sizeof(float));
+                uint8_t *want = malloc(bytes);
+                uint8_t *got = malloc(bytes);
+                CHECK(x != NULL && want != NULL && got != NULL);
+                if (x == NULL || want == NULL || got == NULL) {
+                    free(x), free(want), free(got);
+                    return;
+                }
+                random_floats(x, n, kind);
+                if (kind == 3 && n >= 2 * ref->block_size) {
+                    memset(x + ref->block_size, 0, (size_t)ref->block_size * sizeof(float));
+                }
+                memset(want, 0xA5, bytes);
+                memset(got, 0x5A, bytes);
+                ref->from_float(x, want, n);
+                kt->from_float[type](x, got, n);
+                CHECK_MSG(memcmp(want, got, bytes) == 0,
+                          "%s: %s from_float differs (n=%lld kind %d)", kt->name, ref->name,
+                          (long long)n, kind);
+                free(x);
+                free(want);
+                free(got);
+            }
+        }
+    }
+}
+
+static void check_dots(const kernel_table *kt) {
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t type = all_types[ti];
+        const tensor_type_traits *ref = tensor_type_get_ref(type);
+        if (ref->vec_dot == NULL) {
+            continue;
+        }
+        const tensor_type_traits *act = tensor_type_get_ref(ref->vec_dot_type);
+        const int64_t unit = ref->block_size > act->block_size ? ref->block_size : act->block_size;
+        for (size_t c = 0; c < sizeof block_counts / sizeof block_counts[0]; c++) {
+            for (int rep = 0; rep < 4; rep++) {
+                int64_t n = block_counts[c] * (unit == 1 ? 32 : unit);
+                if (unit == 1) {
+                    n += rep * 13 + (int64_t)c; /* float rows: any length, odd tails */
+                }
+                void *x = malloc(tensor_row_size(type, n));
+                void *y = malloc(tensor_row_size(ref->vec_dot_type, n));
+                float *xf = malloc((size_t)n * sizeof(float));
+                float *yf = malloc((size_t)n * sizeof(float));
+                CHECK(x != NULL && y != NULL && xf != NULL && yf != NULL);
+                if (x == NULL || y == NULL || xf == NULL || yf == NULL) {
+                    free(x), free(y), free(xf), free(yf);
+                    return;
+                }
+                random_weights(type, x, n);
+                random_floats(yf, n, rep);
+                act->from_float(yf, y, n);
+                float want = 0.0f, got = 0.0f;
+                ref->vec_dot(n, &want, x, y);
+                kt->vec_dot[type](n, &got, x, y);
+                /* Q5_K: every level runs ggml's x86 order (q5_K_vec_dot_x86), bit for bit */
+                if (is_kquant(type) && type != TENSOR_TYPE_Q5_K) {
+                    ref->to_float(x, xf, n);
+                    activations_to_float(ref->vec_dot_type, y, yf, n);
+                    double abs_terms = 0.0;
+                    for (int64_t i = 0; i < n; i++) {
+                        abs_terms += fabs((double)xf[i] * (double)yf[i]);
+                    }
+                    const double err = fabs((double)got - (double)want);
+                    CHECK_MSG(err <= KQUANT_DOT_REL_TOL * abs_terms + KQUANT_DOT_ABS_TOL,
+                              "%s: %s dot n=%lld: %.9g vs ref %.9g (err %.3g, sum|terms| %.3g)",
+                              kt->name, ref->name, (long long)n, (double)got, (double)want, err,
+                              abs_terms);
+                } else {
+                    CHECK_MSG(same_bits(got, want), "%s: %s dot n=%lld: %.9g vs ref %.9g", kt->name,
+                              ref->name, (long long)n, (double)got, (double)want);
+                }
+                if (type == TENSOR_TYPE_Q4_0) {
+                    q4_0_vec_dot_x86_repacked(n, &want, x, y);
+                    kt->q4_0_repacked_vec_dot(n, &got, x, y);
+                    CHECK_MSG(same_bits(got, want), "%s: repacked q4_0 dot n=%lld: %.9g vs %.9g",
+                              kt->name, (long long)n, (double)got, (double)want);
+                }
+                if (kt->to_float[type] != NULL) {
+                    float *a = malloc((size_t)n * sizeof(float));
+                    float *b = malloc((size_t)n * sizeof(float));
+                    CHECK(a != NULL && b != NULL);
+                    if (a != NULL && b != NULL) {
+                        ref->to_float(x, a, n);
+                        kt->to_float[type](x, b, n);
+                        CHECK_MSG(memcmp(a, b, (size_t)n * sizeof(float)) == 0,
+                                  "%s: %s to_float differs", kt->name, ref->name);
+                    }
+                    free(a);
+                    free(b);
+                }
+                free(x);
+                free(y);
+                free(xf);
+                free(yf);
+            }
+        }
+    }
+}
+
+/* Every gemm equals its own table's vec_dot bit for bit, for each (row, token), over row and
+ * token counts around the kernels' register blocking (4 tokens) and their group sizes (32 tokens,
+ * 16 super-blocks), and writes nothing outside its output rows. */
+static void check_gemm(const kernel_table *kt, uint32_t type, tensor_gemm_fn gemm,
+                       tensor_vec_dot_fn vec_dot, const char *what) {
+    /* block counts around the kernels' groups (16 K-quant super-blocks, 64 Q4_0 blocks) */
+    static const int64_t gemm_blocks[] = {1, 3, 16, 17, 22, 64, 65};
+    static const int64_t gemm_rows[] = {1, 3, 5, 16, 17};
+    static const int64_t gemm_tokens[] = {1, 2, 3, 4, 5, 7, 8, 9, 32, 33, 37};
+    const tensor_type_traits *ref = tensor_type_get_ref(type);
+    const tensor_type_traits *act = tensor_type_get_ref(ref->vec_dot_type);
+    for (size_t bi = 0; bi < sizeof gemm_blocks / sizeof gemm_blocks[0]; bi++) {
+        const int64_t n = gemm_blocks[bi] * ref->block_size;
+        const size_t w_stride = tensor_row_size(type, n);
+        const size_t x_stride = tensor_row_size(ref->vec_dot_type, n);
+        const int64_t max_rows = 17, max_tokens = 37, out_stride = max_rows + 3;
+        uint8_t *w = malloc(w_stride * (size_t)max_rows);
+        uint8_t *x = malloc(x_stride * (size_t)max_tokens);
+        float *xf = malloc((size_t)n * sizeof(float));
+        float *out = malloc((size_t)(out_stride * max_tokens) * sizeof(float));
+        CHECK(w != NULL && x != NULL && xf != NULL && out != NULL);
+        if (w == NULL || x == NULL || xf == NULL || out == NULL) {
+            free(w), free(x), free(xf), free(out);
+            return;
+        }
+        for (int64_t r = 0; r < max_rows; r++) {
+            random_weights(type, w + (size_t)r * w_stride, n);
+        }
+        for (int64_t t = 0; t < max_tokens; t++) {
+            random_floats(xf, n, (int)(t % 4));
+            act->from_float(xf, x + (size_t)t * x_stride, n);
+        }
+        for (size_t ri = 0; ri < sizeof gemm_rows / sizeof gemm_rows[0]; ri++) {
+            for (size_t ki = 0; ki < sizeof gemm_tokens / sizeof gemm_tokens[0]; ki++) {
+                const int64_t n_rows = gemm_rows[ri], n_tokens = gemm_tokens[ki];
+                for (int64_t i = 0; i < out_stride * max_tokens; i++) {
+                    out[i] = -12345.0f; /* sentinel */
+                }
+                gemm(n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+                int bad = 0;
+                for (int64_t t = 0; t < max_tokens; t++) {
+                    for (int64_t r = 0; r < out_stride; r++) {
+                        const float got = out[t * out_stride + r];
+                        float want = -12345.0f;
+                        if (t < n_tokens && r < n_rows) {
+                            vec_dot(n, &want, w + (size_t)r * w_stride, x + (size_t)t * x_stride);
+                        }
+                        if (!same_bits(got, want) && bad++ == 0) {
+                            CHECK_MSG(false,
+                                      "%s: %s n=%lld rows=%lld tokens=%lld: out[t=%lld, "
+                                      "r=%lld] = %.9g, vec_dot %.9g",
+                                      kt->name, what, (long long)n, (long long)n_rows,
+                                      (long long)n_tokens, (long long)t, (long long)r, (double)got,
+                                      (double)want);
+                        }
+                    }
+                }
+            }
+        }
+        free(w);
+        free(x);
+        free(xf);
+        free(out);
+    }
+}
+
+static void check_gemms(const kernel_table *kt) {
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t type = all_types[ti];
+        if (kt->gemm[type] != NULL) {
+            char what[48];
+            snprintf(what, sizeof what, "%s gemm", tensor_type_get_ref(type)->name);
+            check_gemm(kt, type, kt->gemm[type], kt->vec_dot[type], what);
+        }
+    }
+    if (kt->q4_0_repacked_gemm != NULL) {
+        check_gemm(kt, TENSOR_TYPE_Q4_0, kt->q4_0_repacked_gemm, kt->q4_0_repacked_vec_dot,
+                   "repacked q4_0 gemm");
+    }
+}
+
+static void check_fp16_rows(const kernel_table *kt) {
+    enum { N = 65536 + 13 };
+    fp16_t *h = malloc(N * sizeof(fp16_t));
+    fp16_t *h2 = malloc(N * sizeof(fp16_t));
+    fp16_t *h3 = malloc(N * sizeof(fp16_t));
+    float *f = malloc(N * sizeof(float));
+    float *f2 = malloc(N * sizeof(float));
+    CHECK(h != NULL && h2 != NULL && h3 != NULL && f != NULL && f2 != NULL);
+    if (h == NULL || h2 == NULL || h3 == NULL || f == NULL || f2 == NULL) {
+        goto done;
+    }
+    /* every half (NaNs and infinities included) to float, at several tail offsets */
+    for (int i = 0; i < N; i++) {
+        h[i] = (fp16_t)i;
+    }
+    fp16_to_fp32_row_ref(h, f, N);
+    kt->fp16_to_fp32_row(h, f2, N);
+    CHECK_MSG(memcmp(f, f2, N * sizeof(float)) == 0, "%s: fp16_to_fp32_row", kt->name);
+    for (int64_t len = 0; len < 40; len++) {
+        memset(f2, 0, (size_t)(len + 1) * sizeof(float));
+        kt->fp16_to_fp32_row(h + 1000, f2, len);
+        CHECK_MSG(memcmp(f + 1000, f2, (size_t)len * sizeof(float)) == 0 && f2[len] == 0.0f,
+                  "%s: fp16_to_fp32_row len %lld", kt->name, (long long)len);
+    }
+    /* random float bit patterns (NaN, denormals, overflow) and rounding ties to half */
+    for (int i = 0; i < N; i++) {
+        const uint32_t bits = (uint32_t)rng_next();
+        f[i] = i % 3 == 0 ? fp32_from_bits(bits) : rng_uniform() * (float)(1 << (i % 20));
+        if (i % 7 == 0) { /* exactly halfway between two halves */
+            f[i] = fp32_from_bits((fp32_to_bits(fp16_to_fp32((fp16_t)(i & 0x7bff))) + 0x1000u));
+        }
+    }
+    fp32_to_fp16_row_ref(f, h, N);
+    kt->fp32_to_fp16_row(f, h2, N);
+    CHECK_MSG(memcmp(h, h2, N * sizeof(fp16_t)) == 0, "%s: fp32_to_fp16_row", kt->name);
+    for (int64_t len = 0; len < 40; len++) {
+        memset(h2, 0, (size_t)(len + 1) * sizeof(fp16_t));
+        kt->fp32_to_fp16_row(f + 77, h2, len);
+        CHECK_MSG(memcmp(h + 77, h2, (size_t)len * sizeof(fp16_t)) == 0 && h2[len] == 0,
+                  "%s: fp32_to_fp16_row len %lld", kt->name, (long long)len);
+    }
+    /* scale and mad on finite halves */
+    for (int i = 0; i < N; i++) {
+        h[i] = random_scale(4.0f);
+        h3[i] = random_scale(1.0f);
+    }
+    for (int64_t len = 1; len < N; len = len * 3 + 1) {
+        const float sc = rng_uniform() * 1.5f;
+        memcpy(h2, h, (size_t)len * sizeof(fp16_t));
+        fp16_t *want = malloc((size_t)len * sizeof(fp16_t));
+        CHECK(want != NULL);
+        if (want == NULL) {
+            break;
+        }
+        memcpy(want, h, (size_t)len * sizeof(fp16_t));
+        f16_scale_row_ref(want, sc, len);
+        kt->f16_scale_row(h2, sc, len);
+        CHECK_MSG(memcmp(want, h2, (size_t)len * sizeof(fp16_t)) == 0, "%s: f16_scale_row %lld",
+                  kt->name, (long long)len);
+        f16_mad_row_ref(want, h3, sc, len);
+        kt->f16_mad_row(h2, h3, sc, len);
+        CHECK_MSG(memcmp(want, h2, (size_t)len * sizeof(fp16_t)) == 0, "%s: f16_mad_row %lld",
+                  kt->name, (long long)len);
+        free(want);
+    }
+    /* the f16 dot helper is the F16 vec_dot */
+    CHECK(kt->f16_dot == kt->vec_dot[TENSOR_TYPE_F16]);
+done:
+    free(h);
+    free(h2);
+    free(h3);
+    free(f);
+    free(f2);
+}
+
+static void check_table_complete(const kernel_table *kt) {
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const tensor_type_traits *ref = tensor_type_get_ref(all_types[ti]);
+        CHECK_MSG((kt->vec_dot[all_types[ti]] == NULL) == (ref->vec_dot == NULL), "%s: %s vec_dot",
+                  kt->name, ref->name);
+        CHECK_MSG((kt->from_float[all_types[ti]] == NULL) == (ref->from_float == NULL),
+                  "%s: %s from_float", kt->name, ref->name);
+        CHECK_MSG((kt->to_float[all_types[ti]] == NULL) == (ref->to_float == NULL),
+                  "%s: %s to_float", kt->name, ref->name);
+    }
+    CHECK(kt->q4_0_repacked_vec_dot != NULL && kt->fp16_to_fp32_row != NULL &&
+          kt->fp32_to_fp16_row != NULL && kt->f16_scale_row != NULL && kt->f16_mad_row != NULL &&
+          kt->f16_dot != NULL);
+}
+
+/* The process-wide selection: tensor_type_get() hands out the selected table's functions. */
+static void check_selection(void) {
+    const kernel_table *kt = kernels_get();
+    CHECK(strcmp(kt->name, edgelm_kernels_name()) == 0);
+    CHECK(kernels_level_supported(kt->level));
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const tensor_type_traits *t = tensor_type_get(all_types[ti]);
+        const tensor_type_traits *r = tensor_type_get_ref(all_types[ti]);
+        CHECK(t != NULL && r != NULL && t != r);
+        if (t == NULL || r == NULL) {
+            continue;
+        }
+        CHECK(t->vec_dot == kt->vec_dot[all_types[ti]]);
+        CHECK(t->from_float == kt->from_float[all_types[ti]]);
+        CHECK(strcmp(t->name, r->name) == 0 && t->type_size == r->type_size &&
+              t->vec_dot_type == r->vec_dot_type);
+    }
+    CHECK(tensor_matrix_vec_dot(TENSOR_TYPE_Q4_0, 16) == kt->q4_0_repacked_vec_dot);
+    CHECK(tensor_matrix_vec_dot(TENSOR_TYPE_Q4_0, 12) == kt->vec_dot[TENSOR_TYPE_Q4_0]);
+    CHECK(tensor_type_get(4) == NULL && tensor_type_get(TENSOR_TYPE_COUNT) == NULL);
+    CHECK(kernels_level_from_name("avx2") == KERNEL_LEVEL_AVX2);
+    CHECK(kernels_level_from_name("AVX2") == KERNEL_LEVEL_COUNT);
+    CHECK(kernels_level_from_name("") == KERNEL_LEVEL_COUNT);
+    CHECK(kernels_level_supported(KERNEL_LEVEL_REF));
+    const char *forced = getenv("EDGELM_KERNELS");
+    char msg[256] = "";
+    const edgelm_status st = kernels_init(msg, sizeof msg);
+    if (forced == NULL || forced[0] == '\0') {
+        CHECK(st == EDGELM_OK);
+    } else if (kernels_level_from_name(forced) == KERNEL_LEVEL_COUNT ||
+               !kernels_level_supported(kernels_level_from_name(forced))) {
+        CHECK_MSG(st == EDGELM_ERR_INVALID_ARGUMENT && strstr(msg, forced) != NULL, "msg: %s", msg);
+    } else {
+        CHECK(st == EDGELM_OK && strcmp(kt->name, forced) == 0);
+    }
+}
+
+/* ---- benchmark (--bench) --------------------------------------------------------------------- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* rows: 256 keeps ~0.3 MB of Q4_K rows in cache (the kernel itself); 65536 streams ~75 MB from
+ * memory (closer to a real decode). Levels run interleaved, best of 12 passes each, so that a
+ * busy machine disturbs them alike. */
+static void bench(int rows) {
+    static const uint32_t types[] = {
+        TENSOR_TYPE_Q4_K, TENSOR_TYPE_Q6_K, TENSOR_TYPE_Q5_K, TENSOR_TYPE_Q3_K, TENSOR_TYPE_Q2_K,
+        TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q4_1, TENSOR_TYPE_Q5_0, TENSOR_TYPE_F16};
+    const int64_t n = 2048;
+    kernel_table tables[KERNEL_LEVEL_COUNT];
+    bool have[KERNEL_LEVEL_COUNT];
+    printf("%-5s", "");
+    for (int level = 0; level < KERNEL_LEVEL_COUNT; level++) {
+        have[level] = kernels_build_table((kernel_level)level, &tables[level]);
+        if (have[level]) {
+            printf(" %8s", tables[level].name);
+        }
+    }
+    printf("   (GB/s of weights, %d rows of %lld)\n", rows, (long long)n);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const tensor_type_traits *ref = tensor_type_get_ref(types[ti]);
+        const size_t row_bytes = tensor_row_size(types[ti], n);
+        uint8_t *x = malloc(row_bytes * (size_t)rows);
+        void *y = malloc(tensor_row_size(ref->vec_dot_type, n));
+        float *yf = malloc((size_t)n * sizeof(float));
+        if (x == NULL || y == NULL || yf == NULL) {
+            free(x), free(y), free(yf);
+            return;
+        }
+        random_weights(types[ti], x, n * rows); /* also faults every page in */
+        random_floats(yf, n, 0);
+        tensor_type_get_ref(ref->vec_dot_type)->from_float(yf, y, n);
+        double best[KERNEL_LEVEL_COUNT];
+        float sink = 0.0f;
+        for (int level = 0; level < KERNEL_LEVEL_COUNT; level++) {
+            best[level] = 1e30;
+        }
+        for (int pass = 0; pass < 12; pass++) {
+            for (int level = 0; level < KERNEL_LEVEL_COUNT; level++) {
+                if (!have[level] || (level == KERNEL_LEVEL_REF && pass >= 2)) {
+                    continue;
+                }
+                const double t0 = now_s();
+                for (int r = 0; r < rows; r++) {
+                    float out;
+                    tables[level].vec_dot[types[ti]](n, &out, x + (size_t)r * row_bytes, y);
+                    sink += out;
+                }
+                const double dt = now_s() - t0;
+                best[level] = dt < best[level] ? dt : best[level];
+            }
+        }
+        printf("%-5s", ref->name);
+        for (int level = 0; level < KERNEL_LEVEL_COUNT; level++) {
+            if (have[level]) {
+                printf(" %8.2f", (double)row_bytes * rows / best[level] / 1e9);
+            }
+        }
+        printf("%s\n", sink == 12345.0f ? " !" : "");
+        free(x);
+        free(y);
+        free(yf);
+    }
+}
+
+static void check_level(const kernel_table *kt) {
+    const int failures_before = test_failures;
+    check_table_complete(kt);
+    check_activation_quantizers(kt);
+    check_dots(kt);
+    check_gemms(kt);
+    check_fp16_rows(kt);
+    printf("level %-6s %s\n", kt->name, test_failures == failures_before ? "ok" : "FAILED");
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "--require") == 0) {
+        const kernel_level level = kernels_level_from_name(argc >= 3 ? argv[2] : "");
+        if (level == KERNEL_LEVEL_COUNT) {
+            fprintf(stderr, "test_kernels: unknown kernel level '%s'\n", argc >= 3 ? argv[2] : "");
+            return 2;
+        }
+        if (!kernels_level_supported(level)) {
+            printf("SKIPPED: this CPU or build cannot run kernel level %s\n", argv[2]);
+            return TEST_SKIP_CODE;
+        }
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "--bench") == 0) {
+        bench(argc >= 3 ? atoi(argv[2]) : 256);
+        return 0;
+    }
+    check_selection();
+    for (int level = 0; level < KERNEL_LEVEL_COUNT; level++) {
+        kernel_table kt;
+        if (!kernels_build_table((kernel_level)level, &kt)) {
+            printf("level %-6s not supported here: skipped\n",
+                   kernels_level_name((kernel_level)level));
+            continue;
+        }
+        check_level(&kt);
+#if defined(__x86_64__) || defined(__i386__)
+        if (level == KERNEL_LEVEL_AVX512) {
+            /* the AVX-512 table a CPU without VNNI gets (this one selects the VNNI variants) */
+            kernels_build_table(KERNEL_LEVEL_AVX2, &kt);
+            kernels_fill_avx512(&kt, false);
+            kt.f16_dot = kt.vec_dot[TENSOR_TYPE_F16];
+            kt.name = "avx512 (no VNNI)";
+            check_level(&kt);
+        }
+#endif
+    }
+    return test_finish("test_kernels", 0);
+}
