@@ -24,11 +24,11 @@ done
 [ -n "$mosquitto_bin" ] && command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null ||
     die "needs mosquitto and its clients: sudo apt-get install -y mosquitto mosquitto-clients"
 
-if [ ! -x build/service/edgelmd ] || [ ! -x build/edgelm-gen ]; then
+if [ ! -x build/edgelmd ] || [ ! -x build/edgelm-gen ]; then
     say "building (first run)..."
     cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build build -j "$(nproc 2>/dev/null || echo 2)" --target edgelmd edgelm-gen >/dev/null
-    [ -x build/service/edgelmd ] ||
+    [ -x build/edgelmd ] ||
         die "edgelmd was not built: sudo apt-get install -y libpaho-mqtt-dev libcjson-dev libconfig-dev"
 fi
 
@@ -96,7 +96,7 @@ done
 # ---- edgelmd ------------------------------------------------------------------------------------
 node="demo-$$"
 say "model $model, broker tcp://127.0.0.1:$port, node $node"
-build/service/edgelmd --model "$model" --broker "tcp://127.0.0.1:$port" --node "$node" \
+build/edgelmd --model "$model" --broker "tcp://127.0.0.1:$port" --node "$node" \
     --log-level warn >"$tmp/edgelmd.log" 2>&1 &
 edgelmd_pid=$!
 status=$(mosquitto_sub -p "$port" -t "edgelm/$node/status" -C 1 -W 60 2>/dev/null || true)

@@ -1,6 +1,7 @@
 /* config.c - libconfig file -> validated svc_config (see config.h).
- * One table lists every option with its type, range and place in the struct; loading, the
- * unknown-option check and --check-config printing all walk that table, so they cannot drift.
+ * One table lists every option with its type, range, built-in default and place in the struct;
+ * the defaults, loading, the unknown-option check and --check-config printing all walk that
+ * table, so they cannot drift.
  */
 #include "config.h"
 
@@ -27,87 +28,95 @@ typedef struct opt_def {
     const char *path; /* "group.name" */
     opt_kind kind;
     size_t offset;
-    size_t size; /* for strings: the field's capacity */
-    double min, max;
-    bool secret; /* masked by config_print */
+    size_t size;              /* for strings: the field's capacity */
+    double min, max;          /* for numbers: the accepted range */
+    double default_number;    /* numbers, bools (0 or 1) and enums (their value) */
+    const char *default_text; /* strings; NULL = "" */
+    bool secret;              /* masked by config_print */
 } opt_def;
 
-#define F(field) offsetof(svc_config, field), sizeof(((svc_config *)0)->field)
+/* Columns after F(): min, max, default for numbers; named ones for the rest (unnamed = 0, "").
+ * The defaults are those of config/edgelm.conf (test_service_config checks they match). */
+#define F(field) .offset = offsetof(svc_config, field), .size = sizeof(((svc_config *)0)->field)
 static const opt_def options[] = {
-    {"mqtt.broker", OPT_STR, F(broker), 0, 0, false},
-    {"mqtt.client_id", OPT_STR, F(client_id), 0, 0, false},
-    {"mqtt.username", OPT_STR, F(username), 0, 0, false},
-    {"mqtt.password", OPT_STR, F(password), 0, 0, true},
-    {"mqtt.version", OPT_MQTT_VERSION, F(mqtt_version), 0, 0, false},
-    {"mqtt.keepalive_s", OPT_INT, F(keepalive_s), 5, 3600, false},
-    {"mqtt.session_expiry_s", OPT_INT, F(session_expiry_s), 0, 2147483647.0, false},
-    {"mqtt.max_buffered", OPT_INT, F(max_buffered), 1, 1000000, false},
-    {"mqtt.stream_expiry_s", OPT_INT, F(stream_expiry_s), 1, 3600, false},
-    {"mqtt.topic_prefix", OPT_STR, F(topic_prefix), 0, 0, false},
-    {"mqtt.tls.ca_file", OPT_PATH, F(tls_ca_file), 0, 0, false},
-    {"mqtt.tls.cert_file", OPT_PATH, F(tls_cert_file), 0, 0, false},
-    {"mqtt.tls.key_file", OPT_PATH, F(tls_key_file), 0, 0, false},
-    {"mqtt.tls.key_password", OPT_STR, F(tls_key_password), 0, 0, true},
-    {"mqtt.tls.verify", OPT_BOOL, F(tls_verify), 0, 0, false},
-    {"node.id", OPT_STR, F(node_id), 0, 0, false},
-    {"fleet.enabled", OPT_BOOL, F(fleet_enabled), 0, 0, false},
-    {"fleet.group", OPT_STR, F(fleet_group), 0, 0, false},
-    {"model.path", OPT_PATH, F(model_path), 0, 0, false},
-    {"model.threads", OPT_INT, F(threads), 0, 1024, false},
-    {"model.context", OPT_INT, F(context), 0, 1048576, false},
-    {"sampling.max_tokens", OPT_INT, F(sampling.max_tokens), 1, 1048576, false},
-    {"sampling.temperature", OPT_FLOAT, F(sampling.temperature), 0, 5, false},
-    {"sampling.top_p", OPT_FLOAT, F(sampling.top_p), 0, 1, false},
-    {"sampling.top_k", OPT_INT, F(sampling.top_k), 0, 1000000, false},
-    {"sampling.min_p", OPT_FLOAT, F(sampling.min_p), 0, 1, false},
-    {"sampling.repeat_penalty", OPT_FLOAT, F(sampling.repeat_penalty), 0.5, 5, false},
-    {"sampling.repeat_last_n", OPT_INT, F(sampling.repeat_last_n), 0, 65536, false},
-    {"sampling.seed", OPT_INT64, F(sampling.seed), -1, 4294967295.0, false},
-    {"limits.max_payload_bytes", OPT_INT, F(limits.max_payload_bytes), 256, 268435455, false},
-    {"limits.max_prompt_tokens", OPT_INT, F(limits.max_prompt_tokens), 1, 1048576, false},
-    {"limits.max_tokens", OPT_INT, F(limits.max_tokens), 1, 16777216, false},
-    {"limits.max_deadline_ms", OPT_INT, F(limits.max_deadline_ms), 0, 2147483647.0, false},
-    {"limits.queue_depth", OPT_INT, F(limits.queue_depth), 0, 65536, false},
-    {"limits.result_cache", OPT_INT, F(limits.result_cache), 1, 65536, false},
-    {"limits.shutdown_grace_ms", OPT_INT, F(limits.shutdown_grace_ms), 0, 600000, false},
-    {"metrics.interval_s", OPT_INT, F(metrics_interval_s), 0, 86400, false},
-    {"homeassistant.discovery", OPT_BOOL, F(ha_discovery), 0, 0, false},
-    {"homeassistant.prefix", OPT_STR, F(ha_prefix), 0, 0, false},
-    {"log.level", OPT_LOG_LEVEL, F(log_level), 0, 0, false},
+    {"mqtt.broker", OPT_STR, F(broker), .default_text = "tcp://localhost:1883"},
+    {"mqtt.client_id", OPT_STR, F(client_id)},
+    {"mqtt.username", OPT_STR, F(username)},
+    {"mqtt.password", OPT_STR, F(password), .secret = true},
+    {"mqtt.version", OPT_MQTT_VERSION, F(mqtt_version), .default_number = 0},
+    {"mqtt.keepalive_s", OPT_INT, F(keepalive_s), 5, 3600, 30},
+    {"mqtt.session_expiry_s", OPT_INT, F(session_expiry_s), 0, INT32_MAX, 3600},
+    {"mqtt.max_buffered", OPT_INT, F(max_buffered), 1, 1000000, 1000},
+    {"mqtt.stream_expiry_s", OPT_INT, F(stream_expiry_s), 1, 3600, 10},
+    {"mqtt.topic_prefix", OPT_STR, F(topic_prefix), .default_text = "edgelm"},
+    {"mqtt.tls.ca_file", OPT_PATH, F(tls_ca_file)},
+    {"mqtt.tls.cert_file", OPT_PATH, F(tls_cert_file)},
+    {"mqtt.tls.key_file", OPT_PATH, F(tls_key_file)},
+    {"mqtt.tls.key_password", OPT_STR, F(tls_key_password), .secret = true},
+    {"mqtt.tls.verify", OPT_BOOL, F(tls_verify), .default_number = true},
+    {"node.id", OPT_STR, F(node_id)},
+    {"fleet.enabled", OPT_BOOL, F(fleet_enabled), .default_number = false},
+    {"fleet.group", OPT_STR, F(fleet_group), .default_text = "edgelm"},
+    {"model.path", OPT_PATH, F(model_path)},
+    {"model.threads", OPT_INT, F(threads), 0, 1024, 0},
+    {"model.context", OPT_INT, F(context), 0, 1048576, 0},
+    {"sampling.max_tokens", OPT_INT, F(sampling.max_tokens), 1, 1048576, 128},
+    {"sampling.temperature", OPT_FLOAT, F(sampling.temperature), 0, 5, 0.8},
+    {"sampling.top_p", OPT_FLOAT, F(sampling.top_p), 0, 1, 0.95},
+    {"sampling.top_k", OPT_INT, F(sampling.top_k), 0, 1000000, 40},
+    {"sampling.min_p", OPT_FLOAT, F(sampling.min_p), 0, 1, 0.05},
+    {"sampling.repeat_penalty", OPT_FLOAT, F(sampling.repeat_penalty), 0.5, 5, 1.0},
+    {"sampling.repeat_last_n", OPT_INT, F(sampling.repeat_last_n), 0, 65536, 64},
+    {"sampling.seed", OPT_INT64, F(sampling.seed), -1, UINT32_MAX, -1},
+    {"limits.max_payload_bytes", OPT_INT, F(limits.max_payload_bytes), 256, 268435455, 65536},
+    {"limits.max_prompt_tokens", OPT_INT, F(limits.max_prompt_tokens), 1, 1048576, 1024},
+    {"limits.max_tokens", OPT_INT, F(limits.max_tokens), 1, 16777216, 2048},
+    {"limits.max_deadline_ms", OPT_INT, F(limits.max_deadline_ms), 0, INT32_MAX, 0},
+    {"limits.queue_depth", OPT_INT, F(limits.queue_depth), 0, 65536, 8},
+    {"limits.result_cache", OPT_INT, F(limits.result_cache), 1, 65536, 256},
+    {"limits.shutdown_grace_ms", OPT_INT, F(limits.shutdown_grace_ms), 0, 600000, 10000},
+    {"metrics.interval_s", OPT_INT, F(metrics_interval_s), 0, 86400, 30},
+    {"homeassistant.discovery", OPT_BOOL, F(ha_discovery), .default_number = true},
+    {"homeassistant.prefix", OPT_STR, F(ha_prefix), .default_text = "homeassistant"},
+    {"log.level", OPT_LOG_LEVEL, F(log_level), .default_number = LOG_INFO},
 };
 #undef F
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
+/* Store a number into an option's field of its kind (strings take none). */
+static void store_number(char *field, opt_kind kind, double v) {
+    switch (kind) {
+    case OPT_INT:
+    case OPT_LOG_LEVEL:
+    case OPT_MQTT_VERSION:
+        *(int32_t *)(void *)field = (int32_t)v;
+        break;
+    case OPT_INT64:
+        *(int64_t *)(void *)field = (int64_t)v;
+        break;
+    case OPT_FLOAT:
+        *(double *)(void *)field = v;
+        break;
+    case OPT_BOOL:
+        *(bool *)(void *)field = v != 0.0;
+        break;
+    case OPT_STR:
+    case OPT_PATH:
+        break;
+    }
+}
+
 void config_defaults(svc_config *c) {
     memset(c, 0, sizeof *c);
-    strcpy(c->broker, "tcp://localhost:1883");
-    c->mqtt_version = 0;
-    c->keepalive_s = 30;
-    c->session_expiry_s = 3600;
-    c->max_buffered = 1000;
-    c->stream_expiry_s = 10;
-    strcpy(c->topic_prefix, "edgelm");
-    c->tls_verify = true;
-    strcpy(c->fleet_group, "edgelm");
-    c->sampling.max_tokens = 128;
-    c->sampling.temperature = 0.8;
-    c->sampling.top_p = 0.95;
-    c->sampling.top_k = 40;
-    c->sampling.min_p = 0.05;
-    c->sampling.repeat_penalty = 1.0;
-    c->sampling.repeat_last_n = 64;
-    c->sampling.seed = -1;
-    c->limits.max_payload_bytes = 65536;
-    c->limits.max_prompt_tokens = 1024;
-    c->limits.max_tokens = 2048;
-    c->limits.max_deadline_ms = 0;
-    c->limits.queue_depth = 8;
-    c->limits.result_cache = 256;
-    c->limits.shutdown_grace_ms = 10000;
-    c->metrics_interval_s = 30;
-    c->ha_discovery = true;
-    strcpy(c->ha_prefix, "homeassistant");
-    c->log_level = LOG_INFO;
+    for (size_t k = 0; k < N_OPTIONS; k++) {
+        const opt_def *o = &options[k];
+        char *field = (char *)c + o->offset;
+        if (o->default_text != NULL) {
+            config_set_string(field, o->size, o->default_text);
+        } else {
+            store_number(field, o->kind, o->default_number);
+        }
+    }
 }
 
 bool config_set_string(char *dst, size_t dst_size, const char *src) {
@@ -160,7 +169,7 @@ static bool load_option(svc_config *c, const opt_def *o, const config_setting_t 
                                "option '%s': \"%s\" is not one of error, warn, info, debug",
                                o->path, v);
             }
-            *(int32_t *)(void *)field = (int32_t)lv;
+            store_number(field, o->kind, lv);
             return true;
         }
         if (o->kind == OPT_MQTT_VERSION) {
@@ -170,7 +179,7 @@ static bool load_option(svc_config *c, const opt_def *o, const config_setting_t 
                 return fail_at(err, err_size, s, file,
                                "option '%s': \"%s\" is not one of auto, 5, 3.1.1", o->path, v);
             }
-            *(int32_t *)(void *)field = ver;
+            store_number(field, o->kind, ver);
             return true;
         }
         if (!config_set_string(field, o->size, v)) {
@@ -184,7 +193,7 @@ static bool load_option(svc_config *c, const opt_def *o, const config_setting_t 
             return fail_at(err, err_size, s, file, "option '%s': expected true or false",
                            o->path);
         }
-        *(bool *)(void *)field = config_setting_get_bool(s) != 0;
+        store_number(field, o->kind, config_setting_get_bool(s));
         return true;
     case OPT_INT:
     case OPT_INT64: {
@@ -196,11 +205,7 @@ static bool load_option(svc_config *c, const opt_def *o, const config_setting_t 
             return fail_at(err, err_size, s, file, "option '%s': %lld is outside %.0f..%.0f",
                            o->path, v, o->min, o->max);
         }
-        if (o->kind == OPT_INT) {
-            *(int32_t *)(void *)field = (int32_t)v;
-        } else {
-            *(int64_t *)(void *)field = (int64_t)v;
-        }
+        store_number(field, o->kind, (double)v);
         return true;
     }
     case OPT_FLOAT: {
@@ -216,7 +221,7 @@ static bool load_option(svc_config *c, const opt_def *o, const config_setting_t 
             return fail_at(err, err_size, s, file, "option '%s': %g is outside %g..%g", o->path,
                            v, o->min, o->max);
         }
-        *(double *)(void *)field = v;
+        store_number(field, o->kind, v);
         return true;
     }
     }

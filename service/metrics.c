@@ -133,19 +133,17 @@ void metrics_set_last_error(metrics *m, const char *message) {
     pthread_mutex_unlock(&m->lock);
 }
 
-uint64_t metrics_health_version(metrics *m) {
+/* One of m's change counters, read under the lock. */
+static uint64_t read_version(metrics *m, const uint64_t *version) {
     pthread_mutex_lock(&m->lock);
-    uint64_t v = m->health_version;
+    uint64_t v = *version;
     pthread_mutex_unlock(&m->lock);
     return v;
 }
 
-uint64_t metrics_metrics_version(metrics *m) {
-    pthread_mutex_lock(&m->lock);
-    uint64_t v = m->metrics_version;
-    pthread_mutex_unlock(&m->lock);
-    return v;
-}
+uint64_t metrics_health_version(metrics *m) { return read_version(m, &m->health_version); }
+
+uint64_t metrics_metrics_version(metrics *m) { return read_version(m, &m->metrics_version); }
 
 uint64_t metrics_rss_bytes(void) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -279,7 +277,8 @@ static cJSON *component(const char *platform, const char *name, const char *uid,
     return c;
 }
 
-char *metrics_discovery_json(metrics *m, const char *topic_prefix) {
+char *metrics_discovery_json(metrics *m, const char *status_topic, const char *health_topic,
+                             const char *metrics_topic) {
     char node[256], version[32], model[256];
     pthread_mutex_lock(&m->lock);
     snprintf(node, sizeof node, "%s", m->node);
@@ -287,10 +286,7 @@ char *metrics_discovery_json(metrics *m, const char *topic_prefix) {
     snprintf(model, sizeof model, "%s", m->model);
     pthread_mutex_unlock(&m->lock);
 
-    char status[600], health[600], metrics_topic[600], ident[300], uid[400], name[300];
-    snprintf(status, sizeof status, "%s/%s/status", topic_prefix, node);
-    snprintf(health, sizeof health, "%s/%s/health", topic_prefix, node);
-    snprintf(metrics_topic, sizeof metrics_topic, "%s/%s/metrics", topic_prefix, node);
+    char ident[300], uid[400], name[300];
     snprintf(ident, sizeof ident, "edgelm_%s", node);
     snprintf(name, sizeof name, "edgelm %s", node);
 
@@ -309,7 +305,7 @@ char *metrics_discovery_json(metrics *m, const char *topic_prefix) {
     cJSON_AddStringToObject(dev, "sw_version", version);
     cJSON_AddStringToObject(origin, "name", "edgelmd");
     cJSON_AddStringToObject(origin, "sw_version", version);
-    cJSON_AddStringToObject(root, "availability_topic", status);
+    cJSON_AddStringToObject(root, "availability_topic", status_topic);
     cJSON_AddStringToObject(root, "payload_available", "online");
     cJSON_AddStringToObject(root, "payload_not_available", "offline");
     cJSON_AddNumberToObject(root, "qos", 1);
@@ -318,15 +314,15 @@ char *metrics_discovery_json(metrics *m, const char *topic_prefix) {
         const char *key, *platform, *name, *topic, *tpl, *unit, *dev_class, *state_class,
             *category;
     } defs[] = {
-        {"online", "binary_sensor", "Online", status, NULL, NULL, "connectivity", NULL,
+        {"online", "binary_sensor", "Online", status_topic, NULL, NULL, "connectivity", NULL,
          "diagnostic"},
         {"tokens_per_second", "sensor", "Tokens per second", metrics_topic,
          "{{ value_json.predicted_tokens_per_second }}", "tok/s", NULL, "measurement", NULL},
         {"prompt_tokens_per_second", "sensor", "Prompt tokens per second", metrics_topic,
          "{{ value_json.prompt_tokens_per_second }}", "tok/s", NULL, "measurement", NULL},
-        {"queue_depth", "sensor", "Queue depth", health, "{{ value_json.queue_depth }}", NULL,
+        {"queue_depth", "sensor", "Queue depth", health_topic, "{{ value_json.queue_depth }}", NULL,
          NULL, "measurement", NULL},
-        {"busy", "binary_sensor", "Busy", health,
+        {"busy", "binary_sensor", "Busy", health_topic,
          "{{ 'ON' if value_json.state == 'busy' else 'OFF' }}", NULL, "running", NULL, NULL},
         {"requests_total", "sensor", "Requests", metrics_topic,
          "{{ value_json.requests_total.ok + value_json.requests_total.error + "

@@ -51,9 +51,10 @@ uint64_t metrics_metrics_version(metrics *m);
 /* JSON documents (malloc'd, NULL on out of memory). */
 char *metrics_health_json(metrics *m);
 char *metrics_json(metrics *m);
-/* Home Assistant device discovery for homeassistant/device/<node>/config; topic_prefix is the
- * edgelm topic prefix ("edgelm"). */
-char *metrics_discovery_json(metrics *m, const char *topic_prefix);
+/* Home Assistant device discovery for homeassistant/device/<node>/config; its sensors read the
+ * node's status, health and metrics topics (see topics.h). */
+char *metrics_discovery_json(metrics *m, const char *status_topic, const char *health_topic,
+                             const char *metrics_topic);
 
 /* Resident set size of this process from /proc/self/status (0 when unknown). */
 uint64_t metrics_rss_bytes(void);

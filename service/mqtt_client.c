@@ -268,7 +268,8 @@ static bool create_handle(mqtt_client *mc, char *err, size_t err_size) {
     return true;
 }
 
-mqtt_client *mqtt_client_create(const svc_config *cfg, char *err, size_t err_size) {
+mqtt_client *mqtt_client_create(const svc_config *cfg, const char *status_topic, char *err,
+                                size_t err_size) {
     mqtt_client *mc = calloc(1, sizeof *mc);
     if (mc == NULL) {
         snprintf(err, err_size, "out of memory");
@@ -293,8 +294,7 @@ mqtt_client *mqtt_client_create(const svc_config *cfg, char *err, size_t err_siz
     mc->keepalive_s = cfg->keepalive_s;
     mc->session_expiry_s = cfg->session_expiry_s;
     mc->max_buffered = cfg->max_buffered;
-    snprintf(mc->status_topic, sizeof mc->status_topic, "%s/%s/status", cfg->topic_prefix,
-             cfg->node_id);
+    snprintf(mc->status_topic, sizeof mc->status_topic, "%s", status_topic);
     mc->version = cfg->mqtt_version == 4 ? 4 : 5;
     mc->allow_fallback = cfg->mqtt_version == 0;
     atomic_init(&mc->connected, false);

@@ -38,8 +38,10 @@ void mq_event_free(mq_event *ev);
 
 typedef struct mqtt_client mqtt_client;
 
-/* Create the client for the configured broker (no connection yet). NULL + message on error. */
-mqtt_client *mqtt_client_create(const svc_config *cfg, char *err, size_t err_size);
+/* Create the client for the configured broker (no connection yet); status_topic is where the
+ * Last Will and the `offline` of a disconnect go. NULL + message on error. */
+mqtt_client *mqtt_client_create(const svc_config *cfg, const char *status_topic, char *err,
+                                size_t err_size);
 /* Start connecting (asynchronously). Reconnects after a loss are automatic. */
 bool mqtt_client_connect(mqtt_client *mc);
 /* Handle a CONNECT_FAILED event: falls back to MQTT 3.1.1 when the broker refused version 5

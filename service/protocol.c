@@ -143,15 +143,6 @@ static bool is_number(const cJSON *v, double lo, double hi, double *out) {
     return true;
 }
 
-static char *dup_string(const char *s) {
-    size_t n = strlen(s);
-    char *d = malloc(n + 1);
-    if (d != NULL) {
-        memcpy(d, s, n + 1);
-    }
-    return d;
-}
-
 /* A request id goes into topic names: printable UTF-8 without / + # and at most
  * PROTOCOL_ID_MAX bytes. */
 static bool id_ok(const char *s) {
@@ -217,8 +208,8 @@ static svc_error_code parse_messages(const cJSON *v, svc_request *out, char *msg
             return fail(msg, msg_size, SVC_ERR_INVALID_REQUEST,
                         "field 'messages[%d].content': expected a UTF-8 string", i);
         }
-        out->messages[i].role = dup_string(role->valuestring);
-        out->messages[i].content = dup_string(content->valuestring);
+        out->messages[i].role = strdup(role->valuestring);
+        out->messages[i].content = strdup(content->valuestring);
         out->n_messages = (size_t)i + 1;
         if (out->messages[i].role == NULL || out->messages[i].content == NULL) {
             return fail(msg, msg_size, SVC_ERR_INTERNAL, "out of memory");
@@ -248,7 +239,7 @@ static svc_error_code parse_field(const cJSON *v, const char *name, const svc_li
             return fail(msg, msg_size, SVC_ERR_INVALID_REQUEST,
                         "field 'prompt': expected a UTF-8 string");
         }
-        out->prompt = dup_string(v->valuestring);
+        out->prompt = strdup(v->valuestring);
         if (out->prompt == NULL) {
             return fail(msg, msg_size, SVC_ERR_INTERNAL, "out of memory");
         }
@@ -305,7 +296,7 @@ static svc_error_code parse_field(const cJSON *v, const char *name, const svc_li
                             "field 'stop[%d]': expected a UTF-8 string of 1..%d bytes", k,
                             PROTOCOL_STOP_MAX);
             }
-            out->stop[k] = dup_string(s->valuestring);
+            out->stop[k] = strdup(s->valuestring);
             if (out->stop[k] == NULL) {
                 return fail(msg, msg_size, SVC_ERR_INTERNAL, "out of memory");
             }

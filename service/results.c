@@ -86,15 +86,6 @@ static entry *free_slot(results *r) {
     return empty;
 }
 
-static char *dup_string(const char *s) {
-    size_t n = strlen(s);
-    char *d = malloc(n + 1);
-    if (d != NULL) {
-        memcpy(d, s, n + 1);
-    }
-    return d;
-}
-
 result_state results_claim(results *r, const char *id, char **message) {
     *message = NULL;
     pthread_mutex_lock(&r->lock);
@@ -104,7 +95,7 @@ result_state results_claim(results *r, const char *id, char **message) {
         st = e->state;
         e->used = ++r->clock;
         if (st == RESULT_DONE && e->message != NULL) {
-            *message = dup_string(e->message);
+            *message = strdup(e->message);
         }
     } else {
         e = free_slot(r);
@@ -133,7 +124,7 @@ void results_finish(results *r, const char *id, const char *message) {
     entry *e = find(r, id);
     if (e != NULL) {
         free(e->message);
-        e->message = message != NULL ? dup_string(message) : NULL;
+        e->message = message != NULL ? strdup(message) : NULL;
         e->state = RESULT_DONE;
         e->used = ++r->clock;
     }

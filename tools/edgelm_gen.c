@@ -10,6 +10,7 @@
 #include "gguf_writer.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
+#include "kernels/tensor_types.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""gen_unicode_tables.py - writes engine/src/unicode_data.c, the codepoint tables of the tokenizer.
+"""gen_unicode_tables.py - writes the codepoint tables engine/src/tokenizer/unicode_data.c.
 
 Not run by the build: its output is committed. The tables classify codepoints the way llama.cpp's
 unicode-data.cpp does (one general-category flag per codepoint: N, L, Z, M, P, S, C, with
@@ -7,9 +7,9 @@ unassigned codepoints flagged "undefined"; plus the Unicode White_Space property
 simple lowercase mapping (what llama.cpp's unicode_tolower() uses).
 
 Usage:
-    python3 tools/gen_unicode_tables.py > engine/src/unicode_data.c
+    python3 tools/gen_unicode_tables.py > engine/src/tokenizer/unicode_data.c
         uses Python's unicodedata module (its Unicode version) and the White_Space list below;
-    python3 tools/gen_unicode_tables.py --ucd-dir /usr/share/unicode > engine/src/unicode_data.c
+    python3 tools/gen_unicode_tables.py --ucd-dir /usr/share/unicode > engine/src/tokenizer/unicode_data.c
         reads UnicodeData.txt and PropList.txt of a Unicode Character Database instead
         (Debian package unicode-data), to pick a newer Unicode version than Python's;
     add --add-unicode-15.1 to a 15.0 database to get Unicode 15.1, the version of llama.cpp's
@@ -26,7 +26,7 @@ import unicodedata
 
 MAX_CODEPOINTS = 0x110000
 
-# Flag bits: keep in sync with engine/src/unicode.h.
+# Flag bits: keep in sync with engine/src/tokenizer/unicode.h.
 FLAG_UNDEFINED = 0x0001
 FLAG_NUMBER = 0x0002
 FLAG_LETTER = 0x0004
@@ -169,12 +169,12 @@ def main():
     out.write(" *\n")
     out.write(" * Source: %s.\n" % source)
     out.write(" * Regenerate: python3 tools/gen_unicode_tables.py --ucd-dir /usr/share/unicode \\\n")
-    out.write(" *                 --add-unicode-15.1 > engine/src/unicode_data.c\n")
+    out.write(" *                 --add-unicode-15.1 > engine/src/tokenizer/unicode_data.c\n")
     out.write(" * Tables for unicode.c: per-codepoint category/whitespace flags as sorted ranges and\n")
     out.write(" * the simple lowercase mapping as strided runs. Non-ASCII codepoints lowering to ASCII:\n")
     out.write(" * %s.\n" % (", ".join("U+%04X" % c for c in to_ascii) or "none"))
     out.write(" */\n")
-    out.write('#include "unicode.h"\n\n')
+    out.write('#include "unicode_data.h"\n\n')
     out.write("/* (first codepoint << 11) | flags; a range runs to the next entry's first - 1. */\n")
     out.write("const uint32_t unicode_flag_ranges[] = {\n")
     for i in range(0, len(ranges), 6):

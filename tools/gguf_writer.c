@@ -381,37 +381,20 @@ static edgelm_status set_scalar(gguf_writer *w, const char *key, uint32_t type, 
     return put_buf(w, key, type, &b);
 }
 
-edgelm_status gguf_writer_set_u8(gguf_writer *w, const char *key, uint8_t value) {
-    return set_scalar(w, key, GGUF_TYPE_UINT8, value);
-}
-
-edgelm_status gguf_writer_set_i8(gguf_writer *w, const char *key, int8_t value) {
-    return set_scalar(w, key, GGUF_TYPE_INT8, (uint8_t)value);
-}
-
-edgelm_status gguf_writer_set_u16(gguf_writer *w, const char *key, uint16_t value) {
-    return set_scalar(w, key, GGUF_TYPE_UINT16, value);
-}
-
-edgelm_status gguf_writer_set_i16(gguf_writer *w, const char *key, int16_t value) {
-    return set_scalar(w, key, GGUF_TYPE_INT16, (uint16_t)value);
-}
-
-edgelm_status gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t value) {
-    return set_scalar(w, key, GGUF_TYPE_UINT32, value);
-}
-
-edgelm_status gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t value) {
-    return set_scalar(w, key, GGUF_TYPE_INT32, (uint32_t)value);
-}
-
-edgelm_status gguf_writer_set_u64(gguf_writer *w, const char *key, uint64_t value) {
-    return set_scalar(w, key, GGUF_TYPE_UINT64, value);
-}
-
-edgelm_status gguf_writer_set_i64(gguf_writer *w, const char *key, int64_t value) {
-    return set_scalar(w, key, GGUF_TYPE_INT64, (uint64_t)value);
-}
+/* The integer setters differ only in their C type and GGUF type id; the value goes to the file
+ * as its two's complement bits, little-endian. */
+#define DEFINE_INTEGER_SETTER(suffix, c_type, gguf_type)                                          \
+    edgelm_status gguf_writer_set_##suffix(gguf_writer *w, const char *key, c_type value) {       \
+        return set_scalar(w, key, gguf_type, (uint64_t)value);                                    \
+    }
+DEFINE_INTEGER_SETTER(u8, uint8_t, GGUF_TYPE_UINT8)
+DEFINE_INTEGER_SETTER(i8, int8_t, GGUF_TYPE_INT8)
+DEFINE_INTEGER_SETTER(u16, uint16_t, GGUF_TYPE_UINT16)
+DEFINE_INTEGER_SETTER(i16, int16_t, GGUF_TYPE_INT16)
+DEFINE_INTEGER_SETTER(u32, uint32_t, GGUF_TYPE_UINT32)
+DEFINE_INTEGER_SETTER(i32, int32_t, GGUF_TYPE_INT32)
+DEFINE_INTEGER_SETTER(u64, uint64_t, GGUF_TYPE_UINT64)
+DEFINE_INTEGER_SETTER(i64, int64_t, GGUF_TYPE_INT64)
 
 edgelm_status gguf_writer_set_f32(gguf_writer *w, const char *key, float value) {
     uint32_t bits;
@@ -941,6 +924,39 @@ fail:
     return st;
 }
 
+/* Write tensor bytes in order, padding after each tensor and pumping the next one's header. */
+static edgelm_status stream_tensor_bytes(gguf_writer *w, const uint8_t *src, size_t n_bytes) {
+    while (n_bytes > 0) {
+        if (w->stream_index >= w->n_tensors) {
+            return fail(w, EDGELM_ERR_INVALID_ARGUMENT,
+                        "%zu bytes of tensor data beyond the last tensor", n_bytes);
+        }
+        const writer_tensor *t = &w->tensors[w->stream_index];
+        uint64_t left = t->n_bytes - w->stream_written;
+        size_t take = (uint64_t)n_bytes < left ? n_bytes : (size_t)left;
+        edgelm_status st = sink_write(w, src, take);
+        if (st != EDGELM_OK) {
+            return st;
+        }
+        src += take;
+        n_bytes -= take;
+        w->stream_written += take;
+        if (w->stream_written == t->n_bytes) {
+            st = sink_pad_to(w, tensor_end_target(w, w->stream_index));
+            if (st != EDGELM_OK) {
+                return st;
+            }
+            w->stream_index++;
+            w->stream_written = 0;
+            st = stream_pump(w);
+            if (st != EDGELM_OK) {
+                return st;
+            }
+        }
+    }
+    return EDGELM_OK;
+}
+
 edgelm_status gguf_writer_write_tensor_data(gguf_writer *w, const void *data, size_t n_bytes) {
     if (!w->streaming) {
         return fail(w, EDGELM_ERR_INVALID_ARGUMENT, "write_tensor_data without begin_file");
@@ -949,41 +965,10 @@ edgelm_status gguf_writer_write_tensor_data(gguf_writer *w, const void *data, si
         stream_abandon(w);
         return fail(w, EDGELM_ERR_INVALID_ARGUMENT, "write_tensor_data: NULL data");
     }
-    const uint8_t *src = data;
-    edgelm_status st = EDGELM_OK;
-    while (n_bytes > 0) {
-        if (w->stream_index >= w->n_tensors) {
-            st = fail(w, EDGELM_ERR_INVALID_ARGUMENT,
-                      "%zu bytes of tensor data beyond the last tensor", n_bytes);
-            goto fail;
-        }
-        const writer_tensor *t = &w->tensors[w->stream_index];
-        uint64_t left = t->n_bytes - w->stream_written;
-        size_t take = (uint64_t)n_bytes < left ? n_bytes : (size_t)left;
-        st = sink_write(w, src, take);
-        if (st != EDGELM_OK) {
-            goto fail;
-        }
-        src += take;
-        n_bytes -= take;
-        w->stream_written += take;
-        if (w->stream_written == t->n_bytes) {
-            st = sink_pad_to(w, tensor_end_target(w, w->stream_index));
-            if (st != EDGELM_OK) {
-                goto fail;
-            }
-            w->stream_index++;
-            w->stream_written = 0;
-            st = stream_pump(w);
-            if (st != EDGELM_OK) {
-                goto fail;
-            }
-        }
+    edgelm_status st = stream_tensor_bytes(w, data, n_bytes);
+    if (st != EDGELM_OK) {
+        stream_abandon(w);
     }
-    return EDGELM_OK;
-
-fail:
-    stream_abandon(w);
     return st;
 }
 

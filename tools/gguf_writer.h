@@ -9,6 +9,7 @@
 #define EDGELM_GGUF_WRITER_H
 
 #include "edgelm.h"
+#include "kernels/tensor_types.h"
 
 #include <stdbool.h>
 #include <stddef.h>

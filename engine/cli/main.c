@@ -261,6 +261,26 @@ static bool parse_float(const char *text, float *out) {
     return true;
 }
 
+/* An int32 option's value in lo..hi (want names the range in the error). Returns 0 or the exit
+ * code of the error, as apply_option does. */
+static int set_int32(int32_t *out, const char *flag, const char *value, int64_t lo, int64_t hi,
+                     const char *want) {
+    int64_t v = 0;
+    if (!parse_int64(value, lo, hi, &v)) {
+        return bad_value(flag, want, value);
+    }
+    *out = (int32_t)v;
+    return 0;
+}
+
+static int set_file_name(const char **out, const char *flag, const char *value) {
+    if (value[0] == '\0') {
+        return bad_value(flag, "a file name", value);
+    }
+    *out = value;
+    return 0;
+}
+
 /* Apply one option with its value. Returns 0, or the exit code to end with (-1 = exit 0 after
  * --help/--version has been printed). */
 static int apply_option(cli_options *opt, const option_def *def, const char *flag,
@@ -272,11 +292,7 @@ static int apply_option(cli_options *opt, const option_def *def, const char *fla
         opt->prompt = value;
         return 0;
     case OPT_N_PREDICT:
-        if (!parse_int64(value, -1, INT32_MAX, &i64)) {
-            return bad_value(flag, "an integer >= -1", value);
-        }
-        opt->n_predict = (int32_t)i64;
-        return 0;
+        return set_int32(&opt->n_predict, flag, value, -1, INT32_MAX, "an integer >= -1");
     case OPT_TEMP:
         if (!parse_float(value, &f) || f < 0.0f) {
             return bad_value(flag, "a number >= 0", value);
@@ -305,17 +321,9 @@ static int apply_option(cli_options *opt, const option_def *def, const char *fla
         opt->n_ctx = (uint32_t)i64;
         return 0;
     case OPT_THREADS:
-        if (!parse_int64(value, 1, MAX_THREADS, &i64)) {
-            return bad_value(flag, "an integer in 1..256", value);
-        }
-        opt->n_threads = (int32_t)i64;
-        return 0;
+        return set_int32(&opt->n_threads, flag, value, 1, MAX_THREADS, "an integer in 1..256");
     case OPT_TOP_K:
-        if (!parse_int64(value, 0, INT32_MAX, &i64)) {
-            return bad_value(flag, "an integer >= 0", value);
-        }
-        opt->sampling.top_k = (int32_t)i64;
-        return 0;
+        return set_int32(&opt->sampling.top_k, flag, value, 0, INT32_MAX, "an integer >= 0");
     case OPT_MIN_P:
         if (!parse_float(value, &f) || !(f >= 0.0f && f <= 1.0f)) {
             return bad_value(flag, "a number in [0, 1]", value);
@@ -329,11 +337,8 @@ static int apply_option(cli_options *opt, const option_def *def, const char *fla
         opt->sampling.repeat_penalty = f;
         return 0;
     case OPT_REPEAT_LAST_N:
-        if (!parse_int64(value, 0, INT32_MAX, &i64)) {
-            return bad_value(flag, "an integer >= 0", value);
-        }
-        opt->sampling.repeat_last_n = (int32_t)i64;
-        return 0;
+        return set_int32(&opt->sampling.repeat_last_n, flag, value, 0, INT32_MAX,
+                         "an integer >= 0");
     case OPT_TOKENIZE:
         opt->tokenize = true;
         return 0;
@@ -344,17 +349,9 @@ static int apply_option(cli_options *opt, const option_def *def, const char *fla
         opt->json = true;
         return 0;
     case OPT_SCHEMA:
-        if (value[0] == '\0') {
-            return bad_value(flag, "a file name", value);
-        }
-        opt->schema_path = value;
-        return 0;
+        return set_file_name(&opt->schema_path, flag, value);
     case OPT_CACHE:
-        if (value[0] == '\0') {
-            return bad_value(flag, "a file name", value);
-        }
-        opt->cache_path = value;
-        return 0;
+        return set_file_name(&opt->cache_path, flag, value);
     case OPT_STOP:
         if (value[0] == '\0') {
             return bad_value(flag, "a non-empty string", value);
@@ -371,11 +368,7 @@ static int apply_option(cli_options *opt, const option_def *def, const char *fla
         opt->context_shift = false;
         return 0;
     case OPT_KEEP:
-        if (!parse_int64(value, -1, INT32_MAX, &i64)) {
-            return bad_value(flag, "an integer >= -1", value);
-        }
-        opt->n_keep = (int32_t)i64;
-        return 0;
+        return set_int32(&opt->n_keep, flag, value, -1, INT32_MAX, "an integer >= -1");
     case OPT_HELP:
         print_help(stdout, engine_defaults);
         return -1;
@@ -797,7 +790,8 @@ static void print_stats(const edgelm_model *model, const edgelm_session *session
     } else {
         fputs("edgelm: memory: peak RSS unknown, ", stderr);
     }
-    fprintf(stderr, "weights mapped %.2f MiB, session %.2f MiB (n_ctx %u, %d threads, %s kernels)\n",
+    fprintf(stderr,
+            "weights mapped %.2f MiB, session %.2f MiB (n_ctx %u, %d threads, %s kernels)\n",
             mib(weights), mib(edgelm_model_session_bytes(model, n_ctx)), n_ctx,
             (int)edgelm_session_n_threads(session), edgelm_kernels_name());
 }

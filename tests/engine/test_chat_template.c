@@ -4,34 +4,26 @@
  * edgelm_chat_apply / edgelm_chat_template_name on generated models (with and without one).
  */
 #include "runtime/chat_template.h"
-#include "edgelm.h"
 #include "format/gguf.h"
-#include "test_util.h"
+#include "model_fixtures.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MAX_MESSAGES 16
 
-static const char *source_dir(void) {
-    const char *dir = getenv("EDGELM_SOURCE_DIR");
-    return dir ? dir : "..";
-}
-
 /* Run one fixture case; returns false if the case itself is malformed. */
 static bool run_case(const char *file, const cJSON *c) {
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
-    const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(c, "template");
-    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(c, "eos");
-    const cJSON *family = cJSON_GetObjectItemCaseSensitive(c, "family");
+    const char *name = test_json_string(c, "name");
+    const char *tmpl = test_json_string(c, "template");
+    const char *eos = test_json_string(c, "eos");
+    const char *family = test_json_string(c, "family");
+    const char *want = test_json_string(c, "expected");
     const cJSON *recognized = cJSON_GetObjectItemCaseSensitive(c, "recognized");
     const cJSON *add = cJSON_GetObjectItemCaseSensitive(c, "add_assistant");
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(c, "messages");
-    const cJSON *expected = cJSON_GetObjectItemCaseSensitive(c, "expected");
-    if (!cJSON_IsString(name) || !cJSON_IsString(tmpl) || !cJSON_IsString(eos) ||
-        !cJSON_IsString(family) || !cJSON_IsBool(recognized) || !cJSON_IsBool(add) ||
-        !cJSON_IsArray(msgs) || !cJSON_IsString(expected) ||
+    if (name == NULL || tmpl == NULL || eos == NULL || family == NULL || want == NULL ||
+        !cJSON_IsBool(recognized) || !cJSON_IsBool(add) || !cJSON_IsArray(msgs) ||
         cJSON_GetArraySize(msgs) > MAX_MESSAGES) {
         return false;
     }
@@ -39,33 +31,30 @@ static bool run_case(const char *file, const cJSON *c) {
     size_t n = 0;
     const cJSON *it = NULL;
     cJSON_ArrayForEach(it, msgs) {
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role");
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(it, "content");
-        if (!cJSON_IsString(role) || !cJSON_IsString(content)) {
+        m[n].role = test_json_string(it, "role");
+        m[n].content = test_json_string(it, "content");
+        if (m[n].role == NULL || m[n].content == NULL) {
             return false;
         }
-        m[n].role = role->valuestring;
-        m[n].content = content->valuestring;
         n++;
     }
     chat_template t;
-    chat_template_detect(tmpl->valuestring, strlen(tmpl->valuestring), eos->valuestring, &t);
+    chat_template_detect(tmpl, strlen(tmpl), eos, &t);
     const char *got_name = chat_template_name(&t);
-    CHECK_MSG(strcmp(got_name, family->valuestring) == 0, "%s: '%s': detected %s, expected %s",
-              file, name->valuestring, got_name, family->valuestring);
-    CHECK_MSG(t.recognized == cJSON_IsTrue(recognized), "%s: '%s': recognized %d", file,
-              name->valuestring, (int)t.recognized);
+    CHECK_MSG(strcmp(got_name, family) == 0, "%s: '%s': detected %s, expected %s", file, name,
+              got_name, family);
+    CHECK_MSG(t.recognized == cJSON_IsTrue(recognized), "%s: '%s': recognized %d", file, name,
+              (int)t.recognized);
 
     const bool add_assistant = cJSON_IsTrue(add);
-    const char *want = expected->valuestring;
     const size_t want_len = strlen(want);
     int32_t need = chat_template_render(&t, m, n, add_assistant, NULL, 0);
-    CHECK_MSG(need == (int32_t)want_len, "%s: '%s': counted %d bytes, expected %zu", file,
-              name->valuestring, (int)need, want_len);
+    CHECK_MSG(need == (int32_t)want_len, "%s: '%s': counted %d bytes, expected %zu", file, name,
+              (int)need, want_len);
     char buf[8192];
     int32_t got = chat_template_render(&t, m, n, add_assistant, buf, sizeof buf);
     CHECK_MSG(got == need && got >= 0 && (size_t)got < sizeof buf && strcmp(buf, want) == 0,
-              "%s: '%s':\n  got      '%s'\n  expected '%s'", file, name->valuestring,
+              "%s: '%s':\n  got      '%s'\n  expected '%s'", file, name,
               got >= 0 && (size_t)got < sizeof buf ? buf : "(too long)", want);
     /* a buffer one byte short gets a prefix and no NUL past its end; exact fit gets the NUL */
     if (want_len > 0 && want_len < sizeof buf) {
@@ -83,10 +72,9 @@ static int test_fixtures(void) {
                                            "gemma",  "phi3",   "unknown"};
     int n_cases = 0;
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/tests/data/chat/%s.json", source_dir(), families[f]);
-        cJSON *root = test_load_json(path);
-        CHECK_MSG(root != NULL, "cannot load %s", path);
+        char path[256];
+        snprintf(path, sizeof path, "chat/%s.json", families[f]);
+        cJSON *root = test_load_fixture(path);
         if (root == NULL) {
             continue;
         }
@@ -169,39 +157,20 @@ static int test_qwen2_vocab(void) {
     return 0;
 }
 
-/* edgelm-gen OUT --preset tiny [extra] into the temp dir; false when it fails. */
-static bool gen_model(const char *name, const char *extra, char *path, size_t path_size) {
-    const char *build = getenv("EDGELM_BUILD_DIR");
-    snprintf(path, path_size, "%s/%s", test_temp_dir(), name);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s/edgelm-gen' '%s' --preset tiny --quiet %s", build ? build : ".",
-             path, extra);
-    int rc = system(cmd);
-    CHECK_MSG(rc == 0, "%s failed", cmd);
-    return rc == 0;
-}
-
 static void test_models(int *skipped) {
-    char path[1024];
-    char err[512];
-    edgelm_model *model = NULL;
     edgelm_chat_message m[2] = {{"system", "Be brief."}, {"user", "Hi!"}};
     char buf[256];
     /* the generated vocabulary has no template: the default, not recognized */
-    if (gen_model("plain.gguf", "", path, sizeof path)) {
-        CHECK_MSG(edgelm_model_load(path, NULL, &model, err, sizeof err) == EDGELM_OK, "%s", err);
-        unlink(path); /* the mapping stays valid; the test leaves no large files behind */
-        if (model != NULL) {
-            bool recognized = true;
-            CHECK(strcmp(edgelm_chat_template_name(model, &recognized), "default") == 0);
-            CHECK(!recognized);
-            int32_t n = edgelm_chat_apply(model, m, 2, true, buf, sizeof buf);
-            const char *want = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!"
-                               "<|im_end|>\n<|im_start|>assistant\n";
-            CHECK(n == (int32_t)strlen(want) && strcmp(buf, want) == 0);
-        }
+    edgelm_model *model = test_gen_model("plain.gguf", "--preset tiny");
+    if (model != NULL) {
+        bool recognized = true;
+        CHECK(strcmp(edgelm_chat_template_name(model, &recognized), "default") == 0);
+        CHECK(!recognized);
+        int32_t n = edgelm_chat_apply(model, m, 2, true, buf, sizeof buf);
+        const char *want = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!"
+                           "<|im_end|>\n<|im_start|>assistant\n";
+        CHECK(n == (int32_t)strlen(want) && strcmp(buf, want) == 0);
         edgelm_model_free(model);
-        model = NULL;
     }
     CHECK(edgelm_chat_apply(NULL, m, 2, true, buf, sizeof buf) ==
           -(int32_t)EDGELM_ERR_INVALID_ARGUMENT);
@@ -212,13 +181,9 @@ static void test_models(int *skipped) {
         (*skipped)++;
         return;
     }
-    char extra[1200];
-    snprintf(extra, sizeof extra, "--vocab-from '%s' --tied --type q8_0", vocab);
-    if (!gen_model("qwen2-vocab.gguf", extra, path, sizeof path)) {
-        return;
-    }
-    CHECK_MSG(edgelm_model_load(path, NULL, &model, err, sizeof err) == EDGELM_OK, "%s", err);
-    unlink(path);
+    char args[1200];
+    snprintf(args, sizeof args, "--preset tiny --vocab-from '%s' --tied --type q8_0", vocab);
+    model = test_gen_model("qwen2-vocab.gguf", args);
     if (model == NULL) {
         return;
     }

@@ -170,6 +170,24 @@ generated_count() {
     sed -n 's/^edgelm: generated: \([0-9][0-9]*\) tokens.*/\1/p' "$tmp/err" | head -n 1
 }
 
+# value_complete DESCRIPTION : the last gen exited 0 and said it completed the JSON value.
+value_complete() {
+    if [ "$rc" -eq 0 ] && grep -q "stop: value complete" "$tmp/err"; then pass; else
+        fail "$1: exit $rc, the value was not completed"
+    fi
+}
+
+# json_check FILE CONDITION DESCRIPTION : one check that FILE is JSON whose value v meets the
+# Python CONDITION; nothing when python3 is absent.
+json_check() {
+    command -v python3 >/dev/null 2>&1 || return 0
+    if python3 -c "import json,sys; v=json.loads(open(sys.argv[1]).read()); sys.exit(0 if $2 else 1)" "$1"; then
+        pass
+    else
+        fail "$3: $(head -c 200 "$1")"
+    fi
+}
+
 # sigint_check MODEL : SIGINT during generation cancels it, prints stats and exits 130.
 sigint_check() {
     "$EDGELM" "$1" -p "Once upon a time" -n -1 -t 0 </dev/null >"$tmp/sig.out" 2>"$tmp/err" &
@@ -430,29 +448,14 @@ if [ "$have_tiny" -eq 1 ]; then
     # --json: one JSON value with an object at the top level, complete even on a tight budget
     for n in 40 12; do
         gen "$tiny" "$tmp/j" -p "Once upon a time" -n "$n" -t 0.8 -s 7 --json
-        if [ "$rc" -eq 0 ] && grep -q "stop: value complete" "$tmp/err"; then pass; else
-            fail "--json -n $n: exit $rc, the value was not completed"
-        fi
-        if command -v python3 >/dev/null 2>&1; then
-            if python3 -c 'import json,sys; v=json.loads(open(sys.argv[1]).read()); sys.exit(0 if isinstance(v, dict) else 1)' "$tmp/j"; then
-                pass
-            else
-                fail "--json -n $n: not a JSON object: $(head -c 200 "$tmp/j")"
-            fi
-        fi
+        value_complete "--json -n $n"
+        json_check "$tmp/j" 'isinstance(v, dict)' "--json -n $n: not a JSON object"
     done
     printf '{"type":"object","properties":{"name":{"type":"string"},"n":{"type":"integer"}},"required":["name","n"]}' >"$tmp/schema.json"
     gen "$tiny" "$tmp/js" -p "Once upon a time" -n 48 -t 0.8 -s 3 --schema "$tmp/schema.json"
-    if [ "$rc" -eq 0 ] && grep -q "stop: value complete" "$tmp/err"; then pass; else
-        fail "--schema: exit $rc, the value was not completed"
-    fi
-    if command -v python3 >/dev/null 2>&1; then
-        if python3 -c 'import json,sys; v=json.loads(open(sys.argv[1]).read()); sys.exit(0 if isinstance(v.get("name"), str) and isinstance(v.get("n"), int) else 1)' "$tmp/js"; then
-            pass
-        else
-            fail "--schema: the output does not match the schema: $(head -c 200 "$tmp/js")"
-        fi
-    fi
+    value_complete "--schema"
+    json_check "$tmp/js" 'isinstance(v.get("name"), str) and isinstance(v.get("n"), int)' \
+        "--schema: the output does not match the schema"
     printf '{"type":"object","properties":{"x":{"type":"bogus"}}}' >"$tmp/bad_schema.json"
     gen "$tiny" "$tmp/jb" -p "hello" -n 8 --schema "$tmp/bad_schema.json"
     if [ "$rc" -eq 2 ] && [ ! -s "$tmp/jb" ] && grep -q "schema" "$tmp/err"; then pass; else

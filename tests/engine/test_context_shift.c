@@ -6,15 +6,13 @@
  * -n 100 (shape checks, kept start, n_keep variants, determinism), and the cases that must stop
  * with CONTEXT_FULL instead.
  */
-#include "edgelm.h"
 #include "model/forward.h"
 #include "model/kv_cache.h"
-#include "test_util.h"
+#include "model_fixtures.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* The angles a shift by delta turns keys by, built as forward.c and session.c build them. */
 static void shift_angles(const model_hparams *hp, int32_t delta, float *c, float *s) {
@@ -256,8 +254,7 @@ typedef struct collected {
     int n_tokens;
     int bad_tokens;
     int32_t n_vocab;
-    char text[65536];
-    size_t len;
+    test_text out;
 } collected;
 
 static bool collect(void *user, int32_t token, const char *text, size_t len) {
@@ -266,30 +263,13 @@ static bool collect(void *user, int32_t token, const char *text, size_t len) {
         c->n_tokens++;
         c->bad_tokens += token >= c->n_vocab;
     }
-    if (c->len + len < sizeof c->text) {
-        memcpy(c->text + c->len, text, len);
-        c->len += len;
-        c->text[c->len] = '\0';
-    }
+    test_text_append(&c->out, text, len);
     return true;
-}
-
-static edgelm_session *make_session(const edgelm_model *model, uint32_t n_ctx, int threads) {
-    edgelm_session_params sp = edgelm_session_params_default();
-    sp.n_ctx = n_ctx;
-    sp.n_threads = threads;
-    edgelm_session *s = NULL;
-    char err[256];
-    CHECK_MSG(edgelm_session_create(model, &sp, &s, err, sizeof err) == EDGELM_OK, "%s", err);
-    return s;
 }
 
 static edgelm_status gen(edgelm_session *s, const char *prompt, int n, int32_t n_keep, bool shift,
                          bool reuse, collected *c, edgelm_finish_reason *why, edgelm_timings *t) {
-    edgelm_generate_params gp = edgelm_generate_params_default();
-    gp.prompt = prompt;
-    gp.n_predict = n;
-    gp.sampling.temperature = 0.0f;
+    edgelm_generate_params gp = test_greedy_params(prompt, n);
     gp.sampling.repeat_penalty = 1.1f; /* keeps a random model from looping on one token */
     gp.context_shift = shift;
     gp.n_keep = n_keep;
@@ -335,7 +315,7 @@ static void check_shifted_reuse(const edgelm_model *m, edgelm_session *s, const 
     }
     CHECK_MSG(same > bos + 8, "the shifted cache's text re-tokenizes differently after %d",
               (int)same);
-    edgelm_session *restored = make_session(m, edgelm_session_n_ctx(s), 2);
+    edgelm_session *restored = test_new_session(m, edgelm_session_n_ctx(s), 2);
     if (restored == NULL) {
         return;
     }
@@ -359,8 +339,8 @@ static void test_generate(const edgelm_model *m) {
     const int32_t n_prompt =
         edgelm_tokenize(m, prompt, strlen(prompt), edgelm_model_add_bos(m), true, ptoks, 64);
     const int32_t bos = edgelm_model_add_bos(m) ? 1 : 0;
-    edgelm_session *s = make_session(m, 32, 2);
-    edgelm_session *s1 = make_session(m, 32, 1);
+    edgelm_session *s = test_new_session(m, 32, 2);
+    edgelm_session *s1 = test_new_session(m, 32, 1);
     if (s == NULL || s1 == NULL) {
         goto done;
     }
@@ -390,11 +370,11 @@ static void test_generate(const edgelm_model *m) {
         }
         /* deterministic, whatever the thread count */
         CHECK(gen(s1, prompt, 100, n_keep, true, false, &d, &why, &t) == EDGELM_OK);
-        CHECK(c.len == d.len && memcmp(c.text, d.text, c.len) == 0);
+        CHECK(test_text_equal(&c.out, &d.out));
     }
     /* after shifts only the kept start is exact: a reused prefix never goes past it */
     CHECK(gen(s, prompt, 100, 0, true, false, &c, &why, &t) == EDGELM_OK);
-    edgelm_session *fresh = make_session(m, 32, 2);
+    edgelm_session *fresh = test_new_session(m, 32, 2);
     if (fresh != NULL) {
         collected f;
         f.n_vocab = c.n_vocab;
@@ -402,7 +382,7 @@ static void test_generate(const edgelm_model *m) {
         CHECK_MSG(t.n_cached_tokens <= bos, "reused %d tokens after a shift",
                   (int)t.n_cached_tokens);
         CHECK(gen(fresh, prompt, 10, 0, true, false, &f, &why, &t) == EDGELM_OK);
-        CHECK(c.len == f.len && memcmp(c.text, f.text, c.len) == 0);
+        CHECK(test_text_equal(&c.out, &f.out));
         edgelm_session_free(fresh);
     }
     /* without shifting: stop at the full context */
@@ -446,22 +426,6 @@ done:
     edgelm_session_free(s1);
 }
 
-static edgelm_model *gen_model(const char *name, const char *extra) {
-    char path[1024], cmd[2048], err[512];
-    const char *build = getenv("EDGELM_BUILD_DIR");
-    snprintf(path, sizeof path, "%s/%s", test_temp_dir(), name);
-    snprintf(cmd, sizeof cmd, "'%s/edgelm-gen' '%s' --preset tiny --quiet %s", build ? build : ".",
-             path, extra);
-    int rc = system(cmd);
-    CHECK_MSG(rc == 0, "%s failed", cmd);
-    edgelm_model *m = NULL;
-    if (rc == 0) {
-        CHECK_MSG(edgelm_model_load(path, NULL, &m, err, sizeof err) == EDGELM_OK, "%s", err);
-        unlink(path); /* the mapping stays valid; the test leaves no large files behind */
-    }
-    return m;
-}
-
 static const char story[] =
     "Once upon a time there was a little girl named Lily. She loved to play outside in the park "
     "with her friends. One day, she saw a big red ball under a tree. She ran to the ball and "
@@ -470,8 +434,9 @@ static const char story[] =
 int main(void) {
     test_rotate_synthetic();
     test_move();
-    edgelm_model *full = gen_model("shift-tiny.gguf", "--seed 5");
-    edgelm_model *partial = gen_model("shift-rope8.gguf", "--seed 5 --rope-dim 8");
+    edgelm_model *full = test_gen_model("shift-tiny.gguf", "--preset tiny --seed 5");
+    edgelm_model *partial =
+        test_gen_model("shift-rope8.gguf", "--preset tiny --seed 5 --rope-dim 8");
     if (full != NULL) {
         test_rotate_model(full);
         test_shift_logits(full, "tiny (random weights)", story);
@@ -484,10 +449,9 @@ int main(void) {
     edgelm_model_free(full);
     edgelm_model_free(partial);
     int skipped = 0;
-    char path[1024], err[512];
+    char path[1024];
     if (test_model_path("stories260K.gguf", path, sizeof path)) {
-        edgelm_model *m = NULL;
-        CHECK_MSG(edgelm_model_load(path, NULL, &m, err, sizeof err) == EDGELM_OK, "%s", err);
+        edgelm_model *m = test_load_model(path);
         if (m != NULL) {
             test_rotate_model(m);
             test_shift_logits(m, "stories260K", story);

@@ -8,36 +8,16 @@
  *    a plain double-precision forward pass written here from the GGUF tensors; logits must agree,
  *    and must be bit-identical across thread counts.
  */
-#include "edgelm.h"
 #include "format/gguf.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
-#include "test_util.h"
+#include "model_fixtures.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SYNTHETIC_REL_TOL 1e-3
-
-static edgelm_model *load_model(const char *path) {
-    char err[512];
-    edgelm_model *model = NULL;
-    edgelm_status st = edgelm_model_load(path, NULL, &model, err, sizeof err);
-    CHECK_MSG(st == EDGELM_OK, "load %s: %s", path, err);
-    return model;
-}
-
-static edgelm_session *new_session(const edgelm_model *model, uint32_t n_ctx, int threads) {
-    edgelm_session_params sp = edgelm_session_params_default();
-    sp.n_ctx = n_ctx;
-    sp.n_threads = threads;
-    edgelm_session *s = NULL;
-    char err[256];
-    edgelm_status st = edgelm_session_create(model, &sp, &s, err, sizeof err);
-    CHECK_MSG(st == EDGELM_OK, "session: %s", err);
-    return s;
-}
 
 static int32_t argmax(const float *x, int32_t n) {
     int32_t best = 0;
@@ -78,7 +58,7 @@ static void check_greedy_run(const edgelm_model *model, const cJSON *run, const 
         CHECK_MSG(tokens[i] == cJSON_GetArrayItem(expected_prompt, i)->valueint,
                   "%s: prompt token %d", label, i);
     }
-    edgelm_session *s = new_session(model, 256, 2);
+    edgelm_session *s = test_new_session(model, 256, 2);
     if (s == NULL) {
         return;
     }
@@ -118,57 +98,53 @@ static void check_greedy_run(const edgelm_model *model, const cJSON *run, const 
     edgelm_session_free(s);
 }
 
+/* One shared model against its llama.cpp greedy reference: with full_sequence every run token
+ * for token, else the first run's top-5 logits of steps 0 and 1. 1 when a file is absent. */
+static int golden_model(const char *model_rel, const char *ref_rel, bool full_sequence) {
+    char path[1024], ref_path[1024];
+    if (!test_model_path(model_rel, path, sizeof path) ||
+        !test_model_path(ref_rel, ref_path, sizeof ref_path)) {
+        return 1;
+    }
+    edgelm_model *model = test_load_model(path);
+    cJSON *ref = test_load_json(ref_path);
+    CHECK(ref != NULL);
+    if (model != NULL && ref != NULL) {
+        const cJSON *run;
+        int r = 0;
+        cJSON_ArrayForEach(run, cJSON_GetObjectItem(ref, "runs")) {
+            char label[128];
+            snprintf(label, sizeof label, "%s prompt %d", model_rel, r++);
+            check_greedy_run(model, run, full_sequence ? label : model_rel, full_sequence);
+            if (!full_sequence) {
+                break;
+            }
+        }
+    }
+    cJSON_Delete(ref);
+    edgelm_model_free(model);
+    return 0;
+}
+
 static int golden_tests(void) {
-    static const char *const stories[] = {"stories260K.gguf", "derived/stories260K-Q8_0.gguf",
-                                          "derived/stories260K-Q4_0.gguf"};
-    static const char *const stories_ref[] = {"reference/stories260K.greedy.json",
-                                              "reference/stories260K-Q8_0.greedy.json",
-                                              "reference/stories260K-Q4_0.greedy.json"};
+    static const struct {
+        const char *model, *reference;
+    } stories[] = {
+        {"stories260K.gguf", "reference/stories260K.greedy.json"},
+        {"derived/stories260K-Q8_0.gguf", "reference/stories260K-Q8_0.greedy.json"},
+        {"derived/stories260K-Q4_0.gguf", "reference/stories260K-Q4_0.greedy.json"},
+    };
     static const char *const synthetic[] = {"F32", "Q2_K", "Q3_K", "Q4_K",
                                             "Q5_K", "Q6_K", "Q4_K_M"};
     int skipped = 0;
-    char path[1024], ref_path[1024];
     for (size_t i = 0; i < sizeof stories / sizeof stories[0]; i++) {
-        if (!test_model_path(stories[i], path, sizeof path) ||
-            !test_model_path(stories_ref[i], ref_path, sizeof ref_path)) {
-            skipped++;
-            continue;
-        }
-        edgelm_model *model = load_model(path);
-        cJSON *ref = test_load_json(ref_path);
-        CHECK(ref != NULL);
-        if (model != NULL && ref != NULL) {
-            const cJSON *run;
-            int r = 0;
-            cJSON_ArrayForEach(run, cJSON_GetObjectItem(ref, "runs")) {
-                char label[128];
-                snprintf(label, sizeof label, "%s prompt %d", stories[i], r++);
-                check_greedy_run(model, run, label, true);
-            }
-        }
-        cJSON_Delete(ref);
-        edgelm_model_free(model);
+        skipped += golden_model(stories[i].model, stories[i].reference, true);
     }
     for (size_t i = 0; i < sizeof synthetic / sizeof synthetic[0]; i++) {
-        char name[128];
-        snprintf(name, sizeof name, "synthetic/synthetic-k256-%s.gguf", synthetic[i]);
-        snprintf(ref_path, sizeof ref_path, "reference/synthetic-k256-%s.greedy.json",
-                 synthetic[i]);
-        char ref_full[1024];
-        if (!test_model_path(name, path, sizeof path) ||
-            !test_model_path(ref_path, ref_full, sizeof ref_full)) {
-            skipped++;
-            continue;
-        }
-        edgelm_model *model = load_model(path);
-        cJSON *ref = test_load_json(ref_full);
-        CHECK(ref != NULL);
-        if (model != NULL && ref != NULL) {
-            const cJSON *run = cJSON_GetArrayItem(cJSON_GetObjectItem(ref, "runs"), 0);
-            check_greedy_run(model, run, name, false);
-        }
-        cJSON_Delete(ref);
-        edgelm_model_free(model);
+        char model_rel[256], ref_rel[256];
+        snprintf(model_rel, sizeof model_rel, "synthetic/synthetic-k256-%s.gguf", synthetic[i]);
+        snprintf(ref_rel, sizeof ref_rel, "reference/synthetic-k256-%s.greedy.json", synthetic[i]);
+        skipped += golden_model(model_rel, ref_rel, false);
     }
     return skipped;
 }
@@ -311,29 +287,19 @@ static void naive_forward(const naive_model *nm, const int32_t *tokens, int n, d
         free(v), free(att), free(g), free(u), free(tmp), free(scores);
 }
 
-static int run_generator(const char *out, const char *args) {
-    const char *build = getenv("EDGELM_BUILD_DIR");
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s/edgelm-gen' '%s' %s >/dev/null", build ? build : ".", out,
-             args);
-    return system(cmd);
-}
-
 static void self_contained_tests(void) {
     static const struct {
         const char *type;
         double tol; /* relative to the largest |logit|: activation rounding of the type */
     } cases[] = {{"f32", 2e-3}, {"f16", 5e-3}, {"q8_0", 2e-2}, {"q4_K", 3e-2}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        char path[1024], args[256];
-        snprintf(path, sizeof path, "%s/gen-%s.gguf", test_temp_dir(), cases[c].type);
+        char name[64], path[1024], args[256];
+        snprintf(name, sizeof name, "gen-%s.gguf", cases[c].type);
         snprintf(args, sizeof args, "--preset tiny --type %s --seed 7", cases[c].type);
-        int rc = run_generator(path, args);
-        CHECK_MSG(rc == 0, "edgelm-gen %s failed (%d)", args, rc);
-        if (rc != 0) {
+        if (!test_gen_model_file(name, args, path, sizeof path)) {
             continue;
         }
-        edgelm_model *model = load_model(path);
+        edgelm_model *model = test_load_model(path);
         if (model == NULL) {
             continue;
         }
@@ -363,7 +329,7 @@ static void self_contained_tests(void) {
         naive_forward(&nm, tokens, n, expected);
         float *first = malloc((size_t)nm.n_vocab * sizeof(float));
         for (int threads = 1; threads <= 3; threads++) {
-            edgelm_session *s = new_session(model, 64, threads);
+            edgelm_session *s = test_new_session(model, 64, threads);
             CHECK(edgelm_session_eval(s, tokens, n) == EDGELM_OK);
             const float *logits = edgelm_session_logits(s);
             double max_abs = 0, worst = 0;

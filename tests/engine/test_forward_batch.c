@@ -6,9 +6,8 @@
  * stories260K and synthetic K-quant models when ../shared/models is present (skipped loudly
  * otherwise).
  */
-#include "edgelm.h"
 #include "model/forward.h"
-#include "test_util.h"
+#include "model_fixtures.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +18,6 @@
 /* Prompt split into calls: lengths sum to N_TOKENS; single tokens between batches check that a
  * batch continues a cache written one token at a time and the other way round. */
 static const int32_t segments[] = {1, 37, 1, 2, 33, 6};
-
-static int run_generator(const char *out, const char *args) {
-    const char *build = getenv("EDGELM_BUILD_DIR");
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s/edgelm-gen' '%s' %s --quiet", build ? build : ".", out, args);
-    return system(cmd);
-}
 
 /* Deterministic pseudo-random tokens (xorshift), as llama-bench feeds random prompts. */
 static void make_tokens(int32_t *tokens, int n, int32_t n_vocab, uint32_t seed) {
@@ -111,11 +103,8 @@ static void compare_config(const edgelm_model *model, const reference *ref, cons
 }
 
 static void compare_model(const char *path, const char *label) {
-    char err[512];
-    edgelm_model *model = NULL;
-    edgelm_status st = edgelm_model_load(path, NULL, &model, err, sizeof err);
-    CHECK_MSG(st == EDGELM_OK, "load %s: %s", path, err);
-    if (st != EDGELM_OK) {
+    edgelm_model *model = test_load_model(path);
+    if (model == NULL) {
         return;
     }
     int32_t tokens[N_TOKENS];
@@ -166,13 +155,11 @@ static void generated_models(void) {
         {"--preset stories260k", "q4_0"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        char path[1024], args[256], label[128];
-        snprintf(path, sizeof path, "%s/gen-%zu.gguf", test_temp_dir(), c);
+        char name[64], path[1024], args[256], label[128];
+        snprintf(name, sizeof name, "gen-%zu.gguf", c);
         snprintf(args, sizeof args, "%s --type %s --seed 11", cases[c].shape, cases[c].type);
         snprintf(label, sizeof label, "generated %s (%s)", cases[c].type, cases[c].shape);
-        int rc = run_generator(path, args);
-        CHECK_MSG(rc == 0, "edgelm-gen %s failed (%d)", args, rc);
-        if (rc == 0) {
+        if (test_gen_model_file(name, args, path, sizeof path)) {
             compare_model(path, label);
         }
     }

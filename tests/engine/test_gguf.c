@@ -11,25 +11,12 @@
 #include "kernels/quant.h"
 #include "test_util.h"
 
-#include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static void put_u32(uint8_t *p, uint64_t off, uint32_t v) {
-    for (int i = 0; i < 4; i++) {
-        p[off + (uint64_t)i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void put_u64(uint8_t *p, uint64_t off, uint64_t v) {
-    for (int i = 0; i < 8; i++) {
-        p[off + (uint64_t)i] = (uint8_t)(v >> (8 * i));
-    }
-}
 
 /* Parse an exact-size heap copy and return only the status (message into err). */
 static edgelm_status parse_status(const uint8_t *data, size_t size, char *err, size_t err_size) {
@@ -84,6 +71,26 @@ static const float a_f32[] = {0.5f, -2.0f, 1e-20f};
 static const double a_f64[] = {1e300, -0.0};
 static const bool a_bool[] = {true, false, true};
 static const char *const a_str[] = {"x", "", "\xe2\x96\x81the", "<0x0A>"};
+
+/* The fixture's arrays, in file order: written by fixture_metadata, compared by check_round_trip
+ * (the string arrays element by element there). */
+typedef struct fixture_array {
+    const char *key;
+    uint32_t type;
+    const void *data;
+    uint64_t n;
+} fixture_array;
+
+static const fixture_array fixture_arrays[] = {
+    {"a.u8", GGUF_TYPE_UINT8, a_u8, 3},     {"a.i8", GGUF_TYPE_INT8, a_i8, 3},
+    {"a.u16", GGUF_TYPE_UINT16, a_u16, 2},  {"a.i16", GGUF_TYPE_INT16, a_i16, 2},
+    {"a.u32", GGUF_TYPE_UINT32, a_u32, 4},  {"a.i32", GGUF_TYPE_INT32, a_i32, 3},
+    {"a.u64", GGUF_TYPE_UINT64, a_u64, 2},  {"a.i64", GGUF_TYPE_INT64, a_i64, 2},
+    {"a.f32", GGUF_TYPE_FLOAT32, a_f32, 3}, {"a.f64", GGUF_TYPE_FLOAT64, a_f64, 2},
+    {"a.bool", GGUF_TYPE_BOOL, a_bool, 3},  {"a.str", GGUF_TYPE_STRING, a_str, 4},
+    {"a.empty", GGUF_TYPE_UINT32, NULL, 0}, {"a.str.empty", GGUF_TYPE_STRING, NULL, 0},
+};
+#define N_FIXTURE_ARRAYS (sizeof fixture_arrays / sizeof fixture_arrays[0])
 
 typedef struct fixture_tensor {
     const char *name;
@@ -142,20 +149,12 @@ static void fixture_metadata(gguf_writer *w, uint32_t version, uint32_t alignmen
     CHECK(gguf_writer_set_string(w, "t.str", "h\xc3\xa9llo \xe2\x96\x81world") == EDGELM_OK);
     CHECK(gguf_writer_set_string(w, "t.str.empty", "") == EDGELM_OK);
     CHECK(gguf_writer_set_string_n(w, "t.str.nul", "a\0b", 3) == EDGELM_OK);
-    CHECK(gguf_writer_set_array(w, "a.u8", GGUF_TYPE_UINT8, a_u8, 3) == EDGELM_OK);
-    CHECK(gguf_writer_set_array(w, "a.i8", GGUF_TYPE_INT8, a_i8, 3) == EDGELM_OK);
-    CHECK(gguf_writer_set_array(w, "a.u16", GGUF_TYPE_UINT16, a_u16, 2) == EDGELM_OK);
-    CHECK(gguf_writer_set_array(w, "a.i16", GGUF_TYPE_INT16, a_i16, 2) == EDGELM_OK);
-    CHECK(gguf_writer_set_array(w, "a.u32", GGUF_TYPE_UINT32, a_u32, 4) == EDGELM_OK);
-    CHECK(gguf_writer_set_array(w, "a.i32", GGUF_TYPE_INT32, a_i32, 3) == EDGELM_OK);
-    CHECK(gguf_writer_set_array(w, "a.u64", GGUF_TYPE_UINT64, a_u64, 2) == EDGELM_OK);
-    CHECK(gguf_writer_set_array(w, "a.i64", GGUF_TYPE_INT64, a_i64, 2) == EDGELM_OK);
-    CHECK(gguf_writer_set_array(w, "a.f32", GGUF_TYPE_FLOAT32, a_f32, 3) == EDGELM_OK);
-    CHECK(gguf_writer_set_array(w, "a.f64", GGUF_TYPE_FLOAT64, a_f64, 2) == EDGELM_OK);
-    CHECK(gguf_writer_set_array(w, "a.bool", GGUF_TYPE_BOOL, a_bool, 3) == EDGELM_OK);
-    CHECK(gguf_writer_set_string_array(w, "a.str", a_str, 4) == EDGELM_OK);
-    CHECK(gguf_writer_set_array(w, "a.empty", GGUF_TYPE_UINT32, NULL, 0) == EDGELM_OK);
-    CHECK(gguf_writer_set_string_array(w, "a.str.empty", NULL, 0) == EDGELM_OK);
+    for (size_t i = 0; i < N_FIXTURE_ARRAYS; i++) {
+        const fixture_array *a = &fixture_arrays[i];
+        CHECK((a->type == GGUF_TYPE_STRING
+                   ? gguf_writer_set_string_array(w, a->key, a->data, a->n)
+                   : gguf_writer_set_array(w, a->key, a->type, a->data, a->n)) == EDGELM_OK);
+    }
     CHECK(gguf_writer_set_u32(w, "dup.k1", 1) == EDGELM_OK);
     CHECK(gguf_writer_set_u32(w, "dup.k2", 2) == EDGELM_OK);
 }
@@ -190,10 +189,11 @@ static const gguf_kv *find_typed(const gguf_file *f, const char *key, uint32_t t
     return kv != NULL && kv->type == type ? kv : NULL;
 }
 
-static void check_array(const gguf_file *f, const char *key, uint32_t elem_type, const void *data,
-                        uint64_t n) {
+static void check_array(const gguf_file *f, const fixture_array *want) {
+    const char *key = want->key;
+    const uint64_t n = want->n;
     const gguf_array *arr = NULL;
-    edgelm_status st = gguf_get_array(f, key, elem_type, &arr);
+    edgelm_status st = gguf_get_array(f, key, want->type, &arr);
     CHECK_MSG(st == EDGELM_OK, "array %s: %s", key, edgelm_strerror(st));
     if (st != EDGELM_OK) {
         return;
@@ -201,7 +201,7 @@ static void check_array(const gguf_file *f, const char *key, uint32_t elem_type,
     CHECK_MSG(arr->n == n, "array %s: %" PRIu64 " elements, expected %" PRIu64, key, arr->n, n);
     /* the test hosts are little-endian, so the raw file bytes equal the C array */
     if (arr->n == n && n > 0) {
-        CHECK_MSG(memcmp(arr->data, data, (size_t)n * gguf_type_size(elem_type)) == 0,
+        CHECK_MSG(memcmp(arr->data, want->data, (size_t)n * gguf_type_size(want->type)) == 0,
                   "array %s: element bytes differ", key);
     }
 }
@@ -282,18 +282,11 @@ static void check_round_trip(const uint8_t *file, size_t size, const gguf_layout
     if (alignment != 0 && (kv = find_typed(&f, "general.alignment", GGUF_TYPE_UINT32))) {
         CHECK(kv->value.u64 == alignment);
     }
-    check_array(&f, "a.u8", GGUF_TYPE_UINT8, a_u8, 3);
-    check_array(&f, "a.i8", GGUF_TYPE_INT8, a_i8, 3);
-    check_array(&f, "a.u16", GGUF_TYPE_UINT16, a_u16, 2);
-    check_array(&f, "a.i16", GGUF_TYPE_INT16, a_i16, 2);
-    check_array(&f, "a.u32", GGUF_TYPE_UINT32, a_u32, 4);
-    check_array(&f, "a.i32", GGUF_TYPE_INT32, a_i32, 3);
-    check_array(&f, "a.u64", GGUF_TYPE_UINT64, a_u64, 2);
-    check_array(&f, "a.i64", GGUF_TYPE_INT64, a_i64, 2);
-    check_array(&f, "a.f32", GGUF_TYPE_FLOAT32, a_f32, 3);
-    check_array(&f, "a.f64", GGUF_TYPE_FLOAT64, a_f64, 2);
-    check_array(&f, "a.bool", GGUF_TYPE_BOOL, a_bool, 3);
-    check_array(&f, "a.empty", GGUF_TYPE_UINT32, NULL, 0);
+    for (size_t i = 0; i < N_FIXTURE_ARRAYS; i++) {
+        if (fixture_arrays[i].type != GGUF_TYPE_STRING) {
+            check_array(&f, &fixture_arrays[i]);
+        }
+    }
     const gguf_array *arr = NULL;
     if (gguf_get_array(&f, "a.str", GGUF_TYPE_STRING, &arr) == EDGELM_OK) {
         CHECK(arr->n == 4);
@@ -404,21 +397,6 @@ static void test_round_trips(void) {
 
 /* ---- writer behaviour --------------------------------------------------------------------- */
 
-static size_t count_dir_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    size_t n = 0;
-    if (d == NULL) {
-        return 0;
-    }
-    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            n++;
-        }
-    }
-    closedir(d);
-    return n;
-}
-
 static void test_writer_api(void) {
     gguf_writer *w = gguf_writer_create();
     uint64_t ne[2] = {32, 2};
@@ -528,7 +506,7 @@ static void test_writer_files(void) {
     }
     CHECK_MSG(gguf_writer_begin_file(w, path2) == EDGELM_OK, "%s", gguf_writer_errmsg(w));
     CHECK(gguf_writer_set_u32(w, "late", 1) == EDGELM_ERR_INVALID_ARGUMENT);
-    CHECK(count_dir_entries(dir) == 2); /* a.gguf and the temp file */
+    CHECK(test_count_files(dir, NULL) == 2); /* a.gguf and the temp file */
     for (uint64_t off = 0; off < deferred_bytes && all != NULL; off += 7) {
         size_t n = deferred_bytes - off < 7 ? (size_t)(deferred_bytes - off) : 7;
         CHECK(gguf_writer_write_tensor_data(w, all + off, n) == EDGELM_OK);
@@ -538,27 +516,27 @@ static void test_writer_files(void) {
     got = test_read_file(path2, &size);
     CHECK(got != NULL && size == ref_size && memcmp(got, ref, size) == 0);
     free(got);
-    CHECK(count_dir_entries(dir) == 2); /* no temp left */
+    CHECK(test_count_files(dir, NULL) == 2); /* no temp left */
 
     /* too much data abandons the stream: temp removed, the old file untouched */
     CHECK(gguf_writer_begin_file(w, path2) == EDGELM_OK);
     CHECK(gguf_writer_write_tensor_data(w, all, (size_t)deferred_bytes + 1) ==
           EDGELM_ERR_INVALID_ARGUMENT);
-    CHECK(count_dir_entries(dir) == 2);
+    CHECK(test_count_files(dir, NULL) == 2);
     /* too little: finish refuses */
     CHECK(gguf_writer_begin_file(w, path2) == EDGELM_OK);
     CHECK(gguf_writer_write_tensor_data(w, all, 10) == EDGELM_OK);
     CHECK(gguf_writer_finish_file(w) == EDGELM_ERR_INVALID_ARGUMENT);
     CHECK(strstr(gguf_writer_errmsg(w), "t0") != NULL);
-    CHECK(count_dir_entries(dir) == 2);
+    CHECK(test_count_files(dir, NULL) == 2);
     got = test_read_file(path2, &size);
     CHECK(got != NULL && size == ref_size && memcmp(got, ref, size) == 0);
     free(got);
     /* freeing the writer mid-stream removes the temp */
     CHECK(gguf_writer_begin_file(w, path2) == EDGELM_OK);
-    CHECK(count_dir_entries(dir) == 3);
+    CHECK(test_count_files(dir, NULL) == 3);
     gguf_writer_free(w);
-    CHECK(count_dir_entries(dir) == 2);
+    CHECK(test_count_files(dir, NULL) == 2);
 
     /* an unwritable place fails with IO and leaves nothing */
     w = make_fixture_writer(3, 0);
@@ -621,6 +599,39 @@ static const gguf_tensor_layout *tensor_at(const fixture *fx, const char *name) 
     return &fx->layout->tensors[i >= 0 ? i : 0];
 }
 
+/* One field of the valid file overwritten: `width` bytes (1, 4 or 8), little-endian. */
+typedef struct field_edit {
+    uint64_t offset;
+    unsigned width;
+    uint64_t value;
+} field_edit;
+
+/* A corrupt variant: up to two edits (width 0: unused) and the status it must be refused with. */
+typedef struct corruption {
+    const char *what;
+    edgelm_status expected;
+    field_edit edit[2];
+} corruption;
+
+/* The valid file with the edits applied, in the scratch copy. */
+static uint8_t *corrupted(fixture *fx, const field_edit *edits, size_t n_edits) {
+    uint8_t *p = fresh(fx);
+    for (size_t i = 0; i < n_edits; i++) {
+        for (unsigned b = 0; b < edits[i].width; b++) {
+            p[edits[i].offset + b] = (uint8_t)(edits[i].value >> (8 * b));
+        }
+    }
+    return p;
+}
+
+static void expect_corruptions(fixture *fx, const corruption *cases, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        expect_status(cases[i].what, corrupted(fx, cases[i].edit, 2), fx->size, cases[i].expected);
+    }
+}
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
 static void test_corrupt(void) {
     fixture fx;
     if (!fixture_open(&fx, 3, 32)) {
@@ -628,199 +639,141 @@ static void test_corrupt(void) {
         return;
     }
     const gguf_layout *L = fx.layout;
-    uint8_t *p;
-    size_t size = fx.size;
+    const size_t size = fx.size;
     expect_status("valid fixture", fresh(&fx), size, EDGELM_OK);
 
-    /* header */
-    p = fresh(&fx);
-    p[0] = 'X';
-    expect_status("bad magic", p, size, EDGELM_ERR_BAD_MAGIC);
-    p = fresh(&fx);
-    memcpy(p, "GGML", 4);
-    expect_status("ggml magic", p, size, EDGELM_ERR_BAD_MAGIC);
-    static const uint32_t bad_versions[] = {0, 1, 4, 99, 0xFFFFFFFFu};
-    for (size_t i = 0; i < sizeof bad_versions / sizeof bad_versions[0]; i++) {
-        p = fresh(&fx);
-        put_u32(p, L->version_offset, bad_versions[i]);
-        char what[64];
-        snprintf(what, sizeof what, "version %u", bad_versions[i]);
-        expect_status(what, p, size, EDGELM_ERR_UNSUPPORTED_VERSION);
-    }
-    p = fresh(&fx);
-    put_u64(p, L->n_tensors_offset, 1ull << 62);
-    expect_status("huge tensor count", p, size, EDGELM_ERR_TOO_LARGE);
-    p = fresh(&fx);
-    put_u64(p, L->n_tensors_offset, UINT64_MAX);
-    expect_status("tensor count 2^64-1", p, size, EDGELM_ERR_TOO_LARGE);
-    p = fresh(&fx);
-    put_u64(p, L->n_kv_offset, 1ull << 62);
-    expect_status("huge kv count", p, size, EDGELM_ERR_TOO_LARGE);
-    p = fresh(&fx);
-    put_u64(p, L->n_kv_offset, UINT64_MAX);
-    expect_status("kv count 2^64-1", p, size, EDGELM_ERR_TOO_LARGE);
-
-    /* metadata */
     const gguf_kv_layout *k_u32 = kv_at(&fx, "t.u32");
     const gguf_kv_layout *k_str = kv_at(&fx, "t.str");
     const gguf_kv_layout *k_arr = kv_at(&fx, "a.u32");
     const gguf_kv_layout *k_sarr = kv_at(&fx, "a.str");
     const gguf_kv_layout *k_align = kv_at(&fx, "general.alignment");
-    p = fresh(&fx);
-    put_u64(p, k_u32->key_len_offset, 1ull << 41);
-    expect_status("huge key length", p, size, EDGELM_ERR_TOO_LARGE);
-    p = fresh(&fx);
-    put_u64(p, k_u32->key_len_offset, UINT64_MAX);
-    expect_status("key length 2^64-1", p, size, EDGELM_ERR_TOO_LARGE);
-    p = fresh(&fx);
-    put_u64(p, k_u32->key_len_offset, size - k_u32->key_offset + 1);
-    expect_status("key length one past EOF", p, size, EDGELM_ERR_TRUNCATED);
-    p = fresh(&fx);
-    put_u64(p, k_u32->key_len_offset, 0);
-    expect_status("empty key", p, size, EDGELM_ERR_BAD_STRING);
-    p = fresh(&fx);
-    put_u64(p, k_str->value_offset, 1ull << 41);
-    expect_status("huge string length", p, size, EDGELM_ERR_TOO_LARGE);
-    p = fresh(&fx);
-    put_u64(p, k_str->value_offset, size - (k_str->value_offset + 8) + 1);
-    expect_status("string length one past EOF", p, size, EDGELM_ERR_TRUNCATED);
-    static const uint32_t bad_types[] = {13, 14, 255, 0x80000000u, 0xFFFFFFFFu};
-    for (size_t i = 0; i < sizeof bad_types / sizeof bad_types[0]; i++) {
-        p = fresh(&fx);
-        put_u32(p, k_u32->type_offset, bad_types[i]);
-        char what[64];
-        snprintf(what, sizeof what, "value type %u", bad_types[i]);
-        expect_status(what, p, size, EDGELM_ERR_BAD_VALUE_TYPE);
-        p = fresh(&fx);
-        put_u32(p, k_arr->value_offset, bad_types[i]);
-        snprintf(what, sizeof what, "array element type %u", bad_types[i]);
-        expect_status(what, p, size, EDGELM_ERR_BAD_VALUE_TYPE);
-    }
-    p = fresh(&fx);
-    put_u32(p, k_arr->value_offset, GGUF_TYPE_ARRAY);
-    expect_status("nested array", p, size, EDGELM_ERR_BAD_VALUE_TYPE);
-    p = fresh(&fx);
-    put_u64(p, k_arr->array_n_offset, 1ull << 62);
-    expect_status("huge array length", p, size, EDGELM_ERR_TOO_LARGE);
-    p = fresh(&fx);
-    put_u64(p, k_arr->array_n_offset, UINT64_MAX);
-    expect_status("array length 2^64-1", p, size, EDGELM_ERR_TOO_LARGE);
-    p = fresh(&fx);
-    put_u64(p, k_arr->array_n_offset, (size - k_arr->array_data_offset) / 4 + 1);
-    expect_status("array one element past EOF", p, size, EDGELM_ERR_TRUNCATED);
-    p = fresh(&fx);
-    put_u64(p, k_sarr->array_n_offset, 1ull << 62);
-    expect_status("huge string array length", p, size, EDGELM_ERR_TOO_LARGE);
-    p = fresh(&fx);
-    put_u64(p, k_sarr->array_data_offset, 1ull << 41);
-    expect_status("huge string in array", p, size, EDGELM_ERR_TOO_LARGE);
-
-    /* duplicate key: "dup.k2" becomes "dup.k1" */
     const gguf_kv_layout *k_dup = kv_at(&fx, "dup.k2");
-    p = fresh(&fx);
-    p[k_dup->key_offset + 5] = '1';
-    expect_status("duplicate key", p, size, EDGELM_ERR_DUPLICATE);
-
-    /* alignment */
-    static const uint32_t bad_alignments[] = {0, 3, 48, 0x80000001u};
-    for (size_t i = 0; i < sizeof bad_alignments / sizeof bad_alignments[0]; i++) {
-        p = fresh(&fx);
-        put_u32(p, k_align->value_offset, bad_alignments[i]);
-        char what[64];
-        snprintf(what, sizeof what, "alignment %u", bad_alignments[i]);
-        expect_status(what, p, size, EDGELM_ERR_BAD_ALIGNMENT);
-    }
-    p = fresh(&fx);
-    put_u32(p, k_align->type_offset, GGUF_TYPE_INT32);
-    expect_status("alignment of type i32", p, size, EDGELM_ERR_BAD_ALIGNMENT);
-    /* a valid but different alignment moves the data section: offsets no longer fit */
-    p = fresh(&fx);
-    put_u32(p, k_align->value_offset, 64);
-    char err[256];
-    edgelm_status st = parse_status(p, size, err, sizeof err);
-    CHECK_MSG(st == EDGELM_ERR_TENSOR_OUT_OF_BOUNDS || st == EDGELM_OK, "alignment 64: %s",
-              edgelm_strerror(st));
-
-    /* tensor infos */
     const gguf_tensor_layout *t0 = tensor_at(&fx, "t0");
     const gguf_tensor_layout *t1 = tensor_at(&fx, "t1");
-    const gguf_tensor_layout *t5 = tensor_at(&fx, "t5");
-    static const uint32_t bad_ndims[] = {0, 5, 1000};
-    for (size_t i = 0; i < sizeof bad_ndims / sizeof bad_ndims[0]; i++) {
-        p = fresh(&fx);
-        put_u32(p, t0->n_dims_offset, bad_ndims[i]);
-        char what[64];
-        snprintf(what, sizeof what, "n_dims %u", bad_ndims[i]);
-        expect_status(what, p, size, EDGELM_ERR_BAD_DIMENSIONS);
-    }
-    p = fresh(&fx);
-    put_u64(p, t0->ne_offset, 0);
-    expect_status("zero dimension", p, size, EDGELM_ERR_BAD_DIMENSIONS);
-    p = fresh(&fx);
-    put_u64(p, t0->ne_offset, 1ull << 32);
-    put_u64(p, t0->ne_offset + 8, 1ull << 32);
-    expect_status("dimension product 2^64", p, size, EDGELM_ERR_BAD_DIMENSIONS);
-    p = fresh(&fx);
-    put_u64(p, t0->ne_offset, UINT64_MAX);
-    expect_status("dimension 2^64-1", p, size, EDGELM_ERR_BAD_DIMENSIONS);
-    p = fresh(&fx);
-    put_u64(p, t0->ne_offset, 1ull << 62);
-    put_u64(p, t0->ne_offset + 8, 2);
-    expect_status("dimension product 2^63", p, size, EDGELM_ERR_BAD_DIMENSIONS);
-    p = fresh(&fx);
-    put_u64(p, t0->ne_offset + 8, 1ull << 20);
-    expect_status("tensor data past EOF (big dim)", p, size, EDGELM_ERR_TENSOR_OUT_OF_BOUNDS);
     const gguf_tensor_layout *t2 = tensor_at(&fx, "t2");
-    p = fresh(&fx);
-    put_u64(p, t2->ne_offset, 48); /* Q8_0 rows must be 32-multiples */
-    expect_status("row not a block multiple", p, size, EDGELM_ERR_BAD_DIMENSIONS);
+    const gguf_tensor_layout *t5 = tensor_at(&fx, "t5");
+    const uint64_t data_bytes = size - L->data_section_offset;
+    const uint64_t huge = 1ull << 62, long_string = 1ull << 41;
+    const corruption cases[] = {
+        /* header */
+        {"bad magic", EDGELM_ERR_BAD_MAGIC, {{0, 1, 'X'}}},
+        {"ggml magic", EDGELM_ERR_BAD_MAGIC, {{0, 4, 0x4C4D4747u /* "GGML" */}}},
+        {"huge tensor count", EDGELM_ERR_TOO_LARGE, {{L->n_tensors_offset, 8, huge}}},
+        {"tensor count 2^64-1", EDGELM_ERR_TOO_LARGE, {{L->n_tensors_offset, 8, UINT64_MAX}}},
+        {"huge kv count", EDGELM_ERR_TOO_LARGE, {{L->n_kv_offset, 8, huge}}},
+        {"kv count 2^64-1", EDGELM_ERR_TOO_LARGE, {{L->n_kv_offset, 8, UINT64_MAX}}},
+        /* metadata */
+        {"huge key length", EDGELM_ERR_TOO_LARGE, {{k_u32->key_len_offset, 8, long_string}}},
+        {"key length 2^64-1", EDGELM_ERR_TOO_LARGE, {{k_u32->key_len_offset, 8, UINT64_MAX}}},
+        {"key length one past EOF",
+         EDGELM_ERR_TRUNCATED,
+         {{k_u32->key_len_offset, 8, size - k_u32->key_offset + 1}}},
+        {"empty key", EDGELM_ERR_BAD_STRING, {{k_u32->key_len_offset, 8, 0}}},
+        {"huge string length", EDGELM_ERR_TOO_LARGE, {{k_str->value_offset, 8, long_string}}},
+        {"string length one past EOF",
+         EDGELM_ERR_TRUNCATED,
+         {{k_str->value_offset, 8, size - (k_str->value_offset + 8) + 1}}},
+        {"nested array", EDGELM_ERR_BAD_VALUE_TYPE, {{k_arr->value_offset, 4, GGUF_TYPE_ARRAY}}},
+        {"huge array length", EDGELM_ERR_TOO_LARGE, {{k_arr->array_n_offset, 8, huge}}},
+        {"array length 2^64-1", EDGELM_ERR_TOO_LARGE, {{k_arr->array_n_offset, 8, UINT64_MAX}}},
+        {"array one element past EOF",
+         EDGELM_ERR_TRUNCATED,
+         {{k_arr->array_n_offset, 8, (size - k_arr->array_data_offset) / 4 + 1}}},
+        {"huge string array length", EDGELM_ERR_TOO_LARGE, {{k_sarr->array_n_offset, 8, huge}}},
+        {"huge string in array",
+         EDGELM_ERR_TOO_LARGE,
+         {{k_sarr->array_data_offset, 8, long_string}}},
+        /* "dup.k2" becomes "dup.k1" */
+        {"duplicate key", EDGELM_ERR_DUPLICATE, {{k_dup->key_offset + 5, 1, '1'}}},
+        {"alignment of type i32",
+         EDGELM_ERR_BAD_ALIGNMENT,
+         {{k_align->type_offset, 4, GGUF_TYPE_INT32}}},
+        /* tensor infos */
+        {"zero dimension", EDGELM_ERR_BAD_DIMENSIONS, {{t0->ne_offset, 8, 0}}},
+        {"dimension product 2^64",
+         EDGELM_ERR_BAD_DIMENSIONS,
+         {{t0->ne_offset, 8, 1ull << 32}, {t0->ne_offset + 8, 8, 1ull << 32}}},
+        {"dimension 2^64-1", EDGELM_ERR_BAD_DIMENSIONS, {{t0->ne_offset, 8, UINT64_MAX}}},
+        {"dimension product 2^63",
+         EDGELM_ERR_BAD_DIMENSIONS,
+         {{t0->ne_offset, 8, huge}, {t0->ne_offset + 8, 8, 2}}},
+        {"tensor data past EOF (big dim)",
+         EDGELM_ERR_TENSOR_OUT_OF_BOUNDS,
+         {{t0->ne_offset + 8, 8, 1ull << 20}}},
+        /* Q8_0 rows must be 32-multiples */
+        {"row not a block multiple", EDGELM_ERR_BAD_DIMENSIONS, {{t2->ne_offset, 8, 48}}},
+        {"tensor offset at EOF",
+         EDGELM_ERR_TENSOR_OUT_OF_BOUNDS,
+         {{t5->offset_offset, 8, data_bytes}}},
+        {"tensor offset 2^60",
+         EDGELM_ERR_TENSOR_OUT_OF_BOUNDS,
+         {{t5->offset_offset, 8, 1ull << 60}}},
+        {"tensor offset near 2^64",
+         EDGELM_ERR_TENSOR_OUT_OF_BOUNDS,
+         {{t5->offset_offset, 8, UINT64_MAX - 31}}},
+        /* aligned, but its 96 bytes run past EOF */
+        {"tensor data past EOF (offset)",
+         EDGELM_ERR_TENSOR_OUT_OF_BOUNDS,
+         {{t0->offset_offset, 8, data_bytes - 32}}},
+        {"misaligned tensor offset",
+         EDGELM_ERR_TENSOR_OUT_OF_BOUNDS,
+         {{t1->offset_offset, 8, t1->data_offset + 1}}},
+        {"half-aligned tensor offset",
+         EDGELM_ERR_TENSOR_OUT_OF_BOUNDS,
+         {{t1->offset_offset, 8, t1->data_offset + 16}}},
+        {"empty tensor name", EDGELM_ERR_BAD_STRING, {{t0->name_len_offset, 8, 0}}},
+        {"huge tensor name length", EDGELM_ERR_TOO_LARGE, {{t0->name_len_offset, 8, long_string}}},
+        /* "t1" becomes "t0" */
+        {"duplicate tensor name", EDGELM_ERR_DUPLICATE, {{t1->name_offset + 1, 1, '0'}}},
+    };
+    expect_corruptions(&fx, cases, N_OF(cases));
+
+    /* u32 fields set to each of a list of bad values */
+    static const uint32_t bad_versions[] = {0, 1, 4, 99, 0xFFFFFFFFu};
+    static const uint32_t bad_types[] = {13, 14, 255, 0x80000000u, 0xFFFFFFFFu};
+    static const uint32_t bad_alignments[] = {0, 3, 48, 0x80000001u};
+    static const uint32_t bad_ndims[] = {0, 5, 1000};
     static const uint32_t bad_ttypes[] = {4, 5, 16, 29, 31, 39, 40, 1000, 0xFFFFFFFFu};
-    for (size_t i = 0; i < sizeof bad_ttypes / sizeof bad_ttypes[0]; i++) {
-        p = fresh(&fx);
-        put_u32(p, t1->type_offset, bad_ttypes[i]);
-        char what[64];
-        snprintf(what, sizeof what, "tensor type %u", bad_ttypes[i]);
-        expect_status(what, p, size, EDGELM_ERR_BAD_TENSOR_TYPE);
+    const struct {
+        const char *field;
+        uint64_t offset;
+        const uint32_t *values;
+        size_t n_values;
+        edgelm_status expected;
+    } sweeps[] = {
+        {"version", L->version_offset, bad_versions, N_OF(bad_versions),
+         EDGELM_ERR_UNSUPPORTED_VERSION},
+        {"value type", k_u32->type_offset, bad_types, N_OF(bad_types), EDGELM_ERR_BAD_VALUE_TYPE},
+        {"array element type", k_arr->value_offset, bad_types, N_OF(bad_types),
+         EDGELM_ERR_BAD_VALUE_TYPE},
+        {"alignment", k_align->value_offset, bad_alignments, N_OF(bad_alignments),
+         EDGELM_ERR_BAD_ALIGNMENT},
+        {"n_dims", t0->n_dims_offset, bad_ndims, N_OF(bad_ndims), EDGELM_ERR_BAD_DIMENSIONS},
+        {"tensor type", t1->type_offset, bad_ttypes, N_OF(bad_ttypes), EDGELM_ERR_BAD_TENSOR_TYPE},
+    };
+    for (size_t i = 0; i < N_OF(sweeps); i++) {
+        for (size_t v = 0; v < sweeps[i].n_values; v++) {
+            char what[64];
+            snprintf(what, sizeof what, "%s %u", sweeps[i].field, sweeps[i].values[v]);
+            const field_edit edit = {sweeps[i].offset, 4, sweeps[i].values[v]};
+            expect_status(what, corrupted(&fx, &edit, 1), size, sweeps[i].expected);
+        }
     }
-    uint64_t data_bytes = size - L->data_section_offset;
-    p = fresh(&fx);
-    put_u64(p, t5->offset_offset, data_bytes);
-    expect_status("tensor offset at EOF", p, size, EDGELM_ERR_TENSOR_OUT_OF_BOUNDS);
-    p = fresh(&fx);
-    put_u64(p, t5->offset_offset, 1ull << 60);
-    expect_status("tensor offset 2^60", p, size, EDGELM_ERR_TENSOR_OUT_OF_BOUNDS);
-    p = fresh(&fx);
-    put_u64(p, t5->offset_offset, UINT64_MAX - 31);
-    expect_status("tensor offset near 2^64", p, size, EDGELM_ERR_TENSOR_OUT_OF_BOUNDS);
-    p = fresh(&fx);
-    put_u64(p, t0->offset_offset, data_bytes - 32); /* aligned, but its 96 bytes run past EOF */
-    expect_status("tensor data past EOF (offset)", p, size, EDGELM_ERR_TENSOR_OUT_OF_BOUNDS);
+
     expect_status("last tensor one byte short", fresh(&fx),
                   (size_t)(t5->data_abs_offset + t5->n_bytes - 1), EDGELM_ERR_TENSOR_OUT_OF_BOUNDS);
-    p = fresh(&fx);
-    put_u64(p, t1->offset_offset, t1->data_offset + 1);
-    expect_status("misaligned tensor offset", p, size, EDGELM_ERR_TENSOR_OUT_OF_BOUNDS);
-    p = fresh(&fx);
-    put_u64(p, t1->offset_offset, t1->data_offset + 16);
-    expect_status("half-aligned tensor offset", p, size, EDGELM_ERR_TENSOR_OUT_OF_BOUNDS);
-    p = fresh(&fx);
-    put_u64(p, t0->name_len_offset, 0);
-    expect_status("empty tensor name", p, size, EDGELM_ERR_BAD_STRING);
-    p = fresh(&fx);
-    put_u64(p, t0->name_len_offset, 1ull << 41);
-    expect_status("huge tensor name length", p, size, EDGELM_ERR_TOO_LARGE);
-    p = fresh(&fx);
-    p[t1->name_offset + 1] = '0'; /* "t1" -> "t0" */
-    expect_status("duplicate tensor name", p, size, EDGELM_ERR_DUPLICATE);
-
-    /* an extra tensor declared: its info is read from padding/data and refused somehow */
-    p = fresh(&fx);
-    put_u64(p, L->n_tensors_offset, N_FIXTURE_TENSORS + 1);
-    st = parse_status(p, size, err, sizeof err);
+    /* a valid but different alignment moves the data section: offsets no longer fit */
+    char err[256];
+    const field_edit align64 = {k_align->value_offset, 4, 64};
+    edgelm_status st = parse_status(corrupted(&fx, &align64, 1), size, err, sizeof err);
+    CHECK_MSG(st == EDGELM_ERR_TENSOR_OUT_OF_BOUNDS || st == EDGELM_OK, "alignment 64: %s",
+              edgelm_strerror(st));
+    /* one more tensor or key declared: its info is read from padding/data and refused somehow */
+    const field_edit more_tensors = {L->n_tensors_offset, 8, N_FIXTURE_TENSORS + 1};
+    st = parse_status(corrupted(&fx, &more_tensors, 1), size, err, sizeof err);
     CHECK_MSG(st != EDGELM_OK, "one tensor too many accepted");
-    p = fresh(&fx);
-    put_u64(p, L->n_kv_offset, L->n_kv + 1);
-    st = parse_status(p, size, err, sizeof err);
+    const field_edit more_keys = {L->n_kv_offset, 8, L->n_kv + 1};
+    st = parse_status(corrupted(&fx, &more_keys, 1), size, err, sizeof err);
     CHECK_MSG(st != EDGELM_OK, "one key too many accepted");
 
     fixture_close(&fx);

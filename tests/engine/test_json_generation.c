@@ -8,8 +8,7 @@
  * EDGELM_JSON_GEN_SCALE (percent, default 100) scales the counts.
  */
 #include "json_walk.h"
-
-#include "edgelm.h"
+#include "model_fixtures.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,16 +18,6 @@
 
 static int skipped_parts = 0;
 static int scale_percent = 100;
-
-static const char *source_dir(void) {
-    const char *dir = getenv("EDGELM_SOURCE_DIR");
-    return dir ? dir : "..";
-}
-
-static const char *build_dir(void) {
-    const char *dir = getenv("EDGELM_BUILD_DIR");
-    return dir ? dir : ".";
-}
 
 /* count scaled by EDGELM_JSON_GEN_SCALE and a per-model weight (percent), at least 1 */
 static int scaled(int count, int weight_percent) {
@@ -187,9 +176,9 @@ static void run_one(edgelm_session *s, const char *model_label, const edgelm_gen
                     const schema_case *sc, collector *c, model_stats *ms) {
     collector_clear(c);
     edgelm_finish_reason finish = EDGELM_FINISH_CANCELLED;
-    const double t0 = jw_now_ms();
+    const double t0 = test_now_ms();
     edgelm_status st = edgelm_generate(s, gp, collect, c, &finish);
-    ms->ms += jw_now_ms() - t0;
+    ms->ms += test_now_ms() - t0;
     edgelm_timings t;
     edgelm_session_timings(s, &t);
     ms->generations++;
@@ -237,17 +226,6 @@ static void run_one(edgelm_session *s, const char *model_label, const edgelm_gen
     ms->failures += !ok;
 }
 
-static edgelm_session *new_session(const edgelm_model *m, uint32_t n_ctx, int32_t n_threads) {
-    edgelm_session_params sp = edgelm_session_params_default();
-    sp.n_ctx = n_ctx;
-    sp.n_threads = n_threads;
-    edgelm_session *s = NULL;
-    char err[256] = "";
-    edgelm_status st = edgelm_session_create(m, &sp, &s, err, sizeof err);
-    CHECK_MSG(st == EDGELM_OK, "session of %u tokens: %s", n_ctx, err);
-    return s;
-}
-
 /* All generations of one model: plain JSON over the matrix, every schema a few times (a quarter
  * of them with a budget of exactly the shortest value's bytes), then sessions whose context is
  * smaller than the budget (n_predict -1, no shift; and a shift in the middle of the value). */
@@ -257,7 +235,7 @@ static void model_generations(const edgelm_model *m, const char *label, int32_t 
     memset(&ms, 0, sizeof ms);
     collector c;
     memset(&c, 0, sizeof c);
-    edgelm_session *s = new_session(m, 256, n_threads);
+    edgelm_session *s = test_new_session(m, 256, n_threads);
     if (s == NULL) {
         return;
     }
@@ -287,7 +265,7 @@ static void model_generations(const edgelm_model *m, const char *label, int32_t 
     size_t next_short = 0;
     const int n_small = scaled(12, weight);
     for (size_t ci = 0; ci < N_OF(small_ctx); ci++) {
-        s = new_session(m, small_ctx[ci], n_threads);
+        s = test_new_session(m, small_ctx[ci], n_threads);
         if (s == NULL) {
             continue;
         }
@@ -369,13 +347,11 @@ static bool model_file(const model_spec *spec, size_t index, char *path, size_t 
     if (spec->vocab_from != NULL && !test_model_path(spec->vocab_from, vocab, sizeof vocab)) {
         return false;
     }
-    snprintf(path, path_size, "%s/json-gen-%zu.gguf", test_temp_dir(), index);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s/edgelm-gen' '%s' %s --quiet%s%s%s", build_dir(), path,
-             spec->gen_args, vocab[0] ? " --vocab-from '" : "", vocab, vocab[0] ? "'" : "");
-    int rc = system(cmd);
-    CHECK_MSG(rc == 0, "%s failed (%d)", cmd, rc);
-    return rc == 0;
+    char name[64], args[1400];
+    snprintf(name, sizeof name, "json-gen-%zu.gguf", index);
+    snprintf(args, sizeof args, "%s%s%s%s", spec->gen_args, vocab[0] ? " --vocab-from '" : "",
+             vocab, vocab[0] ? "'" : "");
+    return test_gen_model_file(name, args, path, path_size);
 }
 
 /* ---- CLI ------------------------------------------------------------------------------------- */
@@ -386,7 +362,7 @@ static void cli_run(const char *model_path, const char *label, const char *extra
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
              "'%s/edgelm' '%s' %s -n 12 -t 1.5 -s %d -j 1 -p 'Once upon a time' 2>/dev/null",
-             build_dir(), model_path, extra, seed);
+             test_build_dir(), model_path, extra, seed);
     FILE *p = popen(cmd, "r");
     CHECK_MSG(p != NULL, "popen %s", cmd);
     if (p == NULL) {
@@ -431,15 +407,10 @@ int main(void) {
         scale_percent = atoi(env);
         scale_percent = scale_percent < 1 ? 1 : scale_percent;
     }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/data/json/schemas.json", source_dir());
-    cJSON *doc = test_load_json(path);
-    CHECK_MSG(doc != NULL, "fixture %s", path);
-    snprintf(path, sizeof path, "%s/tests/data/json/generation/cli_schema.json", source_dir());
+    cJSON *doc = test_load_fixture("json/schemas.json");
+    cJSON *cli_schema = test_load_fixture("json/generation/cli_schema.json");
     char cli_schema_path[1024];
-    snprintf(cli_schema_path, sizeof cli_schema_path, "%s", path);
-    cJSON *cli_schema = test_load_json(path);
-    CHECK_MSG(cli_schema != NULL, "fixture %s", path);
+    test_data_path("json/generation/cli_schema.json", cli_schema_path, sizeof cli_schema_path);
     if (doc == NULL || cli_schema == NULL) {
         cJSON_Delete(doc);
         cJSON_Delete(cli_schema);
@@ -475,14 +446,12 @@ int main(void) {
 
     for (size_t i = 0; i < N_OF(model_specs) && n_cases > 0; i++) {
         const model_spec *spec = &model_specs[i];
+        char path[1024];
         if (!model_file(spec, i, path, sizeof path)) {
             skipped_parts += spec->shared != NULL || spec->vocab_from != NULL;
             continue;
         }
-        edgelm_model *m = NULL;
-        char err[512] = "";
-        edgelm_status st = edgelm_model_load(path, NULL, &m, err, sizeof err);
-        CHECK_MSG(st == EDGELM_OK, "%s: %s", spec->label, err);
+        edgelm_model *m = test_load_model(path);
         if (m == NULL) {
             continue;
         }

@@ -13,22 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EOG_ID 256 /* in the byte vocabularies below: ids 0..255 are the bytes themselves */
+#define EOG_ID JW_BYTE_EOG /* in the byte vocabularies below: ids 0..255 are the bytes */
 
 static int skipped_parts = 0;
-
-static const char *source_dir(void) {
-    const char *dir = getenv("EDGELM_SOURCE_DIR");
-    return dir ? dir : "..";
-}
-
-static cJSON *load_fixture(const char *name) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/data/json/%s", source_dir(), name);
-    cJSON *doc = test_load_json(path);
-    CHECK_MSG(doc != NULL, "fixture %s", path);
-    return doc;
-}
 
 /* Bytes of a fixture token: a string, or {"hex": "e2 82"}. */
 static size_t token_bytes(const cJSON *t, char *buf, size_t cap) {
@@ -60,52 +47,6 @@ static size_t token_bytes(const cJSON *t, char *buf, size_t cap) {
     return n;
 }
 
-/* Ids 0..255: the single bytes; 256: the end token; 257..: extra pieces. */
-static json_vocab *byte_vocab(char **extra, const size_t *extra_lens, int n_extra) {
-    int n = 257 + n_extra;
-    const char **pieces = malloc((size_t)n * sizeof *pieces);
-    size_t *lens = malloc((size_t)n * sizeof *lens);
-    uint8_t *eog = calloc((size_t)n, 1);
-    static char bytes[256];
-    json_vocab *v = NULL;
-    if (pieces == NULL || lens == NULL || eog == NULL) {
-        goto done;
-    }
-    for (int b = 0; b < 256; b++) {
-        bytes[b] = (char)b;
-        pieces[b] = &bytes[b];
-        lens[b] = 1;
-    }
-    pieces[EOG_ID] = "";
-    lens[EOG_ID] = 0;
-    eog[EOG_ID] = 1;
-    for (int i = 0; i < n_extra; i++) {
-        pieces[257 + i] = extra[i];
-        lens[257 + i] = extra_lens[i];
-    }
-    CHECK(json_vocab_create_from_pieces(pieces, lens, n, eog, &v) == EDGELM_OK);
-done:
-    free(pieces);
-    free(lens);
-    free(eog);
-    return v;
-}
-
-/* Feeds bytes as single-byte tokens; returns the index of the first refused byte, -1 if all
- * were accepted. */
-static long feed(json_state *s, const char *bytes, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        int32_t t = (uint8_t)bytes[i];
-        bool a = json_state_allows(s, t);
-        bool b = json_state_accept(s, t);
-        CHECK(a == b);
-        if (!b) {
-            return (long)i;
-        }
-    }
-    return -1;
-}
-
 static bool can_end(const json_state *s) { return json_state_allows(s, EOG_ID); }
 
 static json_schema *compile_value(const cJSON *schema) {
@@ -126,7 +67,7 @@ static void check_closing_replays(json_state *s, const char *what) {
     char closing[4096];
     size_t n = json_state_closing(s, closing, sizeof closing);
     CHECK_MSG(n < sizeof closing, "%s: closing too long", what);
-    long bad = feed(s, closing, n);
+    long bad = jw_feed_bytes(s, closing, n);
     CHECK_MSG(bad < 0, "%s: closing \"%s\" refused at byte %ld", what, closing, bad);
     CHECK_MSG(json_state_complete(s) || can_end(s), "%s: closing \"%s\" does not finish", what,
               closing);
@@ -135,7 +76,7 @@ static void check_closing_replays(json_state *s, const char *what) {
 /* ---- fixtures -------------------------------------------------------------------------------- */
 
 static void test_lexing_fixtures(void) {
-    cJSON *doc = load_fixture("lexing.json");
+    cJSON *doc = test_load_fixture("json/lexing.json");
     const cJSON *c;
     int n_cases = 0;
     cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(doc, "cases")) {
@@ -158,7 +99,7 @@ static void test_lexing_fixtures(void) {
             ids[i++] = 257 + n_extra;
             n_extra++;
         }
-        json_vocab *v = byte_vocab(extra, lens, n_extra);
+        json_vocab *v = jw_byte_vocab(extra, lens, n_extra);
         json_schema *schema = compile_value(cJSON_GetObjectItemCaseSensitive(c, "schema"));
         json_state *s = NULL;
         CHECK(v != NULL && json_state_create(v, schema, &s) == EDGELM_OK);
@@ -213,8 +154,8 @@ static void test_lexing_fixtures(void) {
 }
 
 static void test_documents(void) {
-    cJSON *doc = load_fixture("documents.json");
-    json_vocab *v = byte_vocab(NULL, NULL, 0);
+    cJSON *doc = test_load_fixture("json/documents.json");
+    json_vocab *v = jw_byte_vocab(NULL, NULL, 0);
     json_state *s = NULL;
     CHECK(v != NULL && json_state_create(v, NULL, &s) == EDGELM_OK);
     if (s == NULL) {
@@ -228,14 +169,14 @@ static void test_documents(void) {
         const char *text = d->valuestring;
         size_t len = strlen(text);
         json_state_reset(s);
-        long bad = feed(s, text, len);
+        long bad = jw_feed_bytes(s, text, len);
         CHECK_MSG(bad < 0, "valid document refused at byte %ld: %s", bad, text);
         CHECK_MSG(json_state_complete(s), "valid document not complete: %s", text);
         /* the closing from every prefix finishes a document cJSON accepts */
         for (size_t p = 0; p <= len && bad < 0; p++) {
             char buf[4096];
             json_state_reset(s);
-            feed(s, text, p);
+            jw_feed_bytes(s, text, p);
             memcpy(buf, text, p);
             size_t n = json_state_closing(s, buf + p, sizeof buf - p);
             check_closing_replays(s, "prefix");
@@ -266,7 +207,7 @@ static void test_documents(void) {
                 memcpy(bytes, d->valuestring, len);
             }
             json_state_reset(s);
-            long bad = feed(s, bytes, len);
+            long bad = jw_feed_bytes(s, bytes, len);
             CHECK_MSG(bad >= 0 || (!json_state_complete(s) && !can_end(s)),
                       "invalid document accepted: %s", d->valuestring);
             n_invalid++;
@@ -295,7 +236,7 @@ static void test_limits(void) {
     lens[1] = 13;
     extra[2] = "\":[[";
     lens[2] = 4;
-    json_vocab *v = byte_vocab(extra, lens, 3);
+    json_vocab *v = jw_byte_vocab(extra, lens, 3);
     json_state *s = NULL;
     CHECK(v != NULL && json_state_create(v, NULL, &s) == EDGELM_OK);
     if (s == NULL) {
@@ -303,7 +244,7 @@ static void test_limits(void) {
         return;
     }
     /* depth: the top frame, the object and 126 arrays */
-    feed(s, "{\"a\":", 5);
+    jw_feed_bytes(s, "{\"a\":", 5);
     int opened = 0;
     while (json_state_accept(s, '[')) {
         opened++;
@@ -317,7 +258,7 @@ static void test_limits(void) {
 
     /* a token may open at most JS_OVERLAY containers */
     json_state_reset(s);
-    feed(s, "{\"a\":", 5);
+    jw_feed_bytes(s, "{\"a\":", 5);
     CHECK(json_state_allows(s, 257));
     CHECK(!json_state_allows(s, 258));
     CHECK(!json_state_accept(s, 258));
@@ -326,18 +267,18 @@ static void test_limits(void) {
     /* number length */
     char num[64];
     json_state_reset(s);
-    feed(s, "{\"a\":", 5);
+    jw_feed_bytes(s, "{\"a\":", 5);
     memset(num, '1', sizeof num);
-    CHECK(feed(s, num, JS_NUM_MAX) < 0);
+    CHECK(jw_feed_bytes(s, num, JS_NUM_MAX) < 0);
     CHECK(!json_state_allows(s, '1'));
     CHECK(json_state_allows(s, '}'));
     json_state_reset(s);
-    feed(s, "{\"a\":", 5);
-    feed(s, num, JS_NUM_MAX - 2);
+    jw_feed_bytes(s, "{\"a\":", 5);
+    jw_feed_bytes(s, num, JS_NUM_MAX - 2);
     CHECK(json_state_allows(s, '.')); /* room for ".d" */
     json_state_reset(s);
-    feed(s, "{\"a\":", 5);
-    feed(s, num, JS_NUM_MAX - 1);
+    jw_feed_bytes(s, "{\"a\":", 5);
+    jw_feed_bytes(s, num, JS_NUM_MAX - 1);
     CHECK(!json_state_allows(s, '.')); /* no room for the digit a '.' needs */
     CHECK(!json_state_allows(s, 'e'));
     check_closing_replays(s, "long number");
@@ -400,7 +341,7 @@ static long mask_agrees(const json_state *s, const json_vocab *v, float *logits)
 }
 
 static void test_mask_on_documents(const jw_vocab *jv) {
-    cJSON *doc = load_fixture("documents.json");
+    cJSON *doc = test_load_fixture("json/documents.json");
     const json_vocab *v = jv->vocab;
     float *logits = malloc((size_t)v->n_vocab * sizeof *logits);
     int32_t map[256];
@@ -439,12 +380,10 @@ static void test_mask_on_documents(const jw_vocab *jv) {
 
 static void random_walks(const jw_vocab *jv, int n_walks, uint64_t seed) {
     const json_vocab *v = jv->vocab;
-    jw_walker jw = {v, NULL, NULL, NULL, NULL, 0};
+    jw_walker jw;
     jw_stats st;
     memset(&st, 0, sizeof st);
-    jw.logits = malloc((size_t)v->n_vocab * sizeof *jw.logits);
-    jw.allowed = malloc((size_t)v->n_vocab * sizeof *jw.allowed);
-    CHECK(jw.logits && jw.allowed && json_state_create(v, NULL, &jw.state) == EDGELM_OK);
+    CHECK(jw_walker_init(&jw, v) && json_state_create(v, NULL, &jw.state) == EDGELM_OK);
     uint64_t rng = seed;
     long ok = 0;
     for (int i = 0; i < n_walks && jw.state != NULL; i++) {
@@ -464,10 +403,7 @@ static void random_walks(const jw_vocab *jv, int n_walks, uint64_t seed) {
            jv->name, ok, n_walks, st.tokens, st.forced, st.masks, st.mask_checks, st.longest,
            st.allows_calls ? st.allows_ms * 1e6 / (double)st.allows_calls : 0.0,
            st.masks ? st.mask_ms / (double)st.masks : 0.0);
-    json_state_free(jw.state);
-    free(jw.logits);
-    free(jw.allowed);
-    free(jw.out);
+    jw_walker_free(&jw);
 }
 
 /* ---- timings ----------------------------------------------------------------------------------
@@ -503,9 +439,9 @@ static void bench(const jw_vocab *jv) {
         }
         double best = 1e9; /* the minimum of 20: the machine may be shared */
         for (int r = 0; r < 20; r++) {
-            double t0 = jw_now_ms();
+            double t0 = test_now_ms();
             json_state_mask(s, logits, v->n_vocab);
-            double dt = jw_now_ms() - t0;
+            double dt = test_now_ms() - t0;
             best = dt < best ? dt : best;
         }
         printf(" %s %.3f ms;", states[k].name, best);
@@ -522,7 +458,7 @@ static void bench(const jw_vocab *jv) {
     long accepted = 0;
     double t_accept = 1e9, t_both = 1e9; /* minimum over 10 trials of each pass */
     for (int pass = 0; pass < 20 && n > 0; pass++) {
-        double t0 = jw_now_ms();
+        double t0 = test_now_ms();
         for (int r = 0; r < reps; r++) {
             json_state_reset(s);
             json_state_accept(s, map['{']);
@@ -533,7 +469,7 @@ static void bench(const jw_vocab *jv) {
                 json_state_accept(s, ids[i]);
             }
         }
-        double dt = jw_now_ms() - t0;
+        double dt = test_now_ms() - t0;
         double *slot = (pass & 1) ? &t_both : &t_accept;
         *slot = dt < *slot ? dt : *slot;
     }
@@ -560,29 +496,18 @@ int main(void) {
         jw_vocab_free(&small);
     }
 
-    static const char *const files[] = {"stories260K.gguf",
-                                        "vocab/ggml-vocab-llama-spm.gguf",
-                                        "vocab/ggml-vocab-deepseek-coder.gguf",
-                                        "vocab/ggml-vocab-gpt-2.gguf",
-                                        "vocab/ggml-vocab-deepseek-llm.gguf",
-                                        "vocab/ggml-vocab-llama-bpe.gguf",
-                                        "vocab/ggml-vocab-qwen2.gguf"};
-    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
-        jw_vocab jv;
-        if (!jw_vocab_load(&jv, files[f])) {
-            skipped_parts++;
-            continue;
-        }
-        double t0 = jw_now_ms();
+    jw_vocab jv;
+    for (size_t f = 0; jw_vocab_next(&jv, &f, &skipped_parts); f++) {
+        double t0 = test_now_ms();
         json_vocab *again = NULL;
         CHECK(json_vocab_create(jv.tok, &again) == EDGELM_OK);
-        printf("%s: json_vocab_create %.1f ms\n", jv.name, jw_now_ms() - t0);
+        printf("%s: json_vocab_create %.1f ms\n", jv.name, test_now_ms() - t0);
         json_vocab_free(again);
         test_mask_on_documents(&jv);
         int n_walks = jv.vocab->n_vocab > 100000 ? 150 : jv.vocab->n_vocab > 40000 ? 250 : 400;
         random_walks(&jv, n_walks, 1000 + f);
-        if (strstr(files[f], "llama-spm") || strstr(files[f], "qwen2") ||
-            strstr(files[f], "stories")) {
+        if (strstr(jv.name, "llama-spm") || strstr(jv.name, "qwen2") ||
+            strstr(jv.name, "stories")) {
             bench(&jv);
         }
         jw_vocab_free(&jv);

@@ -11,54 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EOG_ID 256
+#define EOG_ID JW_BYTE_EOG
 
 static int skipped_parts = 0;
-
-static const char *source_dir(void) {
-    const char *dir = getenv("EDGELM_SOURCE_DIR");
-    return dir ? dir : "..";
-}
-
-static cJSON *load_fixture(const char *name) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/data/json/%s", source_dir(), name);
-    cJSON *doc = test_load_json(path);
-    CHECK_MSG(doc != NULL, "fixture %s", path);
-    return doc;
-}
-
-/* Ids 0..255 are the bytes, 256 the end token. */
-static json_vocab *byte_vocab(void) {
-    const char *pieces[257];
-    size_t lens[257];
-    uint8_t eog[257] = {0};
-    static char bytes[256];
-    for (int b = 0; b < 256; b++) {
-        bytes[b] = (char)b;
-        pieces[b] = &bytes[b];
-        lens[b] = 1;
-    }
-    pieces[EOG_ID] = "";
-    lens[EOG_ID] = 0;
-    eog[EOG_ID] = 1;
-    json_vocab *v = NULL;
-    CHECK(json_vocab_create_from_pieces(pieces, lens, 257, eog, &v) == EDGELM_OK);
-    return v;
-}
-
-static long feed(json_state *s, const char *bytes, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        int32_t t = (uint8_t)bytes[i];
-        bool a = json_state_allows(s, t);
-        bool b = json_state_accept(s, t);
-        CHECK(a == b);
-        if (!b) {
-            return (long)i;
-        }
-    }
-    return -1;
-}
 
 static bool may_end(const json_state *s) {
     return json_state_complete(s) || json_state_allows(s, EOG_ID);
@@ -75,8 +30,8 @@ static json_schema *compile(const cJSON *schema, char *err, size_t err_size, edg
 /* ---- accepted / refused / minimal ------------------------------------------------------------ */
 
 static void test_schema_fixtures(void) {
-    cJSON *doc = load_fixture("schemas.json");
-    json_vocab *v = byte_vocab();
+    cJSON *doc = test_load_fixture("json/schemas.json");
+    json_vocab *v = jw_byte_vocab(NULL, NULL, 0);
     const cJSON *c;
     int n_cases = 0, n_accepted = 0, n_refused = 0, n_prefixes = 0;
     cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(doc, "cases")) {
@@ -99,7 +54,8 @@ static void test_schema_fixtures(void) {
             CHECK_MSG(strcmp(buf, minimal->valuestring) == 0, "%s: minimal %s, expected %s", name,
                       buf, minimal->valuestring);
         }
-        CHECK_MSG(feed(s, buf, n) < 0 && may_end(s), "%s: minimal %s not accepted", name, buf);
+        CHECK_MSG(jw_feed_bytes(s, buf, n) < 0 && may_end(s), "%s: minimal %s not accepted", name,
+                  buf);
         CHECK_MSG(jw_check_output(buf, n, schema, why, sizeof why), "%s: minimal %s: %s", name, buf,
                   why);
         const cJSON *t;
@@ -107,7 +63,7 @@ static void test_schema_fixtures(void) {
             const char *text = t->valuestring;
             size_t len = strlen(text);
             json_state_reset(s);
-            long bad = feed(s, text, len);
+            long bad = jw_feed_bytes(s, text, len);
             CHECK_MSG(bad < 0, "%s: %s refused at byte %ld", name, text, bad);
             CHECK_MSG(bad >= 0 || may_end(s), "%s: %s cannot end", name, text);
             /* the fixture itself: accepted texts validate */
@@ -117,11 +73,11 @@ static void test_schema_fixtures(void) {
             cJSON_Delete(value);
             for (size_t p = 0; p <= len && bad < 0; p++) {
                 json_state_reset(s);
-                feed(s, text, p);
+                jw_feed_bytes(s, text, p);
                 memcpy(buf, text, p);
                 size_t m = json_state_closing(s, buf + p, sizeof buf - p);
-                CHECK_MSG(feed(s, buf + p, m) < 0 && may_end(s), "%s: closing of %.*s refused",
-                          name, (int)p, text);
+                CHECK_MSG(jw_feed_bytes(s, buf + p, m) < 0 && may_end(s),
+                          "%s: closing of %.*s refused", name, (int)p, text);
                 CHECK_MSG(jw_check_output(buf, p + m, schema, why, sizeof why),
                           "%s: prefix %zu closed to %s: %s", name, p, buf, why);
                 n_prefixes++;
@@ -130,7 +86,7 @@ static void test_schema_fixtures(void) {
         }
         cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(c, "refused")) {
             json_state_reset(s);
-            long bad = feed(s, t->valuestring, strlen(t->valuestring));
+            long bad = jw_feed_bytes(s, t->valuestring, strlen(t->valuestring));
             CHECK_MSG(bad >= 0 || !may_end(s), "%s: %s was accepted", name, t->valuestring);
             n_refused++;
         }
@@ -147,7 +103,7 @@ static void test_schema_fixtures(void) {
 /* ---- errors ---------------------------------------------------------------------------------- */
 
 static void test_schema_errors(void) {
-    cJSON *doc = load_fixture("schema_errors.json");
+    cJSON *doc = test_load_fixture("json/schema_errors.json");
     const cJSON *c;
     int n = 0;
     cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(doc, "cases")) {
@@ -212,11 +168,10 @@ static void test_schema_errors(void) {
 static void schema_walks(const jw_vocab *jv, const cJSON *cases, int walks_per_schema,
                          uint64_t seed) {
     const json_vocab *v = jv->vocab;
-    jw_walker jw = {v, NULL, NULL, NULL, NULL, 0};
+    jw_walker jw;
+    const bool scratch = jw_walker_init(&jw, v);
     jw_stats st;
     memset(&st, 0, sizeof st);
-    jw.logits = malloc((size_t)v->n_vocab * sizeof *jw.logits);
-    jw.allowed = malloc((size_t)v->n_vocab * sizeof *jw.allowed);
     uint64_t rng = seed;
     long ok = 0, total = 0;
     int n_schemas = 0;
@@ -230,8 +185,7 @@ static void schema_walks(const jw_vocab *jv, const cJSON *cases, int walks_per_s
         char err[256];
         edgelm_status rc;
         json_schema *cs = compile(schema, err, sizeof err, &rc);
-        if (cs == NULL || jw.logits == NULL || jw.allowed == NULL ||
-            json_state_create(v, cs, &jw.state) != EDGELM_OK) {
+        if (cs == NULL || !scratch || json_state_create(v, cs, &jw.state) != EDGELM_OK) {
             CHECK(false);
             json_schema_free(cs);
             continue;
@@ -261,16 +215,14 @@ static void schema_walks(const jw_vocab *jv, const cJSON *cases, int walks_per_s
            "checked against allows), mask %.3f ms avg\n",
            jv->name, n_schemas, ok, total, st.tokens, st.forced, st.masks, st.mask_checks,
            st.masks ? st.mask_ms / (double)st.masks : 0.0);
-    free(jw.logits);
-    free(jw.allowed);
-    free(jw.out);
+    jw_walker_free(&jw);
 }
 
 int main(void) {
     test_schema_fixtures();
     test_schema_errors();
 
-    cJSON *doc = load_fixture("schemas.json");
+    cJSON *doc = test_load_fixture("json/schemas.json");
     const cJSON *cases = cJSON_GetObjectItemCaseSensitive(doc, "cases");
     jw_vocab small;
     CHECK(jw_vocab_small(&small));
@@ -278,19 +230,8 @@ int main(void) {
         schema_walks(&small, cases, 60, 7);
         jw_vocab_free(&small);
     }
-    static const char *const files[] = {"stories260K.gguf",
-                                        "vocab/ggml-vocab-llama-spm.gguf",
-                                        "vocab/ggml-vocab-deepseek-coder.gguf",
-                                        "vocab/ggml-vocab-gpt-2.gguf",
-                                        "vocab/ggml-vocab-deepseek-llm.gguf",
-                                        "vocab/ggml-vocab-llama-bpe.gguf",
-                                        "vocab/ggml-vocab-qwen2.gguf"};
-    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
-        jw_vocab jv;
-        if (!jw_vocab_load(&jv, files[f])) {
-            skipped_parts++;
-            continue;
-        }
+    jw_vocab jv;
+    for (size_t f = 0; jw_vocab_next(&jv, &f, &skipped_parts); f++) {
         int per_schema = jv.vocab->n_vocab > 100000 ? 6 : jv.vocab->n_vocab > 40000 ? 10 : 16;
         schema_walks(&jv, cases, per_schema, 100 + f);
         jw_vocab_free(&jv);

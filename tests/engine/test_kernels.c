@@ -11,6 +11,7 @@
 #include "kernels/quant.h"
 #include "kernels/quant_ref.h"
 #include "test_util.h"
+#include "kernels/tensor_types.h"
 
 #include <math.h>
 #include <stdint.h>

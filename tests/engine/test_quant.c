@@ -1,4 +1,4 @@
-/* test_quant.c - unit tests of the scalar reference kernels (quant.h traits table): fp16/bf16
+/* test_quant.c - unit tests of the scalar reference kernels (the tensor_types.h table): fp16/bf16
  * conversions, quantize/dequantize round trips with named per-type error bounds, vec_dot against
  * double references and hand-checkable blocks, golden dequantization against ggml's own
  * to_float output (reference/synthetic-k256-*.dequant.json), and byte equality of our encoders
@@ -9,6 +9,7 @@
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "test_util.h"
+#include "kernels/tensor_types.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -526,126 +527,81 @@ static void check_hand_dot(uint32_t type, const void *xq, int64_t n, float x_val
     CHECK_MSG(s == want, "%s hand vec_dot = %.9g, want %.9g", t->name, (double)s, (double)want);
 }
 
+/* check_hand_dot on two copies of one hand-built block. */
+static void check_hand_block(uint32_t type, const void *block, float x_value) {
+    const tensor_type_traits *t = tensor_type_get(type);
+    _Alignas(16) uint8_t two[2 * sizeof(block_q6_K)];
+    memcpy(two, block, t->type_size);
+    memcpy(two + t->type_size, block, t->type_size);
+    check_hand_dot(type, two, 2 * t->block_size, x_value);
+}
+
+/* The 12 scale bytes of a Q4_K/Q5_K block whose 6-bit scales are all 33 and mins all 17 (both
+ * above 15, so the packed top bits matter): bytes 0-3 33 | (33 >> 4) << 6 = 161; bytes 4-7
+ * 17 | (17 >> 4) << 6 = 81; bytes 8-11 (33 & 15) | (17 & 15) << 4 = 17. */
+static void set_k_scales_33_17(uint8_t *scales) {
+    memset(scales, 161, 4);
+    memset(scales + 4, 81, 4);
+    memset(scales + 8, 17, 4);
+}
+
 static void test_hand_blocks(void) {
     /* Q4_0: d = 0.5, code 11 -> (11 - 8) * 0.5 = 1.5 */
-    {
-        block_q4_0 b[2];
-        for (int i = 0; i < 2; i++) {
-            b[i].d = fp32_to_fp16(0.5f);
-            memset(b[i].qs, 0xBB, sizeof b[i].qs);
-        }
-        check_hand_dot(TENSOR_TYPE_Q4_0, b, 64, 1.5f);
-    }
+    block_q4_0 q4_0 = {.d = fp32_to_fp16(0.5f)};
+    memset(q4_0.qs, 0xBB, sizeof q4_0.qs);
+    check_hand_block(TENSOR_TYPE_Q4_0, &q4_0, 1.5f);
     /* Q4_1: d = 0.5, m = -1, code 5 -> 1.5 (the min goes through y.s) */
-    {
-        block_q4_1 b[2];
-        for (int i = 0; i < 2; i++) {
-            b[i].d = fp32_to_fp16(0.5f);
-            b[i].m = fp32_to_fp16(-1.0f);
-            memset(b[i].qs, 0x55, sizeof b[i].qs);
-        }
-        check_hand_dot(TENSOR_TYPE_Q4_1, b, 64, 1.5f);
-    }
+    block_q4_1 q4_1 = {.d = fp32_to_fp16(0.5f), .m = fp32_to_fp16(-1.0f)};
+    memset(q4_1.qs, 0x55, sizeof q4_1.qs);
+    check_hand_block(TENSOR_TYPE_Q4_1, &q4_1, 1.5f);
     /* Q5_0: code 3 | 16 (every qh bit set) = 19 -> (19 - 16) * 0.5 = 1.5 */
-    {
-        block_q5_0 b[2];
-        for (int i = 0; i < 2; i++) {
-            b[i].d = fp32_to_fp16(0.5f);
-            memset(b[i].qh, 0xFF, sizeof b[i].qh);
-            memset(b[i].qs, 0x33, sizeof b[i].qs);
-        }
-        check_hand_dot(TENSOR_TYPE_Q5_0, b, 64, 1.5f);
-    }
+    block_q5_0 q5_0 = {.d = fp32_to_fp16(0.5f)};
+    memset(q5_0.qh, 0xFF, sizeof q5_0.qh);
+    memset(q5_0.qs, 0x33, sizeof q5_0.qs);
+    check_hand_block(TENSOR_TYPE_Q5_0, &q5_0, 1.5f);
     /* Q5_1: code 5 | 16 = 21 -> 0.5 * 21 - 1 = 9.5 */
-    {
-        block_q5_1 b[2];
-        for (int i = 0; i < 2; i++) {
-            b[i].d = fp32_to_fp16(0.5f);
-            b[i].m = fp32_to_fp16(-1.0f);
-            memset(b[i].qh, 0xFF, sizeof b[i].qh);
-            memset(b[i].qs, 0x55, sizeof b[i].qs);
-        }
-        check_hand_dot(TENSOR_TYPE_Q5_1, b, 64, 9.5f);
-    }
+    block_q5_1 q5_1 = {.d = fp32_to_fp16(0.5f), .m = fp32_to_fp16(-1.0f)};
+    memset(q5_1.qh, 0xFF, sizeof q5_1.qh);
+    memset(q5_1.qs, 0x55, sizeof q5_1.qs);
+    check_hand_block(TENSOR_TYPE_Q5_1, &q5_1, 9.5f);
     /* Q8_0: code 3 * 0.5 = 1.5 */
-    {
-        block_q8_0 b[2];
-        for (int i = 0; i < 2; i++) {
-            b[i].d = fp32_to_fp16(0.5f);
-            memset(b[i].qs, 3, sizeof b[i].qs);
-        }
-        check_hand_dot(TENSOR_TYPE_Q8_0, b, 64, 1.5f);
-    }
+    block_q8_0 q8_0 = {.d = fp32_to_fp16(0.5f)};
+    memset(q8_0.qs, 3, sizeof q8_0.qs);
+    check_hand_block(TENSOR_TYPE_Q8_0, &q8_0, 1.5f);
     /* Q2_K: d = 0.5, dmin = 0.25, scale 3, min 2, code 2 -> 0.5 * 3 * 2 - 0.25 * 2 = 2.5 */
-    {
-        block_q2_K b[2];
-        for (int i = 0; i < 2; i++) {
-            b[i].d = fp32_to_fp16(0.5f);
-            b[i].dmin = fp32_to_fp16(0.25f);
-            memset(b[i].scales, 0x23, sizeof b[i].scales);
-            memset(b[i].qs, 0xAA, sizeof b[i].qs); /* code 2 in every bit pair */
-        }
-        check_hand_dot(TENSOR_TYPE_Q2_K, b, 512, 2.5f);
-    }
+    block_q2_K q2_k = {.d = fp32_to_fp16(0.5f), .dmin = fp32_to_fp16(0.25f)};
+    memset(q2_k.scales, 0x23, sizeof q2_k.scales);
+    memset(q2_k.qs, 0xAA, sizeof q2_k.qs); /* code 2 in every bit pair */
+    check_hand_block(TENSOR_TYPE_Q2_K, &q2_k, 2.5f);
     /* Q3_K: d = 0.5, stored scale 35 (value 3), code 2 with the high bit set -> 0.5 * 3 * 2 = 3;
      * 35 = 0b100011: low nibble 3 in bytes 0-7 (both halves), top bits 2 in every pair of
      * bytes 8-11. Then with the high bit clear: code 2 - 4 = -2 -> -3. */
-    {
-        block_q3_K b[2];
-        for (int i = 0; i < 2; i++) {
-            b[i].d = fp32_to_fp16(0.5f);
-            memset(b[i].scales, 0x33, 8);
-            memset(b[i].scales + 8, 0xAA, 4);
-            memset(b[i].hmask, 0xFF, sizeof b[i].hmask);
-            memset(b[i].qs, 0xAA, sizeof b[i].qs);
-        }
-        check_hand_dot(TENSOR_TYPE_Q3_K, b, 512, 3.0f);
-        memset(b[0].hmask, 0, sizeof b[0].hmask);
-        memset(b[1].hmask, 0, sizeof b[1].hmask);
-        check_hand_dot(TENSOR_TYPE_Q3_K, b, 512, -3.0f);
-    }
-    /* Q4_K: d = 0.5, dmin = 0.25, every 6-bit scale 33 and min 17 (both above 15, so the packed
-     * top bits matter), code 7 -> 0.5 * 33 * 7 - 0.25 * 17 = 111.25.
-     * bytes 0-3: 33 | (33 >> 4) << 6 = 161; bytes 4-7: 17 | (17 >> 4) << 6 = 81;
-     * bytes 8-11: (33 & 15) | (17 & 15) << 4 = 17. */
-    {
-        block_q4_K b[2];
-        for (int i = 0; i < 2; i++) {
-            b[i].d = fp32_to_fp16(0.5f);
-            b[i].dmin = fp32_to_fp16(0.25f);
-            memset(b[i].scales, 161, 4);
-            memset(b[i].scales + 4, 81, 4);
-            memset(b[i].scales + 8, 17, 4);
-            memset(b[i].qs, 0x77, sizeof b[i].qs);
-        }
-        check_hand_dot(TENSOR_TYPE_Q4_K, b, 512, 111.25f);
-    }
+    block_q3_K q3_k = {.d = fp32_to_fp16(0.5f)};
+    memset(q3_k.scales, 0x33, 8);
+    memset(q3_k.scales + 8, 0xAA, 4);
+    memset(q3_k.hmask, 0xFF, sizeof q3_k.hmask);
+    memset(q3_k.qs, 0xAA, sizeof q3_k.qs);
+    check_hand_block(TENSOR_TYPE_Q3_K, &q3_k, 3.0f);
+    memset(q3_k.hmask, 0, sizeof q3_k.hmask);
+    check_hand_block(TENSOR_TYPE_Q3_K, &q3_k, -3.0f);
+    /* Q4_K: d = 0.5, dmin = 0.25, scale 33, min 17, code 7 -> 0.5 * 33 * 7 - 0.25 * 17 = 111.25 */
+    block_q4_K q4_k = {.d = fp32_to_fp16(0.5f), .dmin = fp32_to_fp16(0.25f)};
+    set_k_scales_33_17(q4_k.scales);
+    memset(q4_k.qs, 0x77, sizeof q4_k.qs);
+    check_hand_block(TENSOR_TYPE_Q4_K, &q4_k, 111.25f);
     /* Q5_K: as Q4_K with the 5th bit set: code 23 -> 0.5 * 33 * 23 - 4.25 = 375.25 */
-    {
-        block_q5_K b[2];
-        for (int i = 0; i < 2; i++) {
-            b[i].d = fp32_to_fp16(0.5f);
-            b[i].dmin = fp32_to_fp16(0.25f);
-            memset(b[i].scales, 161, 4);
-            memset(b[i].scales + 4, 81, 4);
-            memset(b[i].scales + 8, 17, 4);
-            memset(b[i].qh, 0xFF, sizeof b[i].qh);
-            memset(b[i].qs, 0x77, sizeof b[i].qs);
-        }
-        check_hand_dot(TENSOR_TYPE_Q5_K, b, 512, 375.25f);
-    }
+    block_q5_K q5_k = {.d = fp32_to_fp16(0.5f), .dmin = fp32_to_fp16(0.25f)};
+    set_k_scales_33_17(q5_k.scales);
+    memset(q5_k.qh, 0xFF, sizeof q5_k.qh);
+    memset(q5_k.qs, 0x77, sizeof q5_k.qs);
+    check_hand_block(TENSOR_TYPE_Q5_K, &q5_k, 375.25f);
     /* Q6_K: d = 0.5, scale -3, code 37 = 0b10_0101 (low nibble 5, top bits 2) -> value 5,
      * x = 0.5 * -3 * 5 = -7.5 */
-    {
-        block_q6_K b[2];
-        for (int i = 0; i < 2; i++) {
-            b[i].d = fp32_to_fp16(0.5f);
-            memset(b[i].scales, 0xFD, sizeof b[i].scales); /* int8 -3 */
-            memset(b[i].ql, 0x55, sizeof b[i].ql);
-            memset(b[i].qh, 0xAA, sizeof b[i].qh);
-        }
-        check_hand_dot(TENSOR_TYPE_Q6_K, b, 512, -7.5f);
-    }
+    block_q6_K q6_k = {.d = fp32_to_fp16(0.5f)};
+    memset(q6_k.scales, 0xFD, sizeof q6_k.scales); /* int8 -3 */
+    memset(q6_k.ql, 0x55, sizeof q6_k.ql);
+    memset(q6_k.qh, 0xAA, sizeof q6_k.qh);
+    check_hand_block(TENSOR_TYPE_Q6_K, &q6_k, -7.5f);
     /* float types: x = 1.5 */
     {
         float f[64];
@@ -788,46 +744,46 @@ static bool golden_dequant_file(const char *json_path) {
     if (root == NULL) {
         return true;
     }
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const char *model = test_json_string(root, "model");
     const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(root, "tensors");
-    CHECK(cJSON_IsString(model) && cJSON_IsArray(tensors));
-    if (!cJSON_IsString(model) || !cJSON_IsArray(tensors)) {
+    CHECK(model != NULL && cJSON_IsArray(tensors));
+    if (model == NULL || !cJSON_IsArray(tensors)) {
         cJSON_Delete(root);
         return true;
     }
     loaded_gguf g;
-    if (!load_gguf(model->valuestring, &g)) {
+    if (!load_gguf(model, &g)) {
         cJSON_Delete(root);
         return false;
     }
     int n_tensors = 0, n_values = 0;
     const cJSON *entry;
     cJSON_ArrayForEach(entry, tensors) {
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(entry, "name");
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(entry, "type");
+        const char *name = test_json_string(entry, "name");
+        const char *type = test_json_string(entry, "type");
         const cJSON *ne = cJSON_GetObjectItemCaseSensitive(entry, "ne");
-        const cJSON *count = cJSON_GetObjectItemCaseSensitive(entry, "n");
+        const double count = test_json_number(entry, "n");
         const cJSON *first16 = cJSON_GetObjectItemCaseSensitive(entry, "first16");
         const cJSON *at_index = cJSON_GetObjectItemCaseSensitive(entry, "at_index");
-        if (!cJSON_IsString(name) || !cJSON_IsString(type) || !cJSON_IsArray(ne) ||
-            !cJSON_IsNumber(count) || !cJSON_IsArray(first16) || !cJSON_IsObject(at_index)) {
+        if (name == NULL || type == NULL || !cJSON_IsArray(ne) || isnan(count) ||
+            !cJSON_IsArray(first16) || !cJSON_IsObject(at_index)) {
             CHECK_MSG(false, "%s: malformed entry", json_path);
             continue;
         }
-        const gguf_tensor *tensor = gguf_find_tensor(&g.file, name->valuestring);
-        CHECK_MSG(tensor != NULL, "%s: tensor %s absent", model->valuestring, name->valuestring);
+        const gguf_tensor *tensor = gguf_find_tensor(&g.file, name);
+        CHECK_MSG(tensor != NULL, "%s: tensor %s absent", model, name);
         if (tensor == NULL) {
             continue;
         }
         const tensor_type_traits *t = tensor_type_get(tensor->type);
-        CHECK_MSG(t != NULL && strcmp(t->name, type->valuestring) == 0, "%s: type %s, want %s",
-                  name->valuestring, t != NULL ? t->name : "?", type->valuestring);
-        CHECK_MSG((double)tensor->n_elements == count->valuedouble, "%s: n", name->valuestring);
+        CHECK_MSG(t != NULL && strcmp(t->name, type) == 0, "%s: type %s, want %s", name,
+                  t != NULL ? t->name : "?", type);
+        CHECK_MSG((double)tensor->n_elements == count, "%s: n", name);
         int dim = 0;
         const cJSON *d;
         cJSON_ArrayForEach(d, ne) {
             CHECK_MSG(dim < GGUF_MAX_DIMS && (double)tensor->ne[dim] == d->valuedouble,
-                      "%s: ne[%d]", name->valuestring, dim);
+                      "%s: ne[%d]", name, dim);
             dim++;
         }
         if (t == NULL || t->to_float == NULL) {
@@ -842,37 +798,35 @@ static bool golden_dequant_file(const char *json_path) {
             sum_abs += fabs((double)y[i]);
             sum_sq += (double)y[i] * (double)y[i];
         }
-        const double want_sum = cJSON_GetObjectItemCaseSensitive(entry, "sum")->valuedouble;
-        const double want_abs = cJSON_GetObjectItemCaseSensitive(entry, "sum_abs")->valuedouble;
-        const double want_sq = cJSON_GetObjectItemCaseSensitive(entry, "sum_sq")->valuedouble;
-        CHECK_MSG(near_rel(sum, want_sum, sum_abs), "%s %s: sum %.9g, want %.9g",
-                  model->valuestring, name->valuestring, sum, want_sum);
-        CHECK_MSG(near_rel(sum_abs, want_abs, sum_abs), "%s %s: sum_abs %.9g, want %.9g",
-                  model->valuestring, name->valuestring, sum_abs, want_abs);
-        CHECK_MSG(near_rel(sum_sq, want_sq, sum_sq), "%s %s: sum_sq %.9g, want %.9g",
-                  model->valuestring, name->valuestring, sum_sq, want_sq);
+        const double want_sum = test_json_number(entry, "sum");
+        const double want_abs = test_json_number(entry, "sum_abs");
+        const double want_sq = test_json_number(entry, "sum_sq");
+        CHECK_MSG(near_rel(sum, want_sum, sum_abs), "%s %s: sum %.9g, want %.9g", model, name, sum,
+                  want_sum);
+        CHECK_MSG(near_rel(sum_abs, want_abs, sum_abs), "%s %s: sum_abs %.9g, want %.9g", model,
+                  name, sum_abs, want_abs);
+        CHECK_MSG(near_rel(sum_sq, want_sq, sum_sq), "%s %s: sum_sq %.9g, want %.9g", model, name,
+                  sum_sq, want_sq);
         /* the JSON prints 9 significant digits, which round-trips a float exactly */
         int i = 0;
         const cJSON *v;
         cJSON_ArrayForEach(v, first16) {
             CHECK_MSG(i < n && y[i] == (float)v->valuedouble, "%s %s: [%d] = %.9g, want %.9g",
-                      model->valuestring, name->valuestring, i, i < n ? (double)y[i] : 0.0,
-                      v->valuedouble);
+                      model, name, i, i < n ? (double)y[i] : 0.0, v->valuedouble);
             i++;
             n_values++;
         }
         cJSON_ArrayForEach(v, at_index) {
             const long long idx = strtoll(v->string, NULL, 10);
             CHECK_MSG(idx >= 0 && idx < n && y[idx] == (float)v->valuedouble,
-                      "%s %s: [%lld] = %.9g, want %.9g", model->valuestring, name->valuestring, idx,
+                      "%s %s: [%lld] = %.9g, want %.9g", model, name, idx,
                       idx >= 0 && idx < n ? (double)y[idx] : 0.0, v->valuedouble);
             n_values++;
         }
         free(y);
         n_tensors++;
     }
-    fprintf(stderr, "  golden dequant %s: %d tensors, %d values\n", model->valuestring, n_tensors,
-            n_values);
+    fprintf(stderr, "  golden dequant %s: %d tensors, %d values\n", model, n_tensors, n_values);
     unload_gguf(&g);
     cJSON_Delete(root);
     return true;

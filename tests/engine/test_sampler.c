@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -41,6 +40,20 @@ static edgelm_sampler_params plain_params(float temperature, uint64_t seed) {
     p.repeat_penalty = 1.0f;
     p.seed = seed;
     return p;
+}
+
+/* The default chain made greedy (temperature 0). */
+static edgelm_sampler_params greedy_params(void) {
+    edgelm_sampler_params p = edgelm_sampler_params_default();
+    p.temperature = 0.0f;
+    return p;
+}
+
+/* A sampler over n ids: one CHECK that it was created; NULL if not. */
+static sampler *new_sampler(int32_t n) {
+    sampler *s = sampler_create(n);
+    CHECK(s != NULL);
+    return s;
 }
 
 static int32_t naive_argmax(const float *logits, int32_t n) {
@@ -222,13 +235,11 @@ static void test_defaults(void) {
 static void test_greedy(void) {
     enum { V = 1000 };
     float logits[V];
-    sampler *s = sampler_create(V);
-    CHECK(s != NULL);
+    sampler *s = new_sampler(V);
     if (s == NULL) {
         return;
     }
-    edgelm_sampler_params p = edgelm_sampler_params_default();
-    p.temperature = 0.0f;
+    edgelm_sampler_params p = greedy_params();
     sampler_configure(s, &p);
     int wrong = 0;
     for (int rep = 0; rep < 50; rep++) {
@@ -268,12 +279,9 @@ static void test_top_k1_is_greedy(void) {
     sampler *g = sampler_create(V), *s = sampler_create(V);
     CHECK(g != NULL && s != NULL);
     if (g == NULL || s == NULL) {
-        sampler_free(g);
-        sampler_free(s);
-        return;
+        goto done;
     }
-    edgelm_sampler_params gp = edgelm_sampler_params_default();
-    gp.temperature = 0.0f;
+    edgelm_sampler_params gp = greedy_params();
     sampler_configure(g, &gp);
     int wrong = 0;
     for (size_t ti = 0; ti < sizeof(temps) / sizeof(temps[0]); ti++) {
@@ -291,6 +299,7 @@ static void test_top_k1_is_greedy(void) {
         }
     }
     CHECK_MSG(wrong == 0, "top_k 1 differed from greedy %d times", wrong);
+done:
     sampler_free(g);
     sampler_free(s);
 }
@@ -306,9 +315,7 @@ static void test_seed_determinism(void) {
     sampler *s2 = sampler_create(V);
     CHECK(s != NULL && s2 != NULL);
     if (s == NULL || s2 == NULL) {
-        sampler_free(s);
-        sampler_free(s2);
-        return;
+        goto done;
     }
     edgelm_sampler_params p = edgelm_sampler_params_default();
     p.temperature = 1.0f;
@@ -346,6 +353,7 @@ static void test_seed_determinism(void) {
     int32_t first = sampler_sample(s, logits);
     sampler_configure(s, &p);
     CHECK(sampler_sample(s, logits) == first);
+done:
     sampler_free(s);
     sampler_free(s2);
 }
@@ -354,8 +362,7 @@ static void test_plain_distribution(void) {
     enum { V = 10 };
     const float logits[V] = {1.0f, 2.0f, 0.5f, -1.0f, 3.0f, 2.9f, 0.0f, -3.0f, 1.5f, 2.2f};
     double prob[V];
-    sampler *s = sampler_create(V);
-    CHECK(s != NULL);
+    sampler *s = new_sampler(V);
     if (s == NULL) {
         return;
     }
@@ -388,8 +395,7 @@ static void test_chain_distribution(void) {
     for (int i = 0; i < V; i++) {
         logits[i] = rand_range(-4.0f, 4.0f);
     }
-    sampler *s = sampler_create(V);
-    CHECK(s != NULL);
+    sampler *s = new_sampler(V);
     if (s == NULL) {
         return;
     }
@@ -442,90 +448,78 @@ static void test_flat_top_p(void) {
     free(logits);
 }
 
+/* A cut of the chain and the set of ids it must leave drawable (a bit mask). */
+typedef struct cut_case {
+    int32_t top_k;
+    float top_p, min_p;
+    uint64_t set;
+} cut_case;
+
+/* For each cut: 3000 draws at temperature 1 (seed seed0 + i) give exactly the expected set. One
+ * CHECK for the sampler, one per cut. */
+static void check_cuts(const float *logits, int32_t n, const cut_case *cases, size_t n_cases,
+                       uint64_t seed0) {
+    sampler *s = new_sampler(n);
+    if (s == NULL) {
+        return;
+    }
+    for (size_t ci = 0; ci < n_cases; ci++) {
+        edgelm_sampler_params p = plain_params(1.0f, seed0 + ci);
+        p.top_k = cases[ci].top_k;
+        p.top_p = cases[ci].top_p;
+        p.min_p = cases[ci].min_p;
+        sampler_configure(s, &p);
+        uint64_t set = drawn_set(s, logits, 3000);
+        CHECK_MSG(set == cases[ci].set,
+                  "top_k %d top_p %.2f min_p %.2f: drew set 0x%llx, expected 0x%llx", (int)p.top_k,
+                  (double)p.top_p, (double)p.min_p, (unsigned long long)set,
+                  (unsigned long long)cases[ci].set);
+    }
+    sampler_free(s);
+}
+
 static void test_top_p_prefix(void) {
     enum { V = 4 };
     /* probabilities 0.5, 0.3, 0.15, 0.05 on ids 3, 0, 2, 1 */
     const float logits[V] = {logf(0.3f), logf(0.05f), logf(0.15f), logf(0.5f)};
-    sampler *s = sampler_create(V);
-    CHECK(s != NULL);
-    if (s == NULL) {
-        return;
-    }
-    struct {
-        float top_p;
-        int32_t top_k;
-        uint64_t set;
-    } cases[] = {
-        {0.75f, 0, (1u << 3) | (1u << 0)},
-        {0.85f, 0, (1u << 3) | (1u << 0) | (1u << 2)},
-        {0.97f, 0, 0xf},
-        {0.45f, 0, 1u << 3},
-        {0.0f, 0, 1u << 3},
-        {0.75f, 3, (1u << 3) | (1u << 0)},
-        {0.85f, 40, (1u << 3) | (1u << 0) | (1u << 2)},
+    static const cut_case cases[] = {
+        {0, 0.75f, 0.0f, (1u << 3) | (1u << 0)},
+        {0, 0.85f, 0.0f, (1u << 3) | (1u << 0) | (1u << 2)},
+        {0, 0.97f, 0.0f, 0xf},
+        {0, 0.45f, 0.0f, 1u << 3},
+        {0, 0.0f, 0.0f, 1u << 3},
+        {3, 0.75f, 0.0f, (1u << 3) | (1u << 0)},
+        {40, 0.85f, 0.0f, (1u << 3) | (1u << 0) | (1u << 2)},
     };
-    for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
-        edgelm_sampler_params p = plain_params(1.0f, 11 + ci);
-        p.top_p = cases[ci].top_p;
-        p.top_k = cases[ci].top_k;
-        sampler_configure(s, &p);
-        uint64_t set = drawn_set(s, logits, 3000);
-        CHECK_MSG(set == cases[ci].set, "top_p %.2f top_k %d: drew set 0x%llx, expected 0x%llx",
-                  (double)cases[ci].top_p, (int)cases[ci].top_k, (unsigned long long)set,
-                  (unsigned long long)cases[ci].set);
-    }
-    sampler_free(s);
+    check_cuts(logits, V, cases, sizeof cases / sizeof cases[0], 11);
 }
 
 static void test_min_p(void) {
     enum { V = 5 };
     /* probabilities 0.4, 0.3, 0.2, 0.1 on ids 0..3; id 4 impossible */
     const float logits[V] = {logf(0.4f), logf(0.3f), logf(0.2f), logf(0.1f), -INFINITY};
-    sampler *s = sampler_create(V);
-    CHECK(s != NULL);
-    if (s == NULL) {
-        return;
-    }
-    struct {
-        float min_p;
-        int32_t top_k;
-        float top_p;
-        uint64_t set;
-    } cases[] = {
-        {0.3f, 0, 1.0f, 0x7},   /* threshold 0.12 */
-        {0.6f, 0, 1.0f, 0x3},   /* threshold 0.24 */
-        {0.2f, 0, 1.0f, 0xf},   /* threshold 0.08 */
-        {1.0f, 0, 1.0f, 0x1},   /* only the maximum */
-        {5.0f, 0, 1.0f, 0x1},   /* silly value: still the maximum */
-        {0.3f, 40, 1.0f, 0x7},  /* same through the top-k (sorted) path */
-        {0.6f, 40, 0.95f, 0x3}, /* top-k, top-p and min-p together */
-        {0.3f, 0, 0.65f, 0x3},  /* top-p cuts harder than min-p */
-        {0.6f, 0, 0.95f, 0x3},  /* min-p cuts harder than top-p */
+    static const cut_case cases[] = {
+        {0, 1.0f, 0.3f, 0x7},   /* threshold 0.12 */
+        {0, 1.0f, 0.6f, 0x3},   /* threshold 0.24 */
+        {0, 1.0f, 0.2f, 0xf},   /* threshold 0.08 */
+        {0, 1.0f, 1.0f, 0x1},   /* only the maximum */
+        {0, 1.0f, 5.0f, 0x1},   /* silly value: still the maximum */
+        {40, 1.0f, 0.3f, 0x7},  /* same through the top-k (sorted) path */
+        {40, 0.95f, 0.6f, 0x3}, /* top-k, top-p and min-p together */
+        {0, 0.65f, 0.3f, 0x3},  /* top-p cuts harder than min-p */
+        {0, 0.95f, 0.6f, 0x3},  /* min-p cuts harder than top-p */
     };
-    for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
-        edgelm_sampler_params p = plain_params(1.0f, 21 + ci);
-        p.min_p = cases[ci].min_p;
-        p.top_k = cases[ci].top_k;
-        p.top_p = cases[ci].top_p;
-        sampler_configure(s, &p);
-        uint64_t set = drawn_set(s, logits, 3000);
-        CHECK_MSG(set == cases[ci].set, "min_p %.2f: drew set 0x%llx, expected 0x%llx",
-                  (double)cases[ci].min_p, (unsigned long long)set,
-                  (unsigned long long)cases[ci].set);
-    }
-    sampler_free(s);
+    check_cuts(logits, V, cases, sizeof cases / sizeof cases[0], 21);
 }
 
 static void test_repetition_penalty(void) {
     enum { V = 8 };
     float logits[V] = {2.0f, 1.9f, 1.6f, -5.0f, -5.0f, -5.0f, -5.0f, -5.0f};
-    sampler *s = sampler_create(V);
-    CHECK(s != NULL);
+    sampler *s = new_sampler(V);
     if (s == NULL) {
         return;
     }
-    edgelm_sampler_params p = edgelm_sampler_params_default();
-    p.temperature = 0.0f;
+    edgelm_sampler_params p = greedy_params();
     p.repeat_penalty = 1.2f;
     p.repeat_last_n = 4;
     sampler_configure(s, &p);
@@ -586,16 +580,14 @@ static void test_repetition_penalty(void) {
 static void test_nan_logits(void) {
     enum { V = 100 };
     float logits[V];
-    sampler *s = sampler_create(V);
-    CHECK(s != NULL);
+    sampler *s = new_sampler(V);
     if (s == NULL) {
         return;
     }
     for (int i = 0; i < V; i++) {
         logits[i] = (i % 3 == 0) ? NAN : rand_range(-1.0f, 1.0f);
     }
-    edgelm_sampler_params p = edgelm_sampler_params_default();
-    p.temperature = 0.0f;
+    edgelm_sampler_params p = greedy_params();
     sampler_configure(s, &p);
     CHECK(sampler_sample(s, logits) == naive_argmax(logits, V));
     int nan_picked = 0;
@@ -636,8 +628,7 @@ static void test_odd_params(void) {
         logits[i] = rand_range(-2.0f, 2.0f);
     }
     memcpy(copy, logits, sizeof(copy));
-    sampler *s = sampler_create(V);
-    CHECK(s != NULL);
+    sampler *s = new_sampler(V);
     if (s == NULL) {
         return;
     }
@@ -678,12 +669,6 @@ static void test_odd_params(void) {
     sampler_free(s);
 }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Qwen2-sized vocabulary: results agree with the full-sort reference's support, and the cost
  * per token is reported. */
 static void test_large_vocab(void) {
@@ -715,7 +700,7 @@ static void test_large_vocab(void) {
             reference_probs(logits, V, &cases[c], NULL, 0, prob);
         }
         int outside = 0;
-        double t0 = now_ms();
+        double t0 = test_now_ms();
         for (int d = 0; d < N; d++) {
             int32_t t = sampler_sample(s, logits);
             if (cases[c].temperature > 0.0f) {
@@ -724,7 +709,7 @@ static void test_large_vocab(void) {
                 outside += t != naive_argmax(logits, V);
             }
         }
-        double ms = now_ms() - t0;
+        double ms = test_now_ms() - t0;
         CHECK_MSG(outside == 0, "%s: %d of %d draws outside the reference support", names[c],
                   outside, N);
         fprintf(stderr, "  V=%d %s: %.3f ms per token\n", V, names[c], ms / N);

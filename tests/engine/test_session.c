@@ -3,8 +3,7 @@
  * UTF-8-whole streaming, determinism across thread counts and seeds, reset, timings, and load
  * errors for files that are not models.
  */
-#include "edgelm.h"
-#include "test_util.h"
+#include "model_fixtures.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -14,8 +13,7 @@
 typedef struct collected {
     int n_calls;
     int n_tokens;
-    char text[65536];
-    size_t len;
+    test_text out;
     bool utf8_split;       /* a chunk ended inside a multi-byte character */
     int stop_after;        /* return false after this many calls (0 = never) */
     edgelm_session *cancel_target;
@@ -45,34 +43,11 @@ static bool collect(void *user, int32_t token, const char *text, size_t len) {
     if (ends_inside_character(text, len)) {
         c->utf8_split = true;
     }
-    if (c->len + len < sizeof c->text) {
-        memcpy(c->text + c->len, text, len);
-        c->len += len;
-        c->text[c->len] = '\0';
-    }
+    test_text_append(&c->out, text, len);
     if (c->cancel_target != NULL && c->n_calls == c->cancel_after) {
         edgelm_session_cancel(c->cancel_target);
     }
     return c->stop_after == 0 || c->n_calls < c->stop_after;
-}
-
-static edgelm_session *make_session(const edgelm_model *model, uint32_t n_ctx, int threads) {
-    edgelm_session_params sp = edgelm_session_params_default();
-    sp.n_ctx = n_ctx;
-    sp.n_threads = threads;
-    edgelm_session *s = NULL;
-    char err[256];
-    edgelm_status st = edgelm_session_create(model, &sp, &s, err, sizeof err);
-    CHECK_MSG(st == EDGELM_OK, "session: %s", err);
-    return s;
-}
-
-static edgelm_generate_params greedy(const char *prompt, int n) {
-    edgelm_generate_params gp = edgelm_generate_params_default();
-    gp.prompt = prompt;
-    gp.n_predict = n;
-    gp.sampling.temperature = 0.0f;
-    return gp;
 }
 
 typedef struct canceller {
@@ -89,7 +64,7 @@ static void *cancel_thread(void *arg) {
 }
 
 static void test_generation(const edgelm_model *model) {
-    edgelm_session *s = make_session(model, 128, 2);
+    edgelm_session *s = test_new_session(model, 128, 2);
     if (s == NULL) {
         return;
     }
@@ -98,7 +73,7 @@ static void test_generation(const edgelm_model *model) {
         collected c;
         memset(&c, 0, sizeof c);
         edgelm_finish_reason why;
-        edgelm_generate_params gp = greedy("hello world", n);
+        edgelm_generate_params gp = test_greedy_params("hello world", n);
         CHECK(edgelm_generate(s, &gp, collect, &c, &why) == EDGELM_OK);
         edgelm_timings t;
         edgelm_session_timings(s, &t);
@@ -112,11 +87,11 @@ static void test_generation(const edgelm_model *model) {
     collected a, b;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
-    edgelm_generate_params gp = greedy("the cat sat", 24);
+    edgelm_generate_params gp = test_greedy_params("the cat sat", 24);
     CHECK(edgelm_generate(s, &gp, collect, &a, NULL) == EDGELM_OK);
-    edgelm_session *s1 = make_session(model, 128, 1);
+    edgelm_session *s1 = test_new_session(model, 128, 1);
     CHECK(edgelm_generate(s1, &gp, collect, &b, NULL) == EDGELM_OK);
-    CHECK(a.len == b.len && memcmp(a.text, b.text, a.len) == 0);
+    CHECK(test_text_equal(&a.out, &b.out));
 
     /* seeded sampling: same seed same text, and some seed differs */
     gp.sampling.temperature = 1.0f;
@@ -128,13 +103,13 @@ static void test_generation(const edgelm_model *model) {
     memset(&b, 0, sizeof b);
     CHECK(edgelm_generate(s, &gp, collect, &a, NULL) == EDGELM_OK);
     CHECK(edgelm_generate(s1, &gp, collect, &b, NULL) == EDGELM_OK);
-    CHECK(a.len == b.len && memcmp(a.text, b.text, a.len) == 0);
+    CHECK(test_text_equal(&a.out, &b.out));
     bool differs = false;
     for (uint64_t seed = 1; seed < 6 && !differs; seed++) {
         gp.sampling.seed = seed;
         memset(&b, 0, sizeof b);
         CHECK(edgelm_generate(s1, &gp, collect, &b, NULL) == EDGELM_OK);
-        differs = a.len != b.len || memcmp(a.text, b.text, a.len) != 0;
+        differs = !test_text_equal(&a.out, &b.out);
     }
     CHECK_MSG(differs, "five different seeds all gave the same text");
     edgelm_session_free(s1);
@@ -144,7 +119,7 @@ static void test_generation(const edgelm_model *model) {
     memset(&c, 0, sizeof c);
     c.stop_after = 3;
     edgelm_finish_reason why;
-    gp = greedy("stop early", 50);
+    gp = test_greedy_params("stop early", 50);
     CHECK(edgelm_generate(s, &gp, collect, &c, &why) == EDGELM_OK);
     CHECK(why == EDGELM_FINISH_CALLBACK || why == EDGELM_FINISH_EOG);
     CHECK(c.n_calls <= 3);
@@ -153,17 +128,17 @@ static void test_generation(const edgelm_model *model) {
     memset(&c, 0, sizeof c);
     c.cancel_target = s;
     c.cancel_after = 2;
-    gp = greedy("cancel me", 50);
+    gp = test_greedy_params("cancel me", 50);
     CHECK(edgelm_generate(s, &gp, collect, &c, &why) == EDGELM_OK);
     CHECK(why == EDGELM_FINISH_CANCELLED || why == EDGELM_FINISH_EOG);
     CHECK(c.n_tokens <= 3);
-    edgelm_session *big = make_session(model, 4096, 1);
+    edgelm_session *big = test_new_session(model, 4096, 1);
     if (big != NULL) {
         canceller cc = {big, 30};
         pthread_t th;
         CHECK(pthread_create(&th, NULL, cancel_thread, &cc) == 0);
         memset(&c, 0, sizeof c);
-        gp = greedy("run until cancelled", -1);
+        gp = test_greedy_params("run until cancelled", -1);
         edgelm_status st = edgelm_generate(big, &gp, collect, &c, &why);
         pthread_join(th, NULL);
         CHECK_MSG((st == EDGELM_OK && (why == EDGELM_FINISH_CANCELLED || why == EDGELM_FINISH_EOG)) ||
@@ -173,10 +148,10 @@ static void test_generation(const edgelm_model *model) {
     }
 
     /* context full: generation stops cleanly at n_ctx */
-    edgelm_session *small = make_session(model, 16, 1);
+    edgelm_session *small = test_new_session(model, 16, 1);
     if (small != NULL) {
         memset(&c, 0, sizeof c);
-        gp = greedy("a b", 100);
+        gp = test_greedy_params("a b", 100);
         gp.context_shift = false;
         CHECK(edgelm_generate(small, &gp, collect, &c, &why) == EDGELM_OK);
         CHECK(why == EDGELM_FINISH_CONTEXT_FULL || why == EDGELM_FINISH_EOG);
@@ -188,7 +163,7 @@ static void test_generation(const edgelm_model *model) {
             long_prompt[i] = ' ';
         }
         long_prompt[sizeof long_prompt - 1] = '\0';
-        gp = greedy(long_prompt, 4);
+        gp = test_greedy_params(long_prompt, 4);
         CHECK(edgelm_generate(small, &gp, collect, &c, &why) == EDGELM_ERR_CONTEXT_FULL);
         CHECK(strstr(edgelm_session_errmsg(small), "context") != NULL);
         edgelm_session_free(small);
@@ -240,14 +215,12 @@ static void test_load_errors(void) {
           EDGELM_ERR_IO);
     CHECK(m == NULL && strstr(err, "/nonexistent/model.gguf") != NULL);
     char path[1024];
-    snprintf(path, sizeof path, "%s/not-a-model.gguf", test_temp_dir());
-    FILE *f = fopen(path, "wb");
-    fputs("this is not a gguf file at all", f);
-    fclose(f);
+    test_temp_path("not-a-model.gguf", path, sizeof path);
+    static const char not_gguf[] = "this is not a gguf file at all";
+    test_write_file(path, not_gguf, sizeof not_gguf - 1);
     CHECK(edgelm_model_load(path, NULL, &m, err, sizeof err) == EDGELM_ERR_BAD_MAGIC);
     CHECK(strstr(err, "offset 0") != NULL);
-    f = fopen(path, "wb");
-    fclose(f);
+    test_write_file(path, "", 0);
     CHECK(edgelm_model_load(path, NULL, &m, err, sizeof err) == EDGELM_ERR_TRUNCATED);
     CHECK(edgelm_model_load(test_temp_dir(), NULL, &m, err, sizeof err) == EDGELM_ERR_IO);
     edgelm_model_free(NULL);
@@ -258,21 +231,10 @@ static void test_load_errors(void) {
 
 int main(void) {
     test_load_errors();
-    char path[1024], cmd[2048];
-    snprintf(path, sizeof path, "%s/session-tiny.gguf", test_temp_dir());
-    const char *build = getenv("EDGELM_BUILD_DIR");
-    snprintf(cmd, sizeof cmd, "'%s/edgelm-gen' '%s' --preset tiny --seed 3 >/dev/null",
-             build ? build : ".", path);
-    int rc = system(cmd);
-    CHECK_MSG(rc == 0, "edgelm-gen failed");
-    if (rc == 0) {
-        char err[512];
-        edgelm_model *model = NULL;
-        CHECK_MSG(edgelm_model_load(path, NULL, &model, err, sizeof err) == EDGELM_OK, "%s", err);
-        if (model != NULL) {
-            test_generation(model);
-        }
-        edgelm_model_free(model);
+    edgelm_model *model = test_gen_model("session-tiny.gguf", "--preset tiny --seed 3");
+    if (model != NULL) {
+        test_generation(model);
     }
+    edgelm_model_free(model);
     return test_finish("test_session", 0);
 }

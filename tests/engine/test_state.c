@@ -5,65 +5,27 @@
  * small is EDGELM_ERR_STATE_MISMATCH; a failed load leaves the session empty; file writes are
  * atomic. Generated models always; stories260K against a fresh run when the models are present.
  */
-#include "edgelm.h"
-#include "test_util.h"
+#include "model_fixtures.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-typedef struct collected {
-    char text[16384];
-    size_t len;
-} collected;
 
 static bool collect(void *user, int32_t token, const char *text, size_t len) {
-    collected *c = user;
     (void)token;
-    if (c->len + len < sizeof c->text) {
-        memcpy(c->text + c->len, text, len);
-        c->len += len;
-        c->text[c->len] = '\0';
-    }
+    test_text_append(user, text, len);
     return true;
 }
 
-static edgelm_model *gen_model(const char *name, const char *extra) {
-    char path[1024], cmd[2048], err[512];
-    const char *build = getenv("EDGELM_BUILD_DIR");
-    snprintf(path, sizeof path, "%s/%s", test_temp_dir(), name);
-    snprintf(cmd, sizeof cmd, "'%s/edgelm-gen' '%s' --preset tiny --quiet %s", build ? build : ".",
-             path, extra);
-    int rc = system(cmd);
-    CHECK_MSG(rc == 0, "%s failed", cmd);
-    if (rc != 0) {
-        return NULL;
-    }
-    edgelm_model *m = NULL;
-    CHECK_MSG(edgelm_model_load(path, NULL, &m, err, sizeof err) == EDGELM_OK, "%s", err);
-    unlink(path); /* the mapping stays valid; the test leaves no large files behind */
-    return m;
-}
-
+/* Sessions here use two threads. */
 static edgelm_session *make_session(const edgelm_model *model, uint32_t n_ctx) {
-    edgelm_session_params sp = edgelm_session_params_default();
-    sp.n_ctx = n_ctx;
-    sp.n_threads = 2;
-    edgelm_session *s = NULL;
-    char err[256];
-    CHECK_MSG(edgelm_session_create(model, &sp, &s, err, sizeof err) == EDGELM_OK, "%s", err);
-    return s;
+    return test_new_session(model, n_ctx, 2);
 }
 
 /* Greedy generation of n tokens; the text goes to c (cleared), timings to t. */
-static edgelm_status run(edgelm_session *s, const char *prompt, int n, bool reuse, collected *c,
+static edgelm_status run(edgelm_session *s, const char *prompt, int n, bool reuse, test_text *c,
                          edgelm_timings *t) {
-    edgelm_generate_params gp = edgelm_generate_params_default();
-    gp.prompt = prompt;
-    gp.n_predict = n;
-    gp.sampling.temperature = 0.0f;
+    edgelm_generate_params gp = test_greedy_params(prompt, n);
     gp.reuse_prefix = reuse;
     memset(c, 0, sizeof *c);
     edgelm_status st = edgelm_generate(s, &gp, collect, c, NULL);
@@ -113,15 +75,6 @@ static void put_u32(uint8_t *p, uint32_t v) {
     }
 }
 
-static bool write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (f == NULL) {
-        return false;
-    }
-    bool ok = fwrite(data, 1, n, f) == n;
-    return fclose(f) == 0 && ok;
-}
-
 static const char *prompt_a = "the cat sat on the mat and looked at the dog";
 
 /* A state saved after prefill, restored elsewhere, gives the same greedy text as a fresh run. */
@@ -132,7 +85,7 @@ static void test_restore(const edgelm_model *m) {
     if (fresh == NULL || src == NULL || dst == NULL) {
         goto done;
     }
-    collected want, got;
+    test_text want, got;
     edgelm_timings t;
     CHECK(run(fresh, prompt_a, 24, false, &want, &t) == EDGELM_OK);
     CHECK(t.n_cached_tokens == 0);
@@ -160,12 +113,11 @@ static void test_restore(const edgelm_model *m) {
     CHECK_MSG(t.n_cached_tokens == n_prompt - 1, "cached %d of %d", (int)t.n_cached_tokens,
               (int)n_prompt);
     CHECK(t.n_prompt_tokens == n_prompt);
-    CHECK_MSG(got.len == want.len && memcmp(got.text, want.text, want.len) == 0,
-              "restored '%s' vs fresh '%s'", got.text, want.text);
+    CHECK_MSG(test_text_equal(&got, &want), "restored '%s' vs fresh '%s'", got.text, want.text);
 
     /* the same through a file */
     char path[1024];
-    snprintf(path, sizeof path, "%s/a.kvc", test_temp_dir());
+    test_temp_path("a.kvc", path, sizeof path);
     CHECK(edgelm_session_state_save_file(src, path) == EDGELM_OK);
     size_t fsize = 0;
     unsigned char *fdata = test_read_file(path, &fsize);
@@ -175,7 +127,7 @@ static void test_restore(const edgelm_model *m) {
     CHECK(edgelm_session_state_load_file(dst, path) == EDGELM_OK);
     CHECK(run(dst, prompt_a, 24, true, &got, &t) == EDGELM_OK);
     CHECK(t.n_cached_tokens == n_prompt - 1);
-    CHECK(got.len == want.len && memcmp(got.text, want.text, want.len) == 0);
+    CHECK(test_text_equal(&got, &want));
 
     /* an empty session saves and restores too */
     edgelm_session_reset(src);
@@ -206,7 +158,7 @@ static void test_prefix_reuse(const edgelm_model *m) {
         "a completely different start",
         "the cat sat on the mat and looked at the dog",
     };
-    collected want, got;
+    test_text want, got;
     edgelm_timings t, tf;
     for (size_t i = 0; i < sizeof prompts / sizeof prompts[0]; i++) {
         int32_t expect = expected_cached(s, m, prompts[i]);
@@ -214,8 +166,8 @@ static void test_prefix_reuse(const edgelm_model *m) {
         CHECK_MSG(t.n_cached_tokens == expect, "prompt %zu: cached %d, expected %d", i,
                   (int)t.n_cached_tokens, (int)expect);
         CHECK(run(fresh, prompts[i], 12, false, &want, &tf) == EDGELM_OK);
-        CHECK_MSG(got.len == want.len && memcmp(got.text, want.text, want.len) == 0,
-                  "prompt %zu: reused '%s' vs fresh '%s'", i, got.text, want.text);
+        CHECK_MSG(test_text_equal(&got, &want), "prompt %zu: reused '%s' vs fresh '%s'", i,
+                  got.text, want.text);
         if (i == 1) {
             CHECK(t.n_cached_tokens > 1); /* the shared beginning was not prefilled again */
         }
@@ -226,7 +178,7 @@ static void test_prefix_reuse(const edgelm_model *m) {
         }
     }
     /* a prompt that continues the previous prompt and its generated text */
-    char longer[20000];
+    char longer[sizeof got.text + 64];
     CHECK(run(s, prompt_a, 12, false, &got, &t) == EDGELM_OK);
     CHECK(t.n_cached_tokens == 0);
     snprintf(longer, sizeof longer, "%s%s", prompt_a, got.text);
@@ -234,7 +186,7 @@ static void test_prefix_reuse(const edgelm_model *m) {
     CHECK(run(s, longer, 4, true, &got, &t) == EDGELM_OK);
     CHECK(t.n_cached_tokens == expect && expect >= 5);
     CHECK(run(fresh, longer, 4, false, &want, &tf) == EDGELM_OK);
-    CHECK(got.len == want.len && memcmp(got.text, want.text, want.len) == 0);
+    CHECK(test_text_equal(&got, &want));
 done:
     edgelm_session_free(s);
     edgelm_session_free(fresh);
@@ -249,7 +201,7 @@ static void test_corrupt(const edgelm_model *m) {
     if (src == NULL || dst == NULL) {
         goto done;
     }
-    collected got;
+    test_text got;
     edgelm_timings t;
     CHECK(run(src, "one two three four", 0, false, &got, &t) == EDGELM_OK);
     const size_t size = edgelm_session_state_size(src);
@@ -316,21 +268,21 @@ static void test_corrupt(const edgelm_model *m) {
 
     /* the same through files */
     char path[1024];
-    snprintf(path, sizeof path, "%s/corrupt.kvc", test_temp_dir());
+    test_temp_path("corrupt.kvc", path, sizeof path);
     memcpy(copy, buf, size);
     copy[size / 2] ^= 0x01;
-    CHECK(write_file(path, copy, size));
+    CHECK(test_write_file(path, copy, size));
     CHECK(edgelm_session_state_load_file(dst, path) == EDGELM_ERR_CORRUPT);
     CHECK(strstr(edgelm_session_errmsg(dst), path) != NULL);
-    CHECK(write_file(path, buf, size / 3));
+    CHECK(test_write_file(path, buf, size / 3));
     CHECK(edgelm_session_state_load_file(dst, path) == EDGELM_ERR_CORRUPT);
-    CHECK(write_file(path, buf, 0));
+    CHECK(test_write_file(path, buf, 0));
     CHECK(edgelm_session_state_load_file(dst, path) == EDGELM_ERR_CORRUPT);
     static const char junk[] = "not a state file at all, just some text that is long enough "
                                "to fill a header and a checksum";
-    CHECK(write_file(path, junk, sizeof junk - 1));
+    CHECK(test_write_file(path, junk, sizeof junk - 1));
     CHECK(edgelm_session_state_load_file(dst, path) == EDGELM_ERR_CORRUPT);
-    snprintf(path, sizeof path, "%s/missing.kvc", test_temp_dir());
+    test_temp_path("missing.kvc", path, sizeof path);
     CHECK(edgelm_session_state_load_file(dst, path) == EDGELM_ERR_IO);
     CHECK(edgelm_session_state_load_file(dst, test_temp_dir()) == EDGELM_ERR_IO);
     CHECK(edgelm_session_n_past(dst) == 0);
@@ -351,7 +303,7 @@ static void test_mismatch(const edgelm_model *m, const edgelm_model *other_layer
     if (src == NULL) {
         return;
     }
-    collected got;
+    test_text got;
     edgelm_timings t;
     CHECK(run(src, prompt_a, 0, false, &got, &t) == EDGELM_OK);
     const int32_t n_prompt = t.n_prompt_tokens;
@@ -360,7 +312,7 @@ static void test_mismatch(const edgelm_model *m, const edgelm_model *other_layer
     buf = malloc(size);
     CHECK(edgelm_session_state_save(src, buf, size, &written) == EDGELM_OK);
     char path[1024];
-    snprintf(path, sizeof path, "%s/mismatch.kvc", test_temp_dir());
+    test_temp_path("mismatch.kvc", path, sizeof path);
     CHECK(edgelm_session_state_save_file(src, path) == EDGELM_OK);
 
     const edgelm_model *others[2] = {other_layers, other_name};
@@ -389,32 +341,17 @@ static void test_mismatch(const edgelm_model *m, const edgelm_model *other_layer
     edgelm_session *big = make_session(m, 512);
     edgelm_session *fresh = make_session(m, 512);
     if (big != NULL && fresh != NULL) {
-        collected want;
+        test_text want;
         CHECK(edgelm_session_state_load(big, buf, size) == EDGELM_OK);
         CHECK(run(big, prompt_a, 16, true, &got, &t) == EDGELM_OK);
         CHECK(t.n_cached_tokens == n_prompt - 1);
         CHECK(run(fresh, prompt_a, 16, false, &want, &t) == EDGELM_OK);
-        CHECK(got.len == want.len && memcmp(got.text, want.text, want.len) == 0);
+        CHECK(test_text_equal(&got, &want));
     }
     edgelm_session_free(big);
     edgelm_session_free(fresh);
     free(buf);
     edgelm_session_free(src);
-}
-
-static int count_temp_files(const char *dir) {
-    DIR *d = opendir(dir);
-    int n = 0;
-    if (d == NULL) {
-        return -1;
-    }
-    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
-        if (strstr(e->d_name, ".tmp.") != NULL) {
-            n++;
-        }
-    }
-    closedir(d);
-    return n;
 }
 
 /* Writes go through a temporary file and a rename: a failed write leaves nothing, a
@@ -429,7 +366,7 @@ static void test_atomic_write(const edgelm_model *m) {
     CHECK(mkdir(dir, 0700) == 0);
     snprintf(path, sizeof path, "%s/state.kvc", dir);
     snprintf(bad, sizeof bad, "%s/no-such-dir/state.kvc", dir);
-    collected got;
+    test_text got;
     edgelm_timings t;
     CHECK(run(s, "first prompt", 0, false, &got, &t) == EDGELM_OK);
     CHECK(edgelm_session_state_save_file(s, bad) == EDGELM_ERR_IO);
@@ -440,7 +377,7 @@ static void test_atomic_write(const edgelm_model *m) {
     CHECK(run(s, "a second, longer prompt than the first one", 0, false, &got, &t) == EDGELM_OK);
     CHECK(edgelm_session_state_save_file(s, path) == EDGELM_OK);
     CHECK(stat(path, &sb) == 0 && (size_t)sb.st_size == edgelm_session_state_size(s));
-    CHECK(count_temp_files(dir) == 0);
+    CHECK(test_count_files(dir, ".tmp.") == 0);
     edgelm_session *r = make_session(m, 64);
     if (r != NULL) {
         CHECK(edgelm_session_state_load_file(r, path) == EDGELM_OK);
@@ -453,13 +390,12 @@ static void test_atomic_write(const edgelm_model *m) {
 
 /* stories260K: a cached prompt continues exactly as llama.cpp's greedy reference. */
 static int test_stories(void) {
-    char path[1024], golden[1024], err[512];
+    char path[1024], golden[1024];
     if (!test_model_path("stories260K.gguf", path, sizeof path) ||
         !test_model_path("reference/stories260K.greedy.json", golden, sizeof golden)) {
         return 1;
     }
-    edgelm_model *m = NULL;
-    CHECK_MSG(edgelm_model_load(path, NULL, &m, err, sizeof err) == EDGELM_OK, "%s", err);
+    edgelm_model *m = test_load_model(path);
     cJSON *root = test_load_json(golden);
     CHECK(root != NULL);
     edgelm_session *a = m ? make_session(m, 256) : NULL;
@@ -471,7 +407,7 @@ static int test_stories(void) {
             const char *prompt = cJSON_GetObjectItemCaseSensitive(r, "prompt")->valuestring;
             const cJSON *gen = cJSON_GetObjectItemCaseSensitive(r, "generated_tokens");
             int n = cJSON_GetArraySize(gen);
-            collected want, got;
+            test_text want, got;
             edgelm_timings t;
             CHECK(run(a, prompt, n, false, &want, &t) == EDGELM_OK);
             CHECK(run(a, prompt, 0, false, &got, &t) == EDGELM_OK);
@@ -481,8 +417,8 @@ static int test_stories(void) {
             CHECK(edgelm_session_state_load(b, buf, size) == EDGELM_OK);
             CHECK(run(b, prompt, n, true, &got, &t) == EDGELM_OK);
             CHECK(t.n_cached_tokens == t.n_prompt_tokens - 1);
-            CHECK_MSG(got.len == want.len && memcmp(got.text, want.text, want.len) == 0,
-                      "stories260K '%s': cached '%s' vs fresh '%s'", prompt, got.text, want.text);
+            CHECK_MSG(test_text_equal(&got, &want), "stories260K '%s': cached '%s' vs fresh '%s'",
+                      prompt, got.text, want.text);
             free(buf);
         }
     }
@@ -494,9 +430,11 @@ static int test_stories(void) {
 }
 
 int main(void) {
-    edgelm_model *m = gen_model("state-tiny.gguf", "--seed 3");
-    edgelm_model *layers = gen_model("state-3-layers.gguf", "--seed 3 --n-layer 3");
-    edgelm_model *renamed = gen_model("state-renamed.gguf", "--seed 3 --name other");
+    edgelm_model *m = test_gen_model("state-tiny.gguf", "--preset tiny --seed 3");
+    edgelm_model *layers =
+        test_gen_model("state-3-layers.gguf", "--preset tiny --seed 3 --n-layer 3");
+    edgelm_model *renamed =
+        test_gen_model("state-renamed.gguf", "--preset tiny --seed 3 --name other");
     if (m != NULL) {
         test_restore(m);
         test_prefix_reuse(m);

@@ -20,6 +20,16 @@ typedef struct count_job {
     int expected_n_threads;
 } count_job;
 
+static void count_job_init(count_job *job, int expected_n_threads) {
+    memset(job, 0, sizeof *job);
+    for (int i = 0; i < MAX_THREADS; i++) {
+        atomic_init(&job->calls[i], 0);
+    }
+    atomic_init(&job->bad_n_threads, 0);
+    atomic_init(&job->bad_index, 0);
+    job->expected_n_threads = expected_n_threads;
+}
+
 static void count_fn(void *arg, int thread_index, int n_threads) {
     count_job *job = arg;
     if (n_threads != job->expected_n_threads) {
@@ -66,6 +76,13 @@ static void sum_fn(void *arg, int thread_index, int n_threads) {
     job->partial[thread_index] = acc;
 }
 
+/* A pool of n threads: one CHECK that it was created; NULL if not. */
+static thread_pool *new_pool(int n_threads) {
+    thread_pool *pool = NULL;
+    CHECK(thread_pool_create(n_threads, &pool) == EDGELM_OK);
+    return pool;
+}
+
 static void test_create_args(void) {
     int sentinel = 0;
     thread_pool *pool = (thread_pool *)(void *)&sentinel; /* must be overwritten with NULL */
@@ -89,21 +106,14 @@ static void test_create_args(void) {
 
 static void test_each_index_once(void) {
     for (int n = 1; n <= MAX_THREADS; n++) {
-        thread_pool *pool = NULL;
-        CHECK(thread_pool_create(n, &pool) == EDGELM_OK);
+        thread_pool *pool = new_pool(n);
         if (pool == NULL) {
             continue;
         }
         int bad_jobs = 0;
         for (int rep = 0; rep < 200; rep++) {
             count_job job;
-            memset(&job, 0, sizeof(job));
-            for (int i = 0; i < MAX_THREADS; i++) {
-                atomic_init(&job.calls[i], 0);
-            }
-            atomic_init(&job.bad_n_threads, 0);
-            atomic_init(&job.bad_index, 0);
-            job.expected_n_threads = n;
+            count_job_init(&job, n);
             thread_pool_run(pool, count_fn, &job);
             int ok = atomic_load(&job.bad_n_threads) == 0 && atomic_load(&job.bad_index) == 0;
             for (int i = 0; i < MAX_THREADS; i++) {
@@ -126,8 +136,7 @@ static void test_marks(void) {
         return;
     }
     for (int n_threads = 1; n_threads <= MAX_THREADS; n_threads++) {
-        thread_pool *pool = NULL;
-        CHECK(thread_pool_create(n_threads, &pool) == EDGELM_OK);
+        thread_pool *pool = new_pool(n_threads);
         if (pool == NULL) {
             continue;
         }
@@ -147,12 +156,6 @@ static void test_marks(void) {
     free(marks);
 }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void test_many_jobs(void) {
     enum { N_VALUES = 4099, N_JOBS = 10000 };
     int64_t *values = malloc(N_VALUES * sizeof(*values));
@@ -161,12 +164,11 @@ static void test_many_jobs(void) {
         return;
     }
     for (int n_threads = 1; n_threads <= MAX_THREADS; n_threads++) {
-        thread_pool *pool = NULL;
-        CHECK(thread_pool_create(n_threads, &pool) == EDGELM_OK);
+        thread_pool *pool = new_pool(n_threads);
         if (pool == NULL) {
             continue;
         }
-        double t0 = now_ms();
+        double t0 = test_now_ms();
         int wrong_jobs = 0;
         sum_job job;
         memset(&job, 0, sizeof(job));
@@ -188,7 +190,7 @@ static void test_many_jobs(void) {
             }
             wrong_jobs += got != expected;
         }
-        double ms = now_ms() - t0;
+        double ms = test_now_ms() - t0;
         CHECK_MSG(wrong_jobs == 0, "n_threads %d: %d of %d jobs summed wrongly", n_threads,
                   wrong_jobs, N_JOBS);
         fprintf(stderr, "  %d threads: %d jobs in %.1f ms (%.2f us/job incl. refill)\n", n_threads,
@@ -200,8 +202,7 @@ static void test_many_jobs(void) {
 
 /* Let the workers fall asleep on the condition variable between jobs, then wake them. */
 static void test_jobs_after_sleep(void) {
-    thread_pool *pool = NULL;
-    CHECK(thread_pool_create(4, &pool) == EDGELM_OK);
+    thread_pool *pool = new_pool(4);
     if (pool == NULL) {
         return;
     }
@@ -209,13 +210,7 @@ static void test_jobs_after_sleep(void) {
         struct timespec pause_ts = {0, 30 * 1000 * 1000};
         nanosleep(&pause_ts, NULL);
         count_job job;
-        memset(&job, 0, sizeof(job));
-        for (int i = 0; i < MAX_THREADS; i++) {
-            atomic_init(&job.calls[i], 0);
-        }
-        atomic_init(&job.bad_n_threads, 0);
-        atomic_init(&job.bad_index, 0);
-        job.expected_n_threads = 4;
+        count_job_init(&job, 4);
         thread_pool_run(pool, count_fn, &job);
         for (int i = 0; i < 4; i++) {
             CHECK(atomic_load(&job.calls[i]) == 1);
@@ -226,13 +221,7 @@ static void test_jobs_after_sleep(void) {
 
     /* a NULL pool runs the job inline as a single thread */
     count_job job;
-    memset(&job, 0, sizeof(job));
-    for (int i = 0; i < MAX_THREADS; i++) {
-        atomic_init(&job.calls[i], 0);
-    }
-    atomic_init(&job.bad_n_threads, 0);
-    atomic_init(&job.bad_index, 0);
-    job.expected_n_threads = 1;
+    count_job_init(&job, 1);
     thread_pool_run(NULL, count_fn, &job);
     CHECK(atomic_load(&job.calls[0]) == 1);
     CHECK(atomic_load(&job.bad_n_threads) == 0);

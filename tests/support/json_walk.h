@@ -1,6 +1,7 @@
-/* json_walk.h - helpers shared by test_json_grammar.c and test_json_schema.c (header-only,
- * static functions): loading real vocabularies into json_vocab, a small SPM vocabulary built
- * with gguf_writer, random walks that pick uniformly among allowed tokens under a token budget
+/* json_walk.h - helpers shared by test_json_grammar.c, test_json_schema.c and
+ * test_json_generation.c (header-only, static functions): loading real vocabularies into
+ * json_vocab, a small SPM vocabulary built with gguf_writer, a byte vocabulary fed byte by byte,
+ * random walks that pick uniformly among allowed tokens under a token budget
  * (forcing the closing sequence when needed), and independent checks of the output: cJSON
  * parse, strict UTF-8, the whitespace rule, and a small validator for the supported keywords.
  */
@@ -9,21 +10,19 @@
 
 #include "format/gguf.h"
 #include "gguf_writer.h"
-#include "json/json_internal.h"
+#include "spm_vocab.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
+#include "json/json_closing.h"
+#include "json/json_grammar.h"
+#include "json/json_mask.h"
+#include "json/json_schema.h"
+#include "json/json_vocab.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static inline double jw_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static inline uint64_t jw_rand(uint64_t *s) {
     /* splitmix64 */
@@ -85,6 +84,26 @@ static inline bool jw_vocab_load(jw_vocab *out, const char *relative) {
     bool ok = jw_vocab_from_memory(out, slash ? slash + 1 : relative, data, size);
     free(data);
     return ok;
+}
+
+/* The next shared vocabulary the walks run over (stories260K and llama.cpp's vocab fixtures,
+ * smallest first) into jv, from index *next on: *next is left at its index; each one absent adds
+ * 1 to *skipped (after a loud SKIP line). False when none is left. */
+static inline bool jw_vocab_next(jw_vocab *jv, size_t *next, int *skipped) {
+    static const char *const files[] = {"stories260K.gguf",
+                                        "vocab/ggml-vocab-llama-spm.gguf",
+                                        "vocab/ggml-vocab-deepseek-coder.gguf",
+                                        "vocab/ggml-vocab-gpt-2.gguf",
+                                        "vocab/ggml-vocab-deepseek-llm.gguf",
+                                        "vocab/ggml-vocab-llama-bpe.gguf",
+                                        "vocab/ggml-vocab-qwen2.gguf"};
+    for (; *next < sizeof files / sizeof files[0]; (*next)++) {
+        if (jw_vocab_load(jv, files[*next])) {
+            return true;
+        }
+        (*skipped)++;
+    }
+    return false;
 }
 
 /* A small SentencePiece vocabulary with every byte, JSON-ish pieces that span several lexemes
@@ -151,40 +170,20 @@ static inline bool jw_vocab_small(jw_vocab *out) {
                                          "\n",
                                          "\t"};
     enum { N_PIECES = sizeof pieces / sizeof pieces[0] };
-    enum { N = 3 + 256 + N_PIECES };
-    static char byte_names[256][8];
+    enum { N = TEST_SPM_PIECE0 + N_PIECES };
     const char *tokens[N];
     float scores[N];
     int32_t types[N];
-    tokens[0] = "<unk>";
-    tokens[1] = "<s>";
-    tokens[2] = "</s>";
-    types[0] = 2;
-    types[1] = types[2] = 3;
-    scores[0] = scores[1] = scores[2] = 0.0f;
-    for (int b = 0; b < 256; b++) {
-        snprintf(byte_names[b], sizeof byte_names[b], "<0x%02X>", (unsigned)b);
-        tokens[3 + b] = byte_names[b];
-        types[3 + b] = 6;
-        scores[3 + b] = 0.0f;
-    }
+    test_spm_fixed_tokens(tokens, scores, types);
     for (int i = 0; i < N_PIECES; i++) {
-        tokens[259 + i] = pieces[i];
-        types[259 + i] = 1;
-        scores[259 + i] = -1.0f - (float)i;
+        tokens[TEST_SPM_PIECE0 + i] = pieces[i];
+        types[TEST_SPM_PIECE0 + i] = 1;
+        scores[TEST_SPM_PIECE0 + i] = -1.0f - (float)i;
     }
-    gguf_writer *w = gguf_writer_create();
+    gguf_writer *w = test_spm_writer(tokens, scores, types, N, true);
     if (w == NULL) {
         return false;
     }
-    gguf_writer_set_string(w, "general.architecture", "llama");
-    gguf_writer_set_string(w, "tokenizer.ggml.model", "llama");
-    gguf_writer_set_string_array(w, "tokenizer.ggml.tokens", tokens, N);
-    gguf_writer_set_array(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, N);
-    gguf_writer_set_array(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, N);
-    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
     uint8_t *data = NULL;
     size_t size = 0;
     bool ok = gguf_writer_write_memory(w, &data, &size) == EDGELM_OK &&
@@ -197,41 +196,84 @@ static inline bool jw_vocab_small(jw_vocab *out) {
     return ok;
 }
 
+/* The byte vocabulary: ids 0..255 are the single bytes, JW_BYTE_EOG the end token, then the
+ * n_extra pieces. One CHECK that it was built. */
+#define JW_BYTE_EOG 256
+
+static inline json_vocab *jw_byte_vocab(char *const *extra, const size_t *extra_lens, int n_extra) {
+    int n = JW_BYTE_EOG + 1 + n_extra;
+    const char **pieces = malloc((size_t)n * sizeof *pieces);
+    size_t *lens = malloc((size_t)n * sizeof *lens);
+    uint8_t *eog = calloc((size_t)n, 1);
+    static char bytes[256];
+    json_vocab *v = NULL;
+    if (pieces == NULL || lens == NULL || eog == NULL) {
+        goto done;
+    }
+    for (int b = 0; b < 256; b++) {
+        bytes[b] = (char)b;
+        pieces[b] = &bytes[b];
+        lens[b] = 1;
+    }
+    pieces[JW_BYTE_EOG] = "";
+    lens[JW_BYTE_EOG] = 0;
+    eog[JW_BYTE_EOG] = 1;
+    for (int i = 0; i < n_extra; i++) {
+        pieces[JW_BYTE_EOG + 1 + i] = extra[i];
+        lens[JW_BYTE_EOG + 1 + i] = extra_lens[i];
+    }
+    CHECK(json_vocab_create_from_pieces(pieces, lens, n, eog, &v) == EDGELM_OK);
+done:
+    free(pieces);
+    free(lens);
+    free(eog);
+    return v;
+}
+
+/* Feeds bytes as the byte vocabulary's single-byte tokens, with one CHECK per byte that allows
+ * and accept agree; returns the index of the first refused byte, -1 if all were accepted. */
+static inline long jw_feed_bytes(json_state *s, const char *bytes, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int32_t t = (uint8_t)bytes[i];
+        bool a = json_state_allows(s, t);
+        bool b = json_state_accept(s, t);
+        CHECK(a == b);
+        if (!b) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
 /* ---- output checks -------------------------------------------------------------------------- */
 
-/* Strict UTF-8 (RFC 3629). */
+/* Strict UTF-8 (RFC 3629), checked by decoding each sequence and testing its value - not by
+ * the lead-byte table the engine's lexer uses, so the two stay independent: no overlong form,
+ * no surrogate, nothing above U+10FFFF, no truncated sequence. */
 static inline bool jw_utf8_valid(const unsigned char *s, size_t n) {
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000}; /* by sequence length */
     size_t i = 0;
     while (i < n) {
         unsigned c = s[i];
-        size_t need;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            lo = c == 0xE0 ? 0xA0 : 0x80;
-            hi = c == 0xED ? 0x9F : 0xBF;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            lo = c == 0xF0 ? 0x90 : 0x80;
-            hi = c == 0xF4 ? 0x8F : 0xBF;
-        } else {
+        size_t len = c < 0x80             ? 1
+                     : (c & 0xE0) == 0xC0 ? 2
+                     : (c & 0xF0) == 0xE0 ? 3
+                     : (c & 0xF8) == 0xF0 ? 4
+                                          : 0;
+        if (len == 0 || len > n - i) {
             return false;
         }
-        if (i + need >= n) {
-            return false;
-        }
-        for (size_t k = 1; k <= need; k++) {
-            unsigned d = s[i + k];
-            if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) {
+        uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) {
                 return false;
             }
+            cp = cp << 6 | (s[i + k] & 0x3Fu);
         }
-        i += need + 1;
+        if (cp < min_cp[len] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+            return false;
+        }
+        i += len;
     }
     return true;
 }
@@ -476,6 +518,24 @@ typedef struct jw_walker {
     size_t out_cap;
 } jw_walker;
 
+/* A walker over v with its scratch (logits and allowed ids for n_vocab tokens) and no state yet;
+ * false when out of memory. jw_walker_free frees the state too. */
+static inline bool jw_walker_init(jw_walker *jw, const json_vocab *v) {
+    memset(jw, 0, sizeof *jw);
+    jw->vocab = v;
+    jw->logits = malloc((size_t)v->n_vocab * sizeof *jw->logits);
+    jw->allowed = malloc((size_t)v->n_vocab * sizeof *jw->allowed);
+    return jw->logits != NULL && jw->allowed != NULL;
+}
+
+static inline void jw_walker_free(jw_walker *jw) {
+    json_state_free(jw->state);
+    free(jw->logits);
+    free(jw->allowed);
+    free(jw->out);
+    memset(jw, 0, sizeof *jw);
+}
+
 /* Picks a token uniformly among the allowed ones: rejection sampling first, the mask when
  * that keeps failing. -1 when nothing is allowed. */
 static inline int32_t jw_pick(jw_walker *jw, uint64_t *rng, jw_stats *st, bool check_mask) {
@@ -484,9 +544,9 @@ static inline int32_t jw_pick(jw_walker *jw, uint64_t *rng, jw_stats *st, bool c
     int32_t n = v->n_vocab;
     for (int tries = 0; tries < 48 && !check_mask; tries++) {
         int32_t t = (int32_t)(jw_rand(rng) % (uint64_t)n);
-        double t0 = jw_now_ms();
+        double t0 = test_now_ms();
         bool ok = json_state_allows(s, t);
-        st->allows_ms += jw_now_ms() - t0;
+        st->allows_ms += test_now_ms() - t0;
         st->allows_calls++;
         if (ok) {
             return t;
@@ -495,9 +555,9 @@ static inline int32_t jw_pick(jw_walker *jw, uint64_t *rng, jw_stats *st, bool c
     for (int32_t t = 0; t < n; t++) {
         jw->logits[t] = 0.0f;
     }
-    double t0 = jw_now_ms();
+    double t0 = test_now_ms();
     json_state_mask(s, jw->logits, n);
-    st->mask_ms += jw_now_ms() - t0;
+    st->mask_ms += test_now_ms() - t0;
     st->masks++;
     int32_t n_allowed = 0;
     for (int32_t t = 0; t < n; t++) {
@@ -548,9 +608,9 @@ static inline bool jw_walk(jw_walker *jw, uint64_t *rng, int budget, int mask_ch
             }
         }
         bool allowed = json_state_allows(s, t);
-        double t0 = jw_now_ms();
+        double t0 = test_now_ms();
         bool accepted = json_state_accept(s, t);
-        st->accept_ms += jw_now_ms() - t0;
+        st->accept_ms += test_now_ms() - t0;
         st->tokens++;
         if (!allowed || !accepted) {
             st->failures++;

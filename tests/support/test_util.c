@@ -1,9 +1,12 @@
 /* test_util.c - see test_util.h. */
 #include "test_util.h"
 
+#include <dirent.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int test_failures = 0;
@@ -122,6 +125,83 @@ const char *test_temp_dir(void) {
     }
     atexit(remove_temp_dir);
     return dir;
+}
+
+const char *test_temp_path(const char *name, char *buf, size_t buf_size) {
+    snprintf(buf, buf_size, "%s/%s", test_temp_dir(), name);
+    return buf;
+}
+
+bool test_write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) {
+        return false;
+    }
+    bool ok = fwrite(data, 1, n, f) == n;
+    return fclose(f) == 0 && ok;
+}
+
+int test_count_files(const char *dir, const char *containing) {
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return -1;
+    }
+    int n = 0;
+    for (const struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            (containing == NULL || strstr(e->d_name, containing) != NULL)) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+const char *test_source_dir(void) {
+    const char *dir = getenv("EDGELM_SOURCE_DIR");
+    return dir != NULL && dir[0] != '\0' ? dir : "..";
+}
+
+const char *test_build_dir(void) {
+    const char *dir = getenv("EDGELM_BUILD_DIR");
+    return dir != NULL && dir[0] != '\0' ? dir : ".";
+}
+
+const char *test_data_path(const char *relative, char *buf, size_t buf_size) {
+    snprintf(buf, buf_size, "%s/tests/data/%s", test_source_dir(), relative);
+    return buf;
+}
+
+cJSON *test_load_fixture(const char *relative) {
+    char path[1024];
+    cJSON *doc = test_load_json(test_data_path(relative, path, sizeof path));
+    CHECK_MSG(doc != NULL, "fixture %s", path);
+    return doc;
+}
+
+const char *test_json_string(const cJSON *obj, const char *key) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+double test_json_number(const cJSON *obj, const char *key) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNumber(item) ? item->valuedouble : (double)NAN;
+}
+
+bool test_gen_model_file(const char *name, const char *args, char *path, size_t path_size) {
+    test_temp_path(name, path, path_size);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s/edgelm-gen' '%s' %s --quiet", test_build_dir(), path, args);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "%s failed (%d)", cmd, rc);
+    return rc == 0;
+}
+
+double test_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 int test_finish(const char *name, int skipped_parts) {

@@ -8,6 +8,7 @@
 #include "gguf.h"
 
 #include "kernels/quant.h"
+#include "kernels/tensor_types.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -201,7 +202,8 @@ static bool read_value(cursor *c, gguf_kv *kv, const char *key_for_msg) {
         if (elem_type == GGUF_TYPE_STRING) {
             /* each string is at least its 8-byte length */
             if (n > (c->size - c->pos) / 8) {
-                fail_at(c, at, n > ((uint64_t)1 << 40) ? EDGELM_ERR_TOO_LARGE : EDGELM_ERR_TRUNCATED,
+                fail_at(c, at,
+                        n > ((uint64_t)1 << 40) ? EDGELM_ERR_TOO_LARGE : EDGELM_ERR_TRUNCATED,
                         "key '%s': %llu strings cannot fit in the %zu bytes left", key_for_msg,
                         (unsigned long long)n, c->size - c->pos);
                 return false;
@@ -430,13 +432,15 @@ edgelm_status gguf_parse(const void *data, size_t size, gguf_file *out, char *er
     /* a key-value pair needs at least 8 (key length) + 4 (type) + 1 bytes; a tensor info at
      * least 8 + 1 + 4 + 8 + 4 + 8 */
     if (n_kv > (size - c.pos) / 13) {
-        fail_at(&c, 16, n_kv > ((uint64_t)1 << 40) ? EDGELM_ERR_TOO_LARGE : EDGELM_ERR_TRUNCATED, "metadata count %llu cannot fit in a %zu-byte file",
-                (unsigned long long)n_kv, size);
+        fail_at(&c, 16, n_kv > ((uint64_t)1 << 40) ? EDGELM_ERR_TOO_LARGE : EDGELM_ERR_TRUNCATED,
+                "metadata count %llu cannot fit in a %zu-byte file", (unsigned long long)n_kv,
+                size);
         goto fail;
     }
     if (n_tensors > (size - c.pos) / 33) {
-        fail_at(&c, 8, n_tensors > ((uint64_t)1 << 40) ? EDGELM_ERR_TOO_LARGE : EDGELM_ERR_TRUNCATED, "tensor count %llu cannot fit in a %zu-byte file",
-                (unsigned long long)n_tensors, size);
+        fail_at(
+            &c, 8, n_tensors > ((uint64_t)1 << 40) ? EDGELM_ERR_TOO_LARGE : EDGELM_ERR_TRUNCATED,
+            "tensor count %llu cannot fit in a %zu-byte file", (unsigned long long)n_tensors, size);
         goto fail;
     }
     if (n_kv > 0) {
@@ -540,8 +544,8 @@ edgelm_status gguf_parse(const void *data, size_t size, gguf_file *out, char *er
         printable(t->name, name_buf, sizeof name_buf);
         if (t->offset % f.alignment != 0) {
             fail_at(&c, (size_t)data_offset, EDGELM_ERR_TENSOR_OUT_OF_BOUNDS,
-                    "tensor '%s': data offset %llu is not a multiple of the alignment %u",
-                    name_buf, (unsigned long long)t->offset, f.alignment);
+                    "tensor '%s': data offset %llu is not a multiple of the alignment %u", name_buf,
+                    (unsigned long long)t->offset, f.alignment);
             goto fail;
         }
         uint64_t available = size - data_offset;
@@ -663,41 +667,46 @@ edgelm_status gguf_get_f32(const gguf_file *file, const char *key, float *out) {
     return EDGELM_ERR_BAD_VALUE_TYPE;
 }
 
-edgelm_status gguf_get_bool(const gguf_file *file, const char *key, bool *out) {
+/* The kv of key when its value has the GGUF type want, else NULL with *st saying why (MISSING or
+ * BAD_VALUE_TYPE); *st is EDGELM_OK with a kv. */
+static const gguf_kv *find_typed(const gguf_file *file, const char *key, uint32_t want,
+                                 edgelm_status *st) {
     const gguf_kv *kv = gguf_find(file, key);
-    if (kv == NULL) {
-        return EDGELM_ERR_MISSING;
+    *st = kv == NULL         ? EDGELM_ERR_MISSING
+          : kv->type != want ? EDGELM_ERR_BAD_VALUE_TYPE
+                             : EDGELM_OK;
+    return *st == EDGELM_OK ? kv : NULL;
+}
+
+edgelm_status gguf_get_bool(const gguf_file *file, const char *key, bool *out) {
+    edgelm_status st;
+    const gguf_kv *kv = find_typed(file, key, GGUF_TYPE_BOOL, &st);
+    if (kv != NULL) {
+        *out = kv->value.b;
     }
-    if (kv->type != GGUF_TYPE_BOOL) {
-        return EDGELM_ERR_BAD_VALUE_TYPE;
-    }
-    *out = kv->value.b;
-    return EDGELM_OK;
+    return st;
 }
 
 edgelm_status gguf_get_string(const gguf_file *file, const char *key, gguf_string *out) {
-    const gguf_kv *kv = gguf_find(file, key);
-    if (kv == NULL) {
-        return EDGELM_ERR_MISSING;
+    edgelm_status st;
+    const gguf_kv *kv = find_typed(file, key, GGUF_TYPE_STRING, &st);
+    if (kv != NULL) {
+        *out = kv->value.str;
     }
-    if (kv->type != GGUF_TYPE_STRING) {
-        return EDGELM_ERR_BAD_VALUE_TYPE;
-    }
-    *out = kv->value.str;
-    return EDGELM_OK;
+    return st;
 }
 
 edgelm_status gguf_get_array(const gguf_file *file, const char *key, uint32_t elem_type,
                              const gguf_array **out) {
-    const gguf_kv *kv = gguf_find(file, key);
-    if (kv == NULL) {
-        return EDGELM_ERR_MISSING;
-    }
-    if (kv->type != GGUF_TYPE_ARRAY || kv->value.arr.elem_type != elem_type) {
+    edgelm_status st;
+    const gguf_kv *kv = find_typed(file, key, GGUF_TYPE_ARRAY, &st);
+    if (kv != NULL && kv->value.arr.elem_type != elem_type) {
         return EDGELM_ERR_BAD_VALUE_TYPE;
     }
-    *out = &kv->value.arr;
-    return EDGELM_OK;
+    if (kv != NULL) {
+        *out = &kv->value.arr;
+    }
+    return st;
 }
 
 float gguf_array_f32(const gguf_array *arr, uint64_t i) {

@@ -6,7 +6,7 @@
  * requires (required properties, minItems elements) as each node's precomputed minimal value.
  * Every byte emitted is one the automaton accepts from that state (tests replay it).
  */
-#include "json_internal.h"
+#include "json_closing.h"
 
 #include <string.h>
 
@@ -253,7 +253,9 @@ static void close_array(writer *o, const json_schema *s, const js_frame *f) {
     put_c(o, ']');
 }
 
-size_t js_closing(const js_walker *w, char *buf, size_t buf_size) {
+/* Shortest completion of the walker's state; writes at most buf_size - 1 bytes (NUL after
+ * them if buf_size > 0) and returns the full length. */
+static size_t js_closing(const js_walker *w, char *buf, size_t buf_size) {
     writer o = {buf, buf != NULL ? buf_size : 0, 0};
     const json_schema *s = w->schema;
     int64_t key = close_lexer(&o, w);

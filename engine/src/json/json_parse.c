@@ -4,7 +4,9 @@
  * checked against the end. Strings are validated UTF-8 with \u escapes decoded (surrogate pairs
  * joined, lone surrogates refused). Not a general-purpose parser: no streaming, no comments.
  */
-#include "json_internal.h"
+#include "json_parse.h"
+
+#include "tokenizer/unicode.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,30 +42,6 @@ static void skip_ws(parser *ps) {
     }
 }
 
-bool js_buf_put(js_buf *b, const void *bytes, size_t n) {
-    if (n > SIZE_MAX / 2 - b->len) {
-        return false;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        char *grown = realloc(b->data, cap);
-        if (grown == NULL) {
-            return false;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    if (n > 0) {
-        memcpy(b->data + b->len, bytes, n);
-    }
-    b->len += n;
-    b->data[b->len] = '\0';
-    return true;
-}
-
 static int hex_digit(unsigned c) {
     if (c >= '0' && c <= '9') {
         return (int)(c - '0');
@@ -94,29 +72,10 @@ static bool read_hex4(parser *ps, unsigned *out) {
     return true;
 }
 
-static bool put_utf8(js_buf *b, unsigned cp) {
-    unsigned char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (unsigned char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (unsigned char)(0xC0 | (cp >> 6));
-        u[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (unsigned char)(0xE0 | (cp >> 12));
-        u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (unsigned char)(0xF0 | (cp >> 18));
-        u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (unsigned char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return js_buf_put(b, u, n);
+/* cp is a scalar value (<= U+10FFFF, not a surrogate): the caller joined and checked pairs. */
+static bool put_utf8(byte_buffer *b, unsigned cp) {
+    uint8_t u[4];
+    return byte_buffer_append(b, u, unicode_utf8_encode(cp, u));
 }
 
 /* Length of the valid UTF-8 sequence at p (1..4), 0 if invalid (RFC 3629 table 3-7). */
@@ -151,7 +110,7 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *end) {
 }
 
 /* After the opening quote; decoded bytes into b. */
-static bool parse_string_raw(parser *ps, js_buf *b) {
+static bool parse_string_raw(parser *ps, byte_buffer *b) {
     for (;;) {
         if (ps->p >= ps->end) {
             return perr(ps, "unterminated string");
@@ -159,7 +118,7 @@ static bool parse_string_raw(parser *ps, js_buf *b) {
         unsigned c = *ps->p;
         if (c == '"') {
             ps->p++;
-            if (!js_buf_put(b, "", 0)) {
+            if (!byte_buffer_append(b, "", 0)) {
                 ps->oom = true;
                 return perr(ps, "out of memory");
             }
@@ -208,7 +167,7 @@ static bool parse_string_raw(parser *ps, js_buf *b) {
             }
             bool ok;
             if (simple != NULL) {
-                ok = js_buf_put(b, simple, 1);
+                ok = byte_buffer_append(b, simple, 1);
             } else {
                 unsigned cp = 0;
                 if (!read_hex4(ps, &cp)) {
@@ -243,7 +202,7 @@ static bool parse_string_raw(parser *ps, js_buf *b) {
         if (n == 0) {
             return perr(ps, "invalid UTF-8 in string");
         }
-        if (!js_buf_put(b, ps->p, n)) {
+        if (!byte_buffer_append(b, ps->p, n)) {
             ps->oom = true;
             return perr(ps, "out of memory");
         }
@@ -362,7 +321,7 @@ static bool parse_object(parser *ps, js_value *out, int depth) {
         }
         const unsigned char *key_at = ps->p;
         ps->p++;
-        js_buf key = {0};
+        byte_buffer key = {0};
         if (!parse_string_raw(ps, &key)) {
             free(key.data);
             return false;
@@ -449,7 +408,7 @@ static bool parse_value(parser *ps, js_value *out, int depth) {
         return parse_array(ps, out, depth);
     case '"': {
         ps->p++;
-        js_buf b = {0};
+        byte_buffer b = {0};
         if (!parse_string_raw(ps, &b)) {
             free(b.data);
             return false;
@@ -532,8 +491,8 @@ void jv_free(js_value *v) {
 
 /* ---- compact serialization ------------------------------------------------------------------ */
 
-bool js_serialize_string(const char *s, size_t len, js_buf *b) {
-    if (!js_buf_put(b, "\"", 1)) {
+bool js_serialize_string(const char *s, size_t len, byte_buffer *b) {
+    if (!byte_buffer_append(b, "\"", 1)) {
         return false;
     }
     size_t run = 0; /* bytes copied verbatim, flushed before each escape */
@@ -574,48 +533,48 @@ bool js_serialize_string(const char *s, size_t len, js_buf *b) {
             run++;
             continue;
         }
-        if (!js_buf_put(b, s + i - run, run) || !js_buf_put(b, esc, strlen(esc))) {
+        if (!byte_buffer_append(b, s + i - run, run) || !byte_buffer_append(b, esc, strlen(esc))) {
             return false;
         }
         run = 0;
     }
-    return js_buf_put(b, s + len - run, run) && js_buf_put(b, "\"", 1);
+    return byte_buffer_append(b, s + len - run, run) && byte_buffer_append(b, "\"", 1);
 }
 
-bool jv_serialize(const js_value *v, js_buf *b) {
+bool jv_serialize(const js_value *v, byte_buffer *b) {
     switch (v->type) {
     case JV_NULL:
-        return js_buf_put(b, "null", 4);
+        return byte_buffer_append(b, "null", 4);
     case JV_FALSE:
-        return js_buf_put(b, "false", 5);
+        return byte_buffer_append(b, "false", 5);
     case JV_TRUE:
-        return js_buf_put(b, "true", 4);
+        return byte_buffer_append(b, "true", 4);
     case JV_NUMBER:
-        return js_buf_put(b, v->str, v->len);
+        return byte_buffer_append(b, v->str, v->len);
     case JV_STRING:
         return js_serialize_string(v->str, v->len, b);
     case JV_ARRAY:
-        if (!js_buf_put(b, "[", 1)) {
+        if (!byte_buffer_append(b, "[", 1)) {
             return false;
         }
         for (size_t i = 0; i < v->len; i++) {
-            if ((i > 0 && !js_buf_put(b, ",", 1)) || !jv_serialize(&v->items[i], b)) {
+            if ((i > 0 && !byte_buffer_append(b, ",", 1)) || !jv_serialize(&v->items[i], b)) {
                 return false;
             }
         }
-        return js_buf_put(b, "]", 1);
+        return byte_buffer_append(b, "]", 1);
     case JV_OBJECT:
-        if (!js_buf_put(b, "{", 1)) {
+        if (!byte_buffer_append(b, "{", 1)) {
             return false;
         }
         for (size_t i = 0; i < v->len; i++) {
-            if ((i > 0 && !js_buf_put(b, ",", 1)) ||
-                !js_serialize_string(v->keys[i], v->key_lens[i], b) || !js_buf_put(b, ":", 1) ||
+            if ((i > 0 && !byte_buffer_append(b, ",", 1)) ||
+                !js_serialize_string(v->keys[i], v->key_lens[i], b) || !byte_buffer_append(b, ":", 1) ||
                 !jv_serialize(&v->items[i], b)) {
                 return false;
             }
         }
-        return js_buf_put(b, "}", 1);
+        return byte_buffer_append(b, "}", 1);
     default:
         return false;
     }

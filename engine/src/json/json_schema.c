@@ -5,7 +5,9 @@
  * default, deprecated, readOnly, writeOnly. Anything else is EDGELM_ERR_BAD_SCHEMA naming the
  * keyword and its JSON pointer. Every node is satisfiable and has a precomputed shortest value.
  */
-#include "json_internal.h"
+#include "json_schema.h"
+
+#include "json_parse.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,7 +17,7 @@
 typedef struct compiler {
     json_schema *s;
     uint32_t cap_nodes, cap_props, cap_alts, cap_lits;
-    js_buf text;
+    byte_buffer text;
     char ptr[512]; /* JSON pointer of the schema being compiled */
     size_t ptr_len;
     char *err;
@@ -128,7 +130,7 @@ static int32_t add_lit(compiler *c, const char *bytes, size_t len) {
         return oom(c);
     }
     uint32_t off = (uint32_t)c->text.len;
-    if (!js_buf_put(&c->text, bytes, len)) {
+    if (!byte_buffer_append(&c->text, bytes, len)) {
         return oom(c);
     }
     s->lits[s->n_lits].off = off;
@@ -262,26 +264,7 @@ static bool number_is_integer(const js_value *v) {
 
 static size_t min_len_of(const compiler *c, int32_t node) { return c->s->nodes[node].min_bytes; }
 
-static bool text_reserve(compiler *c, size_t extra) {
-    js_buf *b = &c->text;
-    if (extra > SIZE_MAX / 2 - b->len) {
-        return false;
-    }
-    if (b->len + extra + 1 <= b->cap) {
-        return true;
-    }
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1) {
-        cap *= 2;
-    }
-    char *p = realloc(b->data, cap);
-    if (p == NULL) {
-        return false;
-    }
-    b->data = p;
-    b->cap = cap;
-    return true;
-}
+static bool text_reserve(compiler *c, size_t extra) { return byte_buffer_reserve(&c->text, extra); }
 
 /* Copies bytes that live in the text buffer itself (capacity reserved by the caller). */
 static void text_copy_self(compiler *c, uint32_t off, uint32_t len) {
@@ -475,7 +458,7 @@ static bool maybe_same_value(const char *a, size_t na, const char *b, size_t nb)
 static int32_t merge_enum_alternatives(compiler *c, const int32_t *ids, size_t n, bool one_of,
                                        uint8_t *merged) {
     const json_schema *s = c->s;
-    js_buf all = {0};
+    byte_buffer all = {0};
     uint32_t *lens = NULL;
     size_t n_lits = 0, cap = 0;
     int32_t result = -1;
@@ -518,7 +501,7 @@ static int32_t merge_enum_alternatives(compiler *c, const int32_t *ids, size_t n
         const js_node *a = &s->nodes[ids[i]];
         for (uint32_t x = 0; merged[i] && x < a->n_lits; x++) {
             const js_lit *l = &s->lits[a->lit_first + x];
-            if (!js_buf_put(&all, c->text.data + l->off, l->len)) {
+            if (!byte_buffer_append(&all, c->text.data + l->off, l->len)) {
                 oom(c);
                 goto done;
             }
@@ -683,7 +666,7 @@ static int32_t compile_enum(compiler *c, const js_value *kw[K_COUNT], uint8_t ty
                             bool integer) {
     const js_value *e = kw[K_ENUM];
     const js_value *k = kw[K_CONST];
-    js_buf tmp = {0}, want = {0};
+    byte_buffer tmp = {0}, want = {0};
     int32_t result = -1;
     if (e != NULL && (e->type != JV_ARRAY || e->len == 0)) {
         return fail(c, EDGELM_ERR_BAD_SCHEMA, "'enum' at %s must be a non-empty array",
@@ -751,7 +734,7 @@ static int32_t compile_object_part(compiler *c, int32_t id, const js_value *kw[K
     size_t *name_lens = NULL;
     size_t n_props = 0;
     int32_t result = -1;
-    js_buf key = {0};
+    byte_buffer key = {0};
 
     if (props != NULL && props->type != JV_OBJECT) {
         return fail(c, EDGELM_ERR_BAD_SCHEMA, "'properties' at %s must be an object", ptr_text(c));

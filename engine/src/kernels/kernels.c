@@ -7,6 +7,7 @@
  */
 #include "kernels.h"
 #include "quant_ref.h"
+#include "tensor_types.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -9,6 +9,7 @@
 
 #include "fp16.h"
 #include "quant.h"
+#include "quant_ref.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -40,6 +41,56 @@ static inline void kc_q8_1_from_float(const float *src, void *dst, int64_t n,
         y[i].d = fp32_to_fp16(d);
         y[i].s = fp32_to_fp16((float)sum * d);
     }
+}
+
+/* The Q8_0 and Q8_1 activation quantizers of an ISA file, from its one-block quantizer:
+ * KC_DEFINE_Q8_FROM_FLOAT(sse2, quantize_block_q8) defines q8_0_from_float_sse2 and
+ * q8_1_from_float_sse2. */
+#define KC_DEFINE_Q8_FROM_FLOAT(isa, quantize_block)                                               \
+    static void q8_0_from_float_##isa(const float *src, void *dst, int64_t n) {                    \
+        kc_q8_0_from_float(src, dst, n, quantize_block);                                           \
+    }                                                                                              \
+    static void q8_1_from_float_##isa(const float *src, void *dst, int64_t n) {                    \
+        kc_q8_1_from_float(src, dst, n, quantize_block);                                           \
+    }
+
+/* The F16 type's to_float and from_float are an ISA file's fp16 row helpers under the traits'
+ * signatures: KC_DEFINE_F16_CONVERSIONS(avx2) defines f16_to_float_avx2 and f16_from_float_avx2
+ * from fp16_to_fp32_row_avx2 and fp32_to_fp16_row_avx2. */
+#define KC_DEFINE_F16_CONVERSIONS(isa)                                                             \
+    static void f16_to_float_##isa(const void *src, float *dst, int64_t n) {                       \
+        fp16_to_fp32_row_##isa(src, dst, n);                                                       \
+    }                                                                                              \
+    static void f16_from_float_##isa(const float *src, void *dst, int64_t n) {                     \
+        fp32_to_fp16_row_##isa(src, dst, n);                                                       \
+    }
+
+/* Q4_K: a super-block's eight 6-bit scales into sc, and the integer sum of its mins times the
+ * Q8_K sums of their 32 activations, which the dot subtracts scaled by dmin. */
+static inline int kc_q4_K_scales_and_min_sum(const block_q4_K *x, const block_q8_K *y,
+                                             uint8_t sc[8]) {
+    uint8_t mn[8];
+    for (int j = 0; j < 8; j++) {
+        k4_scale_min(j, x->scales, &sc[j], &mn[j]);
+    }
+    int isum_m = 0;
+    for (int j = 0; j < 8; j++) {
+        isum_m += mn[j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+    }
+    return isum_m;
+}
+
+/* The Q8_0 rows of the tokens t0 .. t0 + group - 1 of a matrix x matrix pass, in y[0..group);
+ * tokens past n_tokens repeat the last one, so a kernel can always work on whole groups. Returns
+ * how many are real. */
+static inline int64_t kc_q8_0_token_group(const void *x, size_t x_stride, int64_t t0,
+                                          int64_t n_tokens, int group, const block_q8_0 **y) {
+    const int64_t nt = n_tokens - t0 < group ? n_tokens - t0 : group;
+    for (int k = 0; k < group; k++) {
+        y[k] = (const block_q8_0 *)((const uint8_t *)x +
+                                    (size_t)(t0 + (k < nt ? k : nt - 1)) * x_stride);
+    }
+    return nt;
 }
 
 /* Q8_K: the index of the first of x[0..QK_K) whose magnitude is amax (their maximum), whose

@@ -1,5 +1,6 @@
 /* quant.h - tensor element types, GGUF-compatible quant block layouts and the per-type traits
- * table (to_float, from_float, vec_dot, vec_dot_type) through which every kernel is reached.
+ * (to_float, from_float, vec_dot, vec_dot_type) through which every kernel is reached; the table
+ * of them is tensor_types.h. Types only.
  *
  * Block structs are byte-compatible with ggml's (ggml-common.h); each is size-checked below.
  * The table's reference functions (quant_ref.h) are the specification; tensor_type_get() hands
@@ -179,13 +180,5 @@ typedef struct tensor_type_traits {
     uint32_t vec_dot_type;
     tensor_vec_dot_fn vec_dot;
 } tensor_type_traits;
-
-/* Traits of a type id with the scalar reference kernels, or NULL for ids the engine does not
- * know or support. Names and sizes are the same at every kernel level; the engine's matmuls ask
- * kernels.h's tensor_type_get() instead, which hands out the selected ISA variants. */
-const tensor_type_traits *tensor_type_get_ref(uint32_t type);
-/* Bytes of a row of n elements (n must be a multiple of the block size); 0 when it is not or
- * the type is unknown. */
-size_t tensor_row_size(uint32_t type, int64_t n);
 
 #endif /* EDGELM_QUANT_H */

@@ -3,8 +3,8 @@
  * These are the specification: each to_float equals ggml's dequantize_row_* bit for bit, each
  * from_float follows ggml's quantize_row_*_ref, and each vec_dot reproduces the integer block
  * sums and the float scaling order of ggml's *_generic code. SIMD variants are tested against
- * them. The engine reaches kernels through tensor_type_get() (quant.h), which returns the
- * selected ISA variants; this header exists so the table in quant.c, the kernel table
+ * them. The engine reaches kernels through tensor_type_get() (kernels.h), which returns the
+ * selected ISA variants; this header exists so the table in tensor_types.c, the kernel table
  * (kernels.c) and the tests can name the reference functions themselves.
  */
 #ifndef EDGELM_QUANT_REF_H
@@ -23,7 +23,7 @@ void f16_mad_row_ref(fp16_t *y, const fp16_t *x, float s, int64_t n);
 /* Preconditions shared by every function here: n >= 0 and a multiple of the type's block size;
  * buffers do not overlap; from_float inputs are finite (NaN/Inf give unspecified codes). */
 
-/* ---- float types (quant.c) ---- */
+/* ---- float types (quant_float.c) ---- */
 void f32_to_float_ref(const void *src, float *dst, int64_t n);
 void f32_from_float_ref(const float *src, void *dst, int64_t n);
 void f32_vec_dot_ref(int64_t n, float *s, const void *x, const void *y);
@@ -79,6 +79,16 @@ void q4_K_from_float_ref(const float *src, void *dst, int64_t n);
 void q5_K_from_float_ref(const float *src, void *dst, int64_t n);
 void q6_K_from_float_ref(const float *src, void *dst, int64_t n);
 void q8_K_from_float_ref(const float *src, void *dst, int64_t n); /* activations only */
+
+/* Marks the kernels that quant_legacy.c, quant_k.c and quant_k_encode.c share between types and
+ * that take a constant per-type descriptor (or function): forced inline into each type's entry
+ * point, the descriptor folds to constants and every type gets its own specialised loops. Left
+ * to themselves, GCC and clang keep one generic copy of some of them, 1.2-4x slower. */
+#if defined(__GNUC__)
+#define QUANT_SHARED_KERNEL static inline __attribute__((always_inline))
+#else
+#define QUANT_SHARED_KERNEL static inline
+#endif
 
 /* The 6-bit scale/min pair j (0..7) of a Q4_K/Q5_K super-block from its 12 packed bytes:
  * bytes 0-3 hold scales 0-3 (low 6 bits) and the top 2 bits of scales 4-7; bytes 4-7 hold

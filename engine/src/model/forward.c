@@ -13,6 +13,7 @@
  */
 #include "forward.h"
 #include "kernels/kernels.h"
+#include "kernels/tensor_types.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -396,6 +397,13 @@ uint64_t forward_state_bytes(const edgelm_model *model, uint32_t n_ctx) {
            3 * n_chunk * activation_row_bytes(hp) + 2 * n_chunk * q_dim * sizeof(fp16_t);
 }
 
+/* The next n floats of the one buffer forward_init() carves the chunk's activations from. */
+static float *take_floats(float **cursor, size_t n) {
+    float *p = *cursor;
+    *cursor += n;
+    return p;
+}
+
 edgelm_status forward_init(forward_state *fs, const edgelm_model *model, uint32_t n_ctx,
                            int n_threads) {
     memset(fs, 0, sizeof *fs);
@@ -417,24 +425,15 @@ edgelm_status forward_init(forward_state *fs, const edgelm_model *model, uint32_
     if (f == NULL) {
         goto fail;
     }
-    fs->x = f;
-    f += n_chunk * (size_t)hp->n_embd;
-    fs->xb = f;
-    f += n_chunk * (size_t)hp->n_embd;
-    fs->q = f;
-    f += n_chunk * q_dim;
-    fs->k = f;
-    f += n_chunk * kv_dim;
-    fs->v = f;
-    f += n_chunk * kv_dim;
-    fs->att = f;
-    f += n_chunk * q_dim;
-    fs->hb = f;
-    f += n_chunk * (size_t)hp->n_ff;
-    fs->hb2 = f;
-    f += n_chunk * (size_t)hp->n_ff;
-    fs->rope_cos = f;
-    f += n_chunk * half_rot;
+    fs->x = take_floats(&f, n_chunk * (size_t)hp->n_embd);
+    fs->xb = take_floats(&f, n_chunk * (size_t)hp->n_embd);
+    fs->q = take_floats(&f, n_chunk * q_dim);
+    fs->k = take_floats(&f, n_chunk * kv_dim);
+    fs->v = take_floats(&f, n_chunk * kv_dim);
+    fs->att = take_floats(&f, n_chunk * q_dim);
+    fs->hb = take_floats(&f, n_chunk * (size_t)hp->n_ff);
+    fs->hb2 = take_floats(&f, n_chunk * (size_t)hp->n_ff);
+    fs->rope_cos = take_floats(&f, n_chunk * half_rot);
     fs->rope_sin = f;
     fs->logits = calloc((size_t)hp->n_vocab, sizeof(float));
     fs->q16 = calloc(n_chunk * q_dim, sizeof(fp16_t));

@@ -7,6 +7,7 @@
 #include "model.h"
 
 #include "kernels/kernels.h"
+#include "kernels/tensor_types.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

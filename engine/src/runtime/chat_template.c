@@ -242,6 +242,53 @@ static void render_gemma(const edgelm_chat_message *m, size_t n, bool add_assist
     }
 }
 
+/* The families whose every turn is  turn_start role role_end content turn_end after_end  and
+ * whose generation prompt is a fixed text. */
+typedef struct turn_format {
+    const char *turn_start, *role_end, *turn_end, *after_end, *assistant;
+    bool trim_content; /* content with leading and trailing whitespace removed (llama3) */
+} turn_format;
+
+static const turn_format chatml_turns = {.turn_start = "<|im_start|>",
+                                         .role_end = "\n",
+                                         .turn_end = "<|im_end|>",
+                                         .after_end = "\n",
+                                         .assistant = "<|im_start|>assistant\n"};
+static const turn_format llama3_turns = {.turn_start = "<|start_header_id|>",
+                                         .role_end = "<|end_header_id|>\n\n",
+                                         .turn_end = "<|eot_id|>",
+                                         .after_end = "",
+                                         .assistant =
+                                             "<|start_header_id|>assistant<|end_header_id|>\n\n",
+                                         .trim_content = true};
+/* zephyr's turn end is the model's own end-of-turn text (chat_template.h), given at render time */
+static const turn_format zephyr_turns = {
+    .turn_start = "<|", .role_end = "|>\n", .after_end = "\n", .assistant = "<|assistant|>\n"};
+static const turn_format phi3_turns = {.turn_start = "<|",
+                                       .role_end = "|>\n",
+                                       .turn_end = "<|end|>",
+                                       .after_end = "\n",
+                                       .assistant = "<|assistant|>\n"};
+
+static void render_turns(const turn_format *f, const char *turn_end, const edgelm_chat_message *m,
+                         size_t n, bool add_assistant, out_text *o) {
+    for (size_t i = 0; i < n; i++) {
+        put(o, f->turn_start);
+        put(o, m[i].role);
+        put(o, f->role_end);
+        if (f->trim_content) {
+            put_trimmed(o, m[i].content);
+        } else {
+            put(o, m[i].content);
+        }
+        put(o, turn_end);
+        put(o, f->after_end);
+    }
+    if (add_assistant) {
+        put(o, f->assistant);
+    }
+}
+
 int32_t chat_template_render(const chat_template *t, const edgelm_chat_message *messages,
                              size_t n_messages, bool add_assistant, char *buf, size_t buf_size) {
     if (t == NULL || (messages == NULL && n_messages > 0) || (buf == NULL && buf_size > 0)) {
@@ -255,60 +302,23 @@ int32_t chat_template_render(const chat_template *t, const edgelm_chat_message *
     out_text o = {buf, buf_size, 0};
     const edgelm_chat_message *m = messages;
     switch (t->family) {
-    case CHAT_FAMILY_CHATML:
-        for (size_t i = 0; i < n_messages; i++) {
-            put(&o, "<|im_start|>");
-            put(&o, m[i].role);
-            put(&o, "\n");
-            put(&o, m[i].content);
-            put(&o, "<|im_end|>\n");
-        }
-        if (add_assistant) {
-            put(&o, "<|im_start|>assistant\n");
-        }
-        break;
     case CHAT_FAMILY_LLAMA2:
         render_llama2(t, m, n_messages, &o); /* the assistant's turn is already open */
-        break;
-    case CHAT_FAMILY_LLAMA3:
-        for (size_t i = 0; i < n_messages; i++) {
-            put(&o, "<|start_header_id|>");
-            put(&o, m[i].role);
-            put(&o, "<|end_header_id|>\n\n");
-            put_trimmed(&o, m[i].content);
-            put(&o, "<|eot_id|>");
-        }
-        if (add_assistant) {
-            put(&o, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-        }
-        break;
-    case CHAT_FAMILY_ZEPHYR:
-        for (size_t i = 0; i < n_messages; i++) {
-            put(&o, "<|");
-            put(&o, m[i].role);
-            put(&o, "|>\n");
-            put(&o, m[i].content);
-            put(&o, t->zephyr_eot);
-            put(&o, "\n");
-        }
-        if (add_assistant) {
-            put(&o, "<|assistant|>\n");
-        }
         break;
     case CHAT_FAMILY_GEMMA:
         render_gemma(m, n_messages, add_assistant, &o);
         break;
+    case CHAT_FAMILY_ZEPHYR:
+        render_turns(&zephyr_turns, t->zephyr_eot, m, n_messages, add_assistant, &o);
+        break;
+    case CHAT_FAMILY_CHATML:
+        render_turns(&chatml_turns, chatml_turns.turn_end, m, n_messages, add_assistant, &o);
+        break;
+    case CHAT_FAMILY_LLAMA3:
+        render_turns(&llama3_turns, llama3_turns.turn_end, m, n_messages, add_assistant, &o);
+        break;
     case CHAT_FAMILY_PHI3:
-        for (size_t i = 0; i < n_messages; i++) {
-            put(&o, "<|");
-            put(&o, m[i].role);
-            put(&o, "|>\n");
-            put(&o, m[i].content);
-            put(&o, "<|end|>\n");
-        }
-        if (add_assistant) {
-            put(&o, "<|assistant|>\n");
-        }
+        render_turns(&phi3_turns, phi3_turns.turn_end, m, n_messages, add_assistant, &o);
         break;
     }
     if (o.len > (size_t)INT32_MAX) {

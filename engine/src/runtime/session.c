@@ -10,7 +10,11 @@
  * masked logits) or to force the closing tokens when the budget runs short.
  */
 #include "model/forward.h"
+#include "json/json_closing.h"
 #include "json/json_grammar.h"
+#include "json/json_mask.h"
+#include "json/json_schema.h"
+#include "json/json_vocab.h"
 #include "model/model.h"
 #include "sampler.h"
 #include "model/state_file.h"
@@ -798,7 +802,10 @@ static edgelm_status finish_load(edgelm_session *s, edgelm_status st, const stat
     return EDGELM_OK;
 }
 
-edgelm_status edgelm_session_state_load(edgelm_session *session, const void *buf, size_t size) {
+/* Both loaders: empty the session, then read a saved state into its cache and token list, from
+ * the file at path (from_file) or from buf[0..size). */
+static edgelm_status load_state(edgelm_session *session, bool from_file, const char *path,
+                                const void *buf, size_t size) {
     if (session == NULL) {
         return EDGELM_ERR_INVALID_ARGUMENT;
     }
@@ -806,18 +813,15 @@ edgelm_status edgelm_session_state_load(edgelm_session *session, const void *buf
     state_layout layout = session_layout(session);
     state_contents got = {&session->fs.cache, session->tokens, 0, 0};
     char err[sizeof session->errmsg];
-    edgelm_status st = state_load_mem(&layout, &got, buf, size, err, sizeof err);
+    edgelm_status st = from_file ? state_load_file(&layout, &got, path, err, sizeof err)
+                                 : state_load_mem(&layout, &got, buf, size, err, sizeof err);
     return finish_load(session, st, &got, err);
 }
 
+edgelm_status edgelm_session_state_load(edgelm_session *session, const void *buf, size_t size) {
+    return load_state(session, false, NULL, buf, size);
+}
+
 edgelm_status edgelm_session_state_load_file(edgelm_session *session, const char *path) {
-    if (session == NULL) {
-        return EDGELM_ERR_INVALID_ARGUMENT;
-    }
-    edgelm_session_reset(session);
-    state_layout layout = session_layout(session);
-    state_contents got = {&session->fs.cache, session->tokens, 0, 0};
-    char err[sizeof session->errmsg];
-    edgelm_status st = state_load_file(&layout, &got, path, err, sizeof err);
-    return finish_load(session, st, &got, err);
+    return load_state(session, true, path, NULL, 0);
 }

@@ -5,8 +5,11 @@
  * from the file is checked, and a bad one fails with EDGELM_ERR_TOKENIZER naming its key.
  * Encoding lives in tokenizer_encode.c, tokenizer_spm.c, tokenizer_bpe.c and tokenizer_pre.c.
  */
+#include "tokenizer.h"
 #include "tokenizer_impl.h"
 #include "unicode.h"
+
+#include "base/byte_buffer.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -146,35 +149,6 @@ int32_t tok_find_merge(const tokenizer *tok, const char *left, size_t left_len, 
 }
 
 /* ---- growable byte buffer ------------------------------------------------------------------- */
-
-typedef struct byte_buf {
-    char *data;
-    size_t len;
-    size_t cap;
-} byte_buf;
-
-static bool buf_append(byte_buf *b, const void *data, size_t len) {
-    if (len > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (len > cap - b->len) {
-            if (cap > SIZE_MAX / 2) {
-                return false;
-            }
-            cap *= 2;
-        }
-        char *grown = realloc(b->data, cap);
-        if (grown == NULL) {
-            return false;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    if (len > 0) {
-        memcpy(b->data + b->len, data, len);
-    }
-    b->len += len;
-    return true;
-}
 
 /* ---- metadata readers ----------------------------------------------------------------------- */
 
@@ -450,7 +424,7 @@ static uint8_t byte_of_token(const tokenizer *tok, int32_t id) {
 }
 
 /* Append the piece of one token, as llama.cpp's token_to_piece(special = false). */
-static bool append_piece(const tokenizer *tok, int32_t id, byte_buf *b) {
+static bool append_piece(const tokenizer *tok, int32_t id, byte_buffer *b) {
     uint16_t attr = tok->attr[id];
     const char *s = tok_text(tok, id);
     size_t len = tok_text_len(tok, id);
@@ -458,7 +432,7 @@ static bool append_piece(const tokenizer *tok, int32_t id, byte_buf *b) {
         return true; /* special tokens print as nothing */
     }
     if (attr & TOK_ATTR_USER_DEFINED) {
-        return buf_append(b, s, len);
+        return byte_buffer_append(b, s, len);
     }
     if (attr & TOK_ATTR_NORMAL) {
         if (tok->kind == TOK_KIND_SPM) {
@@ -467,12 +441,12 @@ static bool append_piece(const tokenizer *tok, int32_t id, byte_buf *b) {
             while (i < len) {
                 if (i + 3 <= len && (uint8_t)s[i] == 0xE2 && (uint8_t)s[i + 1] == 0x96 &&
                     (uint8_t)s[i + 2] == 0x81) {
-                    if (!buf_append(b, " ", 1)) {
+                    if (!byte_buffer_append(b, " ", 1)) {
                         return false;
                     }
                     i += 3;
                 } else {
-                    if (!buf_append(b, s + i, 1)) {
+                    if (!byte_buffer_append(b, s + i, 1)) {
                         return false;
                     }
                     i++;
@@ -488,7 +462,7 @@ static bool append_piece(const tokenizer *tok, int32_t id, byte_buf *b) {
             int byte = unicode_cpt_to_byte(cpt);
             if (byte >= 0) {
                 char c = (char)byte;
-                if (!buf_append(b, &c, 1)) {
+                if (!byte_buffer_append(b, &c, 1)) {
                     return false;
                 }
             } else {
@@ -497,16 +471,16 @@ static bool append_piece(const tokenizer *tok, int32_t id, byte_buf *b) {
                 uint8_t utf8[4];
                 size_t n = unicode_utf8_encode(cpt, utf8);
                 char hex[16];
-                if (!buf_append(b, "[UNK_BYTE_0x", 12)) {
+                if (!byte_buffer_append(b, "[UNK_BYTE_0x", 12)) {
                     return false;
                 }
                 for (size_t k = 0; k < n; k++) {
                     snprintf(hex, sizeof hex, "%02x", utf8[k]);
-                    if (!buf_append(b, hex, 2)) {
+                    if (!byte_buffer_append(b, hex, 2)) {
                         return false;
                     }
                 }
-                if (!buf_append(b, s, len) || !buf_append(b, "]", 1)) {
+                if (!byte_buffer_append(b, s, len) || !byte_buffer_append(b, "]", 1)) {
                     return false;
                 }
             }
@@ -516,7 +490,7 @@ static bool append_piece(const tokenizer *tok, int32_t id, byte_buf *b) {
     }
     if (attr & TOK_ATTR_BYTE) {
         char c = (char)byte_of_token(tok, id);
-        return buf_append(b, &c, 1);
+        return byte_buffer_append(b, &c, 1);
     }
     return true; /* UNUSED / UNDEFINED: nothing */
 }
@@ -774,7 +748,7 @@ static edgelm_status load_merges(tokenizer *tok, const gguf_file *file, char *er
 }
 
 static edgelm_status build_pieces(tokenizer *tok, char *err, size_t err_size) {
-    byte_buf b = {NULL, 0, 0};
+    byte_buffer b = {NULL, 0, 0};
     tok->piece_off = malloc(((size_t)tok->n_vocab + 1) * sizeof *tok->piece_off);
     if (tok->piece_off == NULL) {
         return oom(err, err_size, "the piece table");
@@ -1011,41 +985,36 @@ edgelm_status tokenizer_create(const gguf_file *file, tokenizer **out, char *err
         }
     }
     int32_t unused_id = -1;
-    if ((st = read_token_id(file, "tokenizer.ggml.bos_token_id", tok->n_vocab, true, &tok->bos, err,
-                            err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.eos_token_id", tok->n_vocab, true, &tok->eos, err,
-                            err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.eot_token_id", tok->n_vocab, true, &tok->eot, err,
-                            err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.eom_token_id", tok->n_vocab, true, &tok->eom, err,
-                            err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.unknown_token_id", tok->n_vocab, true, &tok->unk,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.seperator_token_id", tok->n_vocab, false,
-                            &unused_id, err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.padding_token_id", tok->n_vocab, false,
-                            &unused_id, err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.mask_token_id", tok->n_vocab, false, &unused_id,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.fim_pre_token_id", tok->n_vocab, false, &fim_pre,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.fim_suf_token_id", tok->n_vocab, false, &fim_suf,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.fim_mid_token_id", tok->n_vocab, false, &fim_mid,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.prefix_token_id", tok->n_vocab, false, &fim_pre,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.suffix_token_id", tok->n_vocab, false, &fim_suf,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.middle_token_id", tok->n_vocab, false, &fim_mid,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.fim_pad_token_id", tok->n_vocab, false, &fim_pad,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.fim_rep_token_id", tok->n_vocab, false, &fim_rep,
-                            err, err_size)) ||
-        (st = read_token_id(file, "tokenizer.ggml.fim_sep_token_id", tok->n_vocab, false, &fim_sep,
-                            err, err_size))) {
-        goto fail;
+    /* checked: an id outside the vocabulary is an error (unchecked ones are then ignored) */
+    const struct {
+        const char *key;
+        bool checked;
+        int32_t *id;
+    } special_ids[] = {
+        {"tokenizer.ggml.bos_token_id", true, &tok->bos},
+        {"tokenizer.ggml.eos_token_id", true, &tok->eos},
+        {"tokenizer.ggml.eot_token_id", true, &tok->eot},
+        {"tokenizer.ggml.eom_token_id", true, &tok->eom},
+        {"tokenizer.ggml.unknown_token_id", true, &tok->unk},
+        {"tokenizer.ggml.seperator_token_id", false, &unused_id},
+        {"tokenizer.ggml.padding_token_id", false, &unused_id},
+        {"tokenizer.ggml.mask_token_id", false, &unused_id},
+        {"tokenizer.ggml.fim_pre_token_id", false, &fim_pre},
+        {"tokenizer.ggml.fim_suf_token_id", false, &fim_suf},
+        {"tokenizer.ggml.fim_mid_token_id", false, &fim_mid},
+        {"tokenizer.ggml.prefix_token_id", false, &fim_pre},
+        {"tokenizer.ggml.suffix_token_id", false, &fim_suf},
+        {"tokenizer.ggml.middle_token_id", false, &fim_mid},
+        {"tokenizer.ggml.fim_pad_token_id", false, &fim_pad},
+        {"tokenizer.ggml.fim_rep_token_id", false, &fim_rep},
+        {"tokenizer.ggml.fim_sep_token_id", false, &fim_sep},
+    };
+    for (size_t i = 0; i < sizeof special_ids / sizeof special_ids[0]; i++) {
+        st = read_token_id(file, special_ids[i].key, tok->n_vocab, special_ids[i].checked,
+                           special_ids[i].id, err, err_size);
+        if (st != EDGELM_OK) {
+            goto fail;
+        }
     }
     if ((st = read_bool(file, KEY_ADD_BOS, &tok->add_bos, err, err_size)) != EDGELM_OK ||
         (st = read_bool(file, KEY_ADD_EOS, &tok->add_eos, err, err_size)) != EDGELM_OK) {

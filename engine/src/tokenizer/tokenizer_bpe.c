@@ -5,7 +5,9 @@
  * emitted byte by byte where a single byte is itself a token, and otherwise dropped.
  */
 #include "min_heap.h"
-#include "tokenizer_impl.h"
+#include "tokenizer_bpe.h"
+#include "tokenizer_pre.h"
+#include "tokenizer_symbols.h"
 #include "unicode.h"
 
 #include <stdlib.h>

@@ -2,9 +2,11 @@
  * tokenizer_st_partition), add BOS, and hand each plain-text fragment to the SPM or BPE encoder.
  * Special tokens are taken longest first; CONTROL and UNKNOWN ones only with parse_special,
  * USER_DEFINED ones always (as llama.cpp and Hugging Face do). Scratch is per call.
- * Also the symbol-list steps that the SPM and BPE merge loops share.
  */
+#include "tokenizer.h"
+#include "tokenizer_bpe.h"
 #include "tokenizer_impl.h"
+#include "tokenizer_spm.h"
 #include "unicode.h"
 
 #include <stdlib.h>
@@ -210,35 +212,4 @@ done:
         return -(int32_t)EDGELM_ERR_TOO_LARGE;
     }
     return (int32_t)out.n;
-}
-
-int32_t tok_split_chars(const char *text, size_t len, tok_symbol *sym) {
-    int32_t n_sym = 0;
-    for (size_t off = 0; off < len;) {
-        size_t n = unicode_utf8_len((uint8_t)text[off]);
-        if (n > len - off) {
-            n = len - off;
-        }
-        sym[n_sym].prev = n_sym - 1;
-        sym[n_sym].start = off;
-        sym[n_sym].n = n;
-        off += n;
-        sym[n_sym].next = off == len ? -1 : n_sym + 1;
-        n_sym++;
-    }
-    return n_sym;
-}
-
-bool tok_merge_symbols(tok_symbol *sym, int32_t left, int32_t right, size_t size) {
-    tok_symbol *l = &sym[left], *r = &sym[right];
-    if (l->n == 0 || r->n == 0 || l->n + r->n != size) {
-        return false;
-    }
-    l->n += r->n;
-    r->n = 0;
-    l->next = r->next;
-    if (r->next >= 0) {
-        sym[r->next].prev = left;
-    }
-    return true;
 }

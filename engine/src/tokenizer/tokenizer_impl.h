@@ -1,33 +1,25 @@
-/* tokenizer_impl.h - the tokenizer's internals, shared by its files: tokenizer.c (load from GGUF
- * metadata, lookups, pieces), tokenizer_encode.c (special-token partition, BOS, dispatch),
- * tokenizer_spm.c, tokenizer_bpe.c and tokenizer_pre.c (pre-tokenizer splits).
+/* tokenizer_impl.h - the inside of a tokenizer: struct tokenizer and its lookups (defined in
+ * tokenizer.c, which loads it from GGUF metadata), read by the encoders (tokenizer_encode.c,
+ * tokenizer_spm.c, tokenizer_bpe.c), and tok_out, where encoders put ids.
  * Invariant: after tokenizer_create() nothing in struct tokenizer changes, so encode/decode may
  * run on many threads at once; all per-call scratch is allocated by the call.
  */
 #ifndef EDGELM_TOKENIZER_IMPL_H
 #define EDGELM_TOKENIZER_IMPL_H
 
-#include "tokenizer.h"
+#include "edgelm.h"
+#include "tokenizer_pre.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct tokenizer tokenizer; /* as in tokenizer.h */
+
 typedef enum tok_kind {
     TOK_KIND_SPM = 0, /* tokenizer.ggml.model "llama" */
     TOK_KIND_BPE = 1, /* tokenizer.ggml.model "gpt2" */
 } tok_kind;
-
-/* Pre-tokenizer (BPE only), from tokenizer.ggml.pre; names as in llama.cpp's llama-vocab.cpp. */
-typedef enum tok_pre {
-    TOK_PRE_DEFAULT = 0,
-    TOK_PRE_LLAMA3, /* llama-bpe, llama3, ... (custom splitter) */
-    TOK_PRE_GPT2,   /* gpt-2, ... (custom splitter) */
-    TOK_PRE_QWEN2,  /* qwen2, ... */
-    TOK_PRE_DEEPSEEK_LLM,
-    TOK_PRE_DEEPSEEK_CODER,
-    TOK_PRE_STARCODER, /* \p{N} then the GPT-2 splitter */
-} tok_pre;
 
 /* Token attributes: llama.cpp's llama_token_attr bits, plus one private bit for end-of-generation
  * tokens. token_type (GGUF) 1..6 map to NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE. */
@@ -108,38 +100,5 @@ static inline void tok_out_push(tok_out *out, int32_t id) {
     }
     out->n++;
 }
-
-/* SPM-encode len bytes (already space-prefixed and with ' ' -> U+2581 applied). */
-edgelm_status tok_spm_encode(const tokenizer *tok, const char *text, size_t len, tok_out *out);
-/* BPE-encode raw UTF-8 text: pre-tokenize, byte-level map, merge. */
-edgelm_status tok_bpe_encode(const tokenizer *tok, const char *text, size_t len, tok_out *out);
-
-/* A symbol of the SPM and BPE merge loops: a byte run of the text being merged, in a doubly
- * linked list of the live symbols. */
-typedef struct tok_symbol {
-    int32_t prev, next; /* neighbours in the live list, -1 at the ends */
-    size_t start;       /* byte offset into the text */
-    size_t n;           /* byte length; 0 once merged into its left neighbour */
-} tok_symbol;
-
-/* One symbol per UTF-8 character of text[0, len) (a truncated last character is one symbol),
- * linked in order; returns their count. sym has room for len symbols; len <= INT32_MAX. */
-int32_t tok_split_chars(const char *text, size_t len, tok_symbol *sym);
-/* Merge right into its left neighbour left, the pair having been queued when its bytes were
- * size long. Returns false, changing nothing, for a stale pair: a side was merged away since.
- * (While both live, left cannot have grown, so the size tells whether the texts still match.) */
-bool tok_merge_symbols(tok_symbol *sym, int32_t left, int32_t right, size_t size);
-
-/* A growable array of sizes (pre-token lengths in codepoints). */
-typedef struct tok_sizes {
-    size_t *v;
-    size_t n;
-    size_t cap;
-} tok_sizes;
-
-/* Split cpts[0..n_cpts) into pre-tokens with the pre-tokenizer pre; *words receives their
- * lengths in codepoints (summing to n_cpts). words must be zero-initialized or reused; the
- * caller frees words->v. */
-edgelm_status tok_pretokenize(tok_pre pre, const uint32_t *cpts, size_t n_cpts, tok_sizes *words);
 
 #endif /* EDGELM_TOKENIZER_IMPL_H */

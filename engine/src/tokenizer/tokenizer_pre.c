@@ -12,7 +12,7 @@
  * U+000B. Either way, \s is ASCII " \t\n\v\f\r" or non-ASCII White_Space, and a non-ASCII
  * codepoint matches \p{L} / \p{N} / \p{P} by its category unless it is whitespace.
  */
-#include "tokenizer_impl.h"
+#include "tokenizer_pre.h"
 #include "unicode.h"
 
 #include <stdlib.h>
@@ -379,6 +379,22 @@ static size_t pc_add(piece_cursor *pc, size_t end) {
 
 #define F_LNW (UNICODE_LETTER | UNICODE_NUMBER | UNICODE_WHITESPACE)
 
+/* The end of both hand-written splitters' patterns, \s+(?!\S)|\s+ and then one codepoint:
+ * n_space whitespace codepoints at pos leave the last of them to the next piece when text
+ * follows; with none, the codepoint at pos is a piece of its own. Adds the piece and returns
+ * where the next one starts. */
+static size_t split_space_or_char(piece_cursor *pc, size_t pos, size_t n_space) {
+    if (n_space > 1 && pc_cpt(pc, pos + n_space) != OUT_OF_RANGE) {
+        pos += n_space - 1;
+    } else if (n_space > 0) {
+        pos += n_space;
+    } else {
+        pos++;
+    }
+    pc_add(pc, pos);
+    return pos;
+}
+
 /* GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
 static void split_gpt2_piece(piece_cursor *pc) {
     for (size_t pos = pc->begin; pos < pc->end && pc->ok;) {
@@ -428,17 +444,7 @@ static void split_gpt2_piece(piece_cursor *pc) {
         while (pc_flags(pc, pos + n_space) & UNICODE_WHITESPACE) {
             n_space++;
         }
-        if (n_space > 1 && pc_cpt(pc, pos + n_space) != OUT_OF_RANGE) {
-            pos += n_space - 1;
-            pc_add(pc, pos);
-            continue;
-        }
-        if (n_space > 0) {
-            pos += n_space;
-            pc_add(pc, pos);
-            continue;
-        }
-        pc_add(pc, ++pos);
+        pos = split_space_or_char(pc, pos, n_space);
     }
 }
 
@@ -511,17 +517,7 @@ static void split_llama3_piece(piece_cursor *pc) {
             pc_add(pc, pos);
             continue;
         }
-        if (n_space > 1 && pc_cpt(pc, pos + n_space) != OUT_OF_RANGE) {
-            pos += n_space - 1;
-            pc_add(pc, pos);
-            continue;
-        }
-        if (n_space > 0) {
-            pos += n_space;
-            pc_add(pc, pos);
-            continue;
-        }
-        pc_add(pc, ++pos);
+        pos = split_space_or_char(pc, pos, n_space);
     }
 }
 
@@ -553,54 +549,52 @@ typedef struct pre_step {
 
 #define MAX_STEPS 6
 
+typedef struct pre_step_list {
+    size_t n;
+    pre_step step[MAX_STEPS];
+} pre_step_list;
+
 /* The regex lists of llama.cpp's llm_tokenizer_bpe, one entry per regex. */
-static size_t pre_steps(tok_pre pre, pre_step steps[MAX_STEPS]) {
-    switch (pre) {
-    case TOK_PRE_LLAMA3:
-        steps[0] = (pre_step){STEP_LLAMA3, NULL};
-        return 1;
-    case TOK_PRE_GPT2:
-        steps[0] = (pre_step){STEP_GPT2, NULL};
-        return 1;
-    case TOK_PRE_QWEN2:
-        steps[0] = (pre_step){STEP_REGEX, m_qwen2};
-        return 1;
-    case TOK_PRE_STARCODER:
-        steps[0] = (pre_step){STEP_REGEX, m_number};
-        steps[1] = (pre_step){STEP_GPT2, NULL};
-        return 2;
-    case TOK_PRE_DEEPSEEK_LLM:
-        /* "[\r\n]", "\s?[A-Za-zµÀ-ÖØ-öø-ƺ...]+", "\s?[!-/:-~！-／：-～‘-‟　-。]+", "\s+$",
-         * "[一-龥ࠀ-一가-퟿]+", "\p{N}+" */
-        steps[0] = (pre_step){STEP_REGEX, m_cr_lf};
-        steps[1] = (pre_step){STEP_REGEX, m_space_ds_letters};
-        steps[2] = (pre_step){STEP_REGEX, m_space_ds_puncts};
-        steps[3] = (pre_step){STEP_TRAILING_SPACE, NULL};
-        steps[4] = (pre_step){STEP_REGEX, m_cjk_run};
-        steps[5] = (pre_step){STEP_REGEX, m_numbers};
-        return 6;
-    case TOK_PRE_DEEPSEEK_CODER:
-        /* "[\r\n]", "\s?\p{L}+", "\s?\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\p{N}" */
-        steps[0] = (pre_step){STEP_REGEX, m_cr_lf};
-        steps[1] = (pre_step){STEP_REGEX, m_space_letters};
-        steps[2] = (pre_step){STEP_REGEX, m_space_puncts};
-        steps[3] = (pre_step){STEP_REGEX, m_cjk_run};
-        steps[4] = (pre_step){STEP_REGEX, m_number};
-        return 5;
-    case TOK_PRE_DEFAULT:
-    default:
-        /* "[\p{P}\$\+<=>\^~\|]+", GPT-2's regex, "\p{N}+", "[0-9][0-9][0-9]" */
-        steps[0] = (pre_step){STEP_REGEX, m_default_puncts};
-        steps[1] = (pre_step){STEP_GPT2, NULL};
-        steps[2] = (pre_step){STEP_REGEX, m_numbers};
-        steps[3] = (pre_step){STEP_REGEX, m_three_digits};
-        return 4;
+static const pre_step_list pre_step_lists[] = {
+    /* "[\p{P}\$\+<=>\^~\|]+", GPT-2's regex, "\p{N}+", "[0-9][0-9][0-9]" */
+    [TOK_PRE_DEFAULT] = {4,
+                         {{STEP_REGEX, m_default_puncts},
+                          {STEP_GPT2, NULL},
+                          {STEP_REGEX, m_numbers},
+                          {STEP_REGEX, m_three_digits}}},
+    [TOK_PRE_LLAMA3] = {1, {{STEP_LLAMA3, NULL}}},
+    [TOK_PRE_GPT2] = {1, {{STEP_GPT2, NULL}}},
+    [TOK_PRE_QWEN2] = {1, {{STEP_REGEX, m_qwen2}}},
+    /* "[\r\n]", "\s?[A-Za-zµÀ-ÖØ-öø-ƺ...]+", "\s?[!-/:-~！-／：-～‘-‟　-。]+", "\s+$",
+     * "[一-龥ࠀ-一가-퟿]+", "\p{N}+" */
+    [TOK_PRE_DEEPSEEK_LLM] = {6,
+                              {{STEP_REGEX, m_cr_lf},
+                               {STEP_REGEX, m_space_ds_letters},
+                               {STEP_REGEX, m_space_ds_puncts},
+                               {STEP_TRAILING_SPACE, NULL},
+                               {STEP_REGEX, m_cjk_run},
+                               {STEP_REGEX, m_numbers}}},
+    /* "[\r\n]", "\s?\p{L}+", "\s?\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\p{N}" */
+    [TOK_PRE_DEEPSEEK_CODER] = {5,
+                                {{STEP_REGEX, m_cr_lf},
+                                 {STEP_REGEX, m_space_letters},
+                                 {STEP_REGEX, m_space_puncts},
+                                 {STEP_REGEX, m_cjk_run},
+                                 {STEP_REGEX, m_number}}},
+    [TOK_PRE_STARCODER] = {2, {{STEP_REGEX, m_number}, {STEP_GPT2, NULL}}},
+};
+
+static const pre_step_list *pre_steps(tok_pre pre) {
+    if ((size_t)pre >= sizeof pre_step_lists / sizeof pre_step_lists[0]) {
+        pre = TOK_PRE_DEFAULT;
     }
+    return &pre_step_lists[pre];
 }
 
 edgelm_status tok_pretokenize(tok_pre pre, const uint32_t *cpts, size_t n_cpts, tok_sizes *words) {
-    pre_step steps[MAX_STEPS];
-    size_t n_steps = pre_steps(pre, steps);
+    const pre_step_list *list = pre_steps(pre);
+    const size_t n_steps = list->n;
+    const pre_step *steps = list->step;
     tok_sizes tmp = {NULL, 0, 0};
     tok_sizes *in = words, *out = &tmp;
     edgelm_status st = EDGELM_OK;

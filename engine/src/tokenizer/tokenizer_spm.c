@@ -5,7 +5,8 @@
  * Any vocabulary entry may be formed by a merge, whatever its type, as in llama.cpp.
  */
 #include "min_heap.h"
-#include "tokenizer_impl.h"
+#include "tokenizer_spm.h"
+#include "tokenizer_symbols.h"
 #include "unicode.h"
 
 #include <stdlib.h>

@@ -3,6 +3,7 @@
  * nothing here allocates or keeps state.
  */
 #include "unicode.h"
+#include "unicode_data.h"
 
 #include <stdbool.h>
 

@@ -2,12 +2,12 @@
  *
  * Source: UnicodeData.txt + PropList.txt of Unicode 15.0.0 plus the Unicode 15.1 additions.
  * Regenerate: python3 tools/gen_unicode_tables.py --ucd-dir /usr/share/unicode \
- *                 --add-unicode-15.1 > engine/src/unicode_data.c
+ *                 --add-unicode-15.1 > engine/src/tokenizer/unicode_data.c
  * Tables for unicode.c: per-codepoint category/whitespace flags as sorted ranges and
  * the simple lowercase mapping as strided runs. Non-ASCII codepoints lowering to ASCII:
  * U+0130, U+212A.
  */
-#include "unicode.h"
+#include "unicode_data.h"
 
 /* (first codepoint << 11) | flags; a range runs to the next entry's first - 1. */
 const uint32_t unicode_flag_ranges[] = {

@@ -8,7 +8,7 @@
  * integer block sums, one float sum, within test_kernels' tolerance. ARMv7 NEON flushes
  * denormals to zero, so there the quantizers match the reference for normal inputs only.
  */
-#include "kernels/kernels.h"
+#include "kernels/kernel_table.h"
 #include "kernels/kernels_common.h"
 #include "kernels/quant_ref.h"
 
@@ -118,13 +118,7 @@ static int quantize_block_q8(const float *x, float *d_out, int8_t *qs) {
     return hsum_s32(sum);
 }
 
-static void q8_0_from_float_neon(const float *src, void *dst, int64_t n) {
-    kc_q8_0_from_float(src, dst, n, quantize_block_q8);
-}
-
-static void q8_1_from_float_neon(const float *src, void *dst, int64_t n) {
-    kc_q8_1_from_float(src, dst, n, quantize_block_q8);
-}
+KC_DEFINE_Q8_FROM_FLOAT(neon, quantize_block_q8)
 
 static void q8_K_from_float_neon(const float *src, void *dst, int64_t n) {
     block_q8_K *y = dst;
@@ -244,12 +238,8 @@ static void q4_0_repacked_gemm_neon(int64_t n, int64_t n_rows, int64_t n_tokens,
     for (int64_t r0 = 0; r0 < n_rows; r0 += KC_Q4_0_GEMM_ROWS) {
         const int64_t nr = n_rows - r0 < KC_Q4_0_GEMM_ROWS ? n_rows - r0 : KC_Q4_0_GEMM_ROWS;
         for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
-            const int64_t nt = n_tokens - t0 < 4 ? n_tokens - t0 : 4;
             const block_q8_0 *y[4]; /* tokens past the end repeat the last one */
-            for (int k = 0; k < 4; k++) {
-                y[k] = (const block_q8_0 *)((const uint8_t *)x +
-                                            (size_t)(t0 + (k < nt ? k : nt - 1)) * x_stride);
-            }
+            const int64_t nt = kc_q8_0_token_group(x, x_stride, t0, n_tokens, 4, y);
             for (int64_t r = 0; r < nr; r++) {
                 acc[r] = vdupq_n_f32(0.0f);
             }
@@ -325,14 +315,8 @@ static void q4_K_vec_dot_neon(int64_t n, float *s, const void *vx, const void *v
     for (int64_t i = 0; i < n / QK_K; i++) {
         const float d = y[i].d * fp16_to_fp32(x[i].d);
         const float dmin = y[i].d * fp16_to_fp32(x[i].dmin);
-        uint8_t sc[8], mn[8];
-        for (int j = 0; j < 8; j++) {
-            k4_scale_min(j, x[i].scales, &sc[j], &mn[j]);
-        }
-        int isum_m = 0;
-        for (int j = 0; j < 8; j++) {
-            isum_m += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-        }
+        uint8_t sc[8];
+        const int isum_m = kc_q4_K_scales_and_min_sum(&x[i], &y[i], sc);
         int32x4_t sum = vdupq_n_s32(0);
         for (int c = 0; c < QK_K / 64; c++) {
             const uint8x16_t qa = vld1q_u8(x[i].qs + 32 * c);
@@ -534,9 +518,7 @@ static void fp16_to_fp32_row_neon(const fp16_t *x, float *y, int64_t n) {
     for (; i + 4 <= n; i += 4) {
         vst1q_f32(y + i, half4_to_float(vld1_u16(x + i)));
     }
-    for (; i < n; i++) {
-        y[i] = fp16_to_fp32(x[i]);
-    }
+    fp16_to_fp32_row_ref(x + i, y + i, n - i);
 }
 
 static void fp32_to_fp16_row_neon(const float *x, fp16_t *y, int64_t n) {
@@ -544,9 +526,7 @@ static void fp32_to_fp16_row_neon(const float *x, fp16_t *y, int64_t n) {
     for (; i + 4 <= n; i += 4) {
         vst1_u16(y + i, float4_to_half(vld1q_f32(x + i)));
     }
-    for (; i < n; i++) {
-        y[i] = fp32_to_fp16(x[i]);
-    }
+    fp32_to_fp16_row_ref(x + i, y + i, n - i);
 }
 
 static void f16_scale_row_neon(fp16_t *y, float s, int64_t n) {
@@ -554,9 +534,7 @@ static void f16_scale_row_neon(fp16_t *y, float s, int64_t n) {
     for (; i + 4 <= n; i += 4) {
         vst1_u16(y + i, float4_to_half(vmulq_n_f32(half4_to_float(vld1_u16(y + i)), s)));
     }
-    for (; i < n; i++) {
-        y[i] = fp32_to_fp16(fp16_to_fp32(y[i]) * s);
-    }
+    f16_scale_row_ref(y + i, s, n - i);
 }
 
 static void f16_mad_row_neon(fp16_t *y, const fp16_t *x, float s, int64_t n) {
@@ -566,18 +544,10 @@ static void f16_mad_row_neon(fp16_t *y, const fp16_t *x, float s, int64_t n) {
         const float32x4_t vy = half4_to_float(vld1_u16(y + i));
         vst1_u16(y + i, float4_to_half(vfmaq_n_f32(vy, vx, s)));
     }
-    for (; i < n; i++) {
-        y[i] = fp32_to_fp16(fmaf(fp16_to_fp32(x[i]), s, fp16_to_fp32(y[i])));
-    }
+    f16_mad_row_ref(y + i, x + i, s, n - i);
 }
 
-static void f16_to_float_neon(const void *src, float *dst, int64_t n) {
-    fp16_to_fp32_row_neon(src, dst, n);
-}
-
-static void f16_from_float_neon(const float *src, void *dst, int64_t n) {
-    fp32_to_fp16_row_neon(src, dst, n);
-}
+KC_DEFINE_F16_CONVERSIONS(neon)
 
 /* ggml's AVX-512 F16 order (see f16_vec_dot_x86): 4 accumulators of 16 lanes, each held as
  * four 4-lane vectors; the same fused per-lane chains and the same reduction tree. */

@@ -8,7 +8,7 @@
  * tolerance test_kernels names. Precondition shared with ggml's kernels: Q8 codes are in
  * -127..127 (the quantizers never produce -128).
  */
-#include "kernels/kernels.h"
+#include "kernels/kernel_table.h"
 #include "kernels/kernels_common.h"
 #include "kernels/quant_ref.h"
 
@@ -105,9 +105,7 @@ static void fp16_to_fp32_row_avx2(const fp16_t *x, float *y, int64_t n) {
     for (; i + 8 <= n; i += 8) {
         _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
     }
-    for (; i < n; i++) {
-        y[i] = fp16_to_fp32(x[i]);
-    }
+    fp16_to_fp32_row_ref(x + i, y + i, n - i);
 }
 
 static void fp32_to_fp16_row_avx2(const float *x, fp16_t *y, int64_t n) {
@@ -115,9 +113,7 @@ static void fp32_to_fp16_row_avx2(const float *x, fp16_t *y, int64_t n) {
     for (; i + 8 <= n; i += 8) {
         _mm_storeu_si128((__m128i *)(y + i), cvt_ps_ph(_mm256_loadu_ps(x + i)));
     }
-    for (; i < n; i++) {
-        y[i] = fp32_to_fp16(x[i]);
-    }
+    fp32_to_fp16_row_ref(x + i, y + i, n - i);
 }
 
 static void f16_scale_row_avx2(fp16_t *y, float s, int64_t n) {
@@ -127,9 +123,7 @@ static void f16_scale_row_avx2(fp16_t *y, float s, int64_t n) {
         const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i)));
         _mm_storeu_si128((__m128i *)(y + i), cvt_ps_ph(_mm256_mul_ps(v, vs)));
     }
-    for (; i < n; i++) {
-        y[i] = fp32_to_fp16(fp16_to_fp32(y[i]) * s);
-    }
+    f16_scale_row_ref(y + i, s, n - i);
 }
 
 static void f16_mad_row_avx2(fp16_t *y, const fp16_t *x, float s, int64_t n) {
@@ -140,18 +134,10 @@ static void f16_mad_row_avx2(fp16_t *y, const fp16_t *x, float s, int64_t n) {
         const __m256 vy = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i)));
         _mm_storeu_si128((__m128i *)(y + i), cvt_ps_ph(_mm256_fmadd_ps(vx, vs, vy)));
     }
-    for (; i < n; i++) {
-        y[i] = fp32_to_fp16(fmaf(fp16_to_fp32(x[i]), s, fp16_to_fp32(y[i])));
-    }
+    f16_mad_row_ref(y + i, x + i, s, n - i);
 }
 
-static void f16_to_float_avx2(const void *src, float *dst, int64_t n) {
-    fp16_to_fp32_row_avx2(src, dst, n);
-}
-
-static void f16_from_float_avx2(const float *src, void *dst, int64_t n) {
-    fp32_to_fp16_row_avx2(src, dst, n);
-}
+KC_DEFINE_F16_CONVERSIONS(avx2)
 
 /* ggml's AVX-512 F16 order (see f16_vec_dot_x86): 4 accumulators of 16 lanes, here each a pair
  * of 8-lane halves; the same per-lane fma chain, the same reduction tree. */
@@ -212,13 +198,7 @@ static int quantize_block_q8(const float *x, float *d_out, int8_t *qs) {
     return hsum_i32_8(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
 }
 
-static void q8_0_from_float_avx2(const float *src, void *dst, int64_t n) {
-    kc_q8_0_from_float(src, dst, n, quantize_block_q8);
-}
-
-static void q8_1_from_float_avx2(const float *src, void *dst, int64_t n) {
-    kc_q8_1_from_float(src, dst, n, quantize_block_q8);
-}
+KC_DEFINE_Q8_FROM_FLOAT(avx2, quantize_block_q8)
 
 /* Q8_K: d = max / -127 with max the first value of largest magnitude; codes nearest-even,
  * clamped at 127; bsums per 16. */
@@ -617,12 +597,8 @@ static void q8_0_gemm_avx2(int64_t n, int64_t n_rows, int64_t n_tokens, const vo
     for (int64_t r = 0; r < n_rows; r++) {
         const block_q8_0 *xr = (const block_q8_0 *)((const uint8_t *)w + (size_t)r * w_stride);
         for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
-            const int64_t nt = n_tokens - t0 < 4 ? n_tokens - t0 : 4;
             const block_q8_0 *y[4]; /* tokens past the end repeat the last one */
-            for (int k = 0; k < 4; k++) {
-                y[k] = (const block_q8_0 *)((const uint8_t *)x +
-                                            (size_t)(t0 + (k < nt ? k : nt - 1)) * x_stride);
-            }
+            const int64_t nt = kc_q8_0_token_group(x, x_stride, t0, n_tokens, 4, y);
             __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                              _mm256_setzero_ps()};
             for (int64_t i = 0; i < nb; i++) {
@@ -674,12 +650,8 @@ static void q4_0_repacked_gemm_avx2(int64_t n, int64_t n_rows, int64_t n_tokens,
     for (int64_t r0 = 0; r0 < n_rows; r0 += KC_Q4_0_GEMM_ROWS) {
         const int64_t nr = n_rows - r0 < KC_Q4_0_GEMM_ROWS ? n_rows - r0 : KC_Q4_0_GEMM_ROWS;
         for (int64_t t0 = 0; t0 < n_tokens; t0 += 8) {
-            const int64_t nt = n_tokens - t0 < 8 ? n_tokens - t0 : 8;
             const block_q8_0 *y[8]; /* tokens past the end repeat the last one */
-            for (int k = 0; k < 8; k++) {
-                y[k] = (const block_q8_0 *)((const uint8_t *)x +
-                                            (size_t)(t0 + (k < nt ? k : nt - 1)) * x_stride);
-            }
+            const int64_t nt = kc_q8_0_token_group(x, x_stride, t0, n_tokens, 8, y);
             for (int64_t r = 0; r < nr; r++) {
                 acc[r] = _mm256_setzero_ps();
             }

@@ -6,7 +6,7 @@
  * K-quant dots of the common decode types (one 512-bit step covers 64 weights), the F16 dot in
  * its native 16-lane order (bit-identical to f16_vec_dot_x86) and the fp16 rows.
  */
-#include "kernels/kernels.h"
+#include "kernels/kernel_table.h"
 #include "kernels/kernels_common.h"
 #include "kernels/quant_ref.h"
 
@@ -60,9 +60,7 @@ static void fp16_to_fp32_row_avx512(const fp16_t *x, float *y, int64_t n) {
     for (; i + 16 <= n; i += 16) {
         _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
     }
-    for (; i < n; i++) {
-        y[i] = fp16_to_fp32(x[i]);
-    }
+    fp16_to_fp32_row_ref(x + i, y + i, n - i);
 }
 
 static void fp32_to_fp16_row_avx512(const float *x, fp16_t *y, int64_t n) {
@@ -70,9 +68,7 @@ static void fp32_to_fp16_row_avx512(const float *x, fp16_t *y, int64_t n) {
     for (; i + 16 <= n; i += 16) {
         _mm256_storeu_si256((__m256i *)(y + i), cvt_ps_ph16(_mm512_loadu_ps(x + i)));
     }
-    for (; i < n; i++) {
-        y[i] = fp32_to_fp16(x[i]);
-    }
+    fp32_to_fp16_row_ref(x + i, y + i, n - i);
 }
 
 static void f16_scale_row_avx512(fp16_t *y, float s, int64_t n) {
@@ -82,9 +78,7 @@ static void f16_scale_row_avx512(fp16_t *y, float s, int64_t n) {
         const __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(y + i)));
         _mm256_storeu_si256((__m256i *)(y + i), cvt_ps_ph16(_mm512_mul_ps(v, vs)));
     }
-    for (; i < n; i++) {
-        y[i] = fp32_to_fp16(fp16_to_fp32(y[i]) * s);
-    }
+    f16_scale_row_ref(y + i, s, n - i);
 }
 
 static void f16_mad_row_avx512(fp16_t *y, const fp16_t *x, float s, int64_t n) {
@@ -95,18 +89,10 @@ static void f16_mad_row_avx512(fp16_t *y, const fp16_t *x, float s, int64_t n) {
         const __m512 vy = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(y + i)));
         _mm256_storeu_si256((__m256i *)(y + i), cvt_ps_ph16(_mm512_fmadd_ps(vx, vs, vy)));
     }
-    for (; i < n; i++) {
-        y[i] = fp32_to_fp16(fmaf(fp16_to_fp32(x[i]), s, fp16_to_fp32(y[i])));
-    }
+    f16_mad_row_ref(y + i, x + i, s, n - i);
 }
 
-static void f16_to_float_avx512(const void *src, float *dst, int64_t n) {
-    fp16_to_fp32_row_avx512(src, dst, n);
-}
-
-static void f16_from_float_avx512(const float *src, void *dst, int64_t n) {
-    fp32_to_fp16_row_avx512(src, dst, n);
-}
+KC_DEFINE_F16_CONVERSIONS(avx512)
 
 /* ggml_vec_dot_f16 as built for AVX-512: 4 accumulators of 16 lanes; see f16_vec_dot_x86. */
 static void f16_vec_dot_avx512(int64_t n, float *s, const void *vx, const void *vy) {

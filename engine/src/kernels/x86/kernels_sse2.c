@@ -8,7 +8,7 @@
  * everywhere). K-quant dots: one float accumulator of 4 lanes, within test_kernels' tolerance.
  * Types not here fall back to the reference through the table.
  */
-#include "kernels/kernels.h"
+#include "kernels/kernel_table.h"
 #include "kernels/kernels_common.h"
 #include "kernels/quant_ref.h"
 
@@ -123,9 +123,7 @@ static void fp16_to_fp32_row_sse2(const fp16_t *x, float *y, int64_t n) {
         _mm_storeu_ps(y + i, half_to_float4(_mm_unpacklo_epi16(h, _mm_setzero_si128())));
         _mm_storeu_ps(y + i + 4, half_to_float4(_mm_unpackhi_epi16(h, _mm_setzero_si128())));
     }
-    for (; i < n; i++) {
-        y[i] = fp16_to_fp32(x[i]);
-    }
+    fp16_to_fp32_row_ref(x + i, y + i, n - i);
 }
 
 static void fp32_to_fp16_row_sse2(const float *x, fp16_t *y, int64_t n) {
@@ -135,9 +133,7 @@ static void fp32_to_fp16_row_sse2(const float *x, fp16_t *y, int64_t n) {
         const __m128i b = float4_to_half(_mm_loadu_ps(x + i + 4));
         _mm_storeu_si128((__m128i *)(y + i), pack_halves(a, b));
     }
-    for (; i < n; i++) {
-        y[i] = fp32_to_fp16(x[i]);
-    }
+    fp32_to_fp16_row_ref(x + i, y + i, n - i);
 }
 
 static void f16_scale_row_sse2(fp16_t *y, float s, int64_t n) {
@@ -149,18 +145,10 @@ static void f16_scale_row_sse2(fp16_t *y, float s, int64_t n) {
         const __m128 b = _mm_mul_ps(half_to_float4(_mm_unpackhi_epi16(h, _mm_setzero_si128())), vs);
         _mm_storeu_si128((__m128i *)(y + i), pack_halves(float4_to_half(a), float4_to_half(b)));
     }
-    for (; i < n; i++) {
-        y[i] = fp32_to_fp16(fp16_to_fp32(y[i]) * s);
-    }
+    f16_scale_row_ref(y + i, s, n - i);
 }
 
-static void f16_to_float_sse2(const void *src, float *dst, int64_t n) {
-    fp16_to_fp32_row_sse2(src, dst, n);
-}
-
-static void f16_from_float_sse2(const float *src, void *dst, int64_t n) {
-    fp32_to_fp16_row_sse2(src, dst, n);
-}
+KC_DEFINE_F16_CONVERSIONS(sse2)
 
 /* ---- activation quantizers (bit-identical to the reference) --------------------------------- */
 
@@ -209,13 +197,7 @@ static int quantize_block_q8(const float *x, float *d_out, int8_t *qs) {
     return hsum_i32_4(sum);
 }
 
-static void q8_0_from_float_sse2(const float *src, void *dst, int64_t n) {
-    kc_q8_0_from_float(src, dst, n, quantize_block_q8);
-}
-
-static void q8_1_from_float_sse2(const float *src, void *dst, int64_t n) {
-    kc_q8_1_from_float(src, dst, n, quantize_block_q8);
-}
+KC_DEFINE_Q8_FROM_FLOAT(sse2, quantize_block_q8)
 
 static void q8_K_from_float_sse2(const float *src, void *dst, int64_t n) {
     block_q8_K *y = dst;
@@ -355,14 +337,8 @@ static void q4_K_vec_dot_sse2(int64_t n, float *s, const void *vx, const void *v
     for (int64_t i = 0; i < n / QK_K; i++) {
         const float d = y[i].d * fp16_to_fp32(x[i].d);
         const float dmin = y[i].d * fp16_to_fp32(x[i].dmin);
-        uint8_t sc[8], mn[8];
-        for (int j = 0; j < 8; j++) {
-            k4_scale_min(j, x[i].scales, &sc[j], &mn[j]);
-        }
-        int isum_m = 0;
-        for (int j = 0; j < 8; j++) {
-            isum_m += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-        }
+        uint8_t sc[8];
+        const int isum_m = kc_q4_K_scales_and_min_sum(&x[i], &y[i], sc);
         sum_mins += dmin * (float)isum_m;
         __m128i sum = _mm_setzero_si128();
         for (int c = 0; c < QK_K / 64; c++) {
