@@ -242,6 +242,11 @@ static void handle_request(event_handler *h, const mq_event *ev, bool stopping) 
     job->deadline_at_ms =
         job->req.deadline_ms > 0 ? job->received_ms + (double)job->req.deadline_ms : 0.0;
     atomic_init(&job->stop, JOB_STOP_NONE);
+    /* What the log line needs, read now: once pushed, the job is the worker's, which may run it
+     * and free it before the push even returns. */
+    char id[PROTOCOL_ID_MAX + 1];
+    snprintf(id, sizeof id, "%s", job->req.id);
+    const int n_prompt_tokens = (int)job->n_prompt_tokens;
     if (!request_queue_push(h->deps.queue, job)) {
         results_forget(h->deps.results, job->req.id);
         char busy[128];
@@ -250,9 +255,9 @@ static void handle_request(event_handler *h, const mq_event *ev, bool stopping) 
         reject(h, ev, reply_topic, job->req.id, SVC_ERR_BUSY, busy);
         goto done;
     }
-    log_msg(LOG_DEBUG, "request %s queued (%d prompt tokens, reply to %s)", job->req.id,
-            (int)job->n_prompt_tokens, job->reply_topic);
     job = NULL; /* the queue has it */
+    log_msg(LOG_DEBUG, "request %s queued (%d prompt tokens, reply to %s)", id, n_prompt_tokens,
+            reply_topic);
     metrics_set_queue_depth(h->deps.metrics, request_queue_depth(h->deps.queue));
 done:
     protocol_request_free(&req);
