@@ -84,16 +84,8 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
-void mq_event_free(mq_event *ev) {
-    if (ev == NULL) {
-        return;
-    }
-    free(ev->topic);
-    free(ev->payload);
-    free(ev->response_topic);
-    free(ev->correlation);
-    free(ev);
-}
+/* An event and the bytes it points to are one allocation (see on_message). */
+void mq_event_free(mq_event *ev) { free(ev); }
 
 /* Append an event; false when the queue is full (only messages are refused). */
 static bool enqueue(mqtt_client *mc, mq_event *ev, bool may_refuse) {
@@ -149,14 +141,14 @@ static bool seen_recently(mqtt_client *mc, uint64_t hash, int msgid) {
     return seen;
 }
 
-static void *copy_bytes(const void *src, size_t n) {
-    unsigned char *d = malloc(n + 1);
-    if (d != NULL) {
-        if (n > 0) {
-            memcpy(d, src, n);
-        }
-        d[n] = '\0';
+/* Copy n bytes and a NUL to *cursor, advance it past them; returns where they went. */
+static char *take_copy(char **cursor, const void *src, size_t n) {
+    char *d = *cursor;
+    if (n > 0) {
+        memcpy(d, src, n);
     }
+    d[n] = '\0';
+    *cursor += n + 1;
     return d;
 }
 
@@ -171,32 +163,38 @@ static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_
         log_msg(LOG_DEBUG, "mqtt: dropped a duplicate delivery of msgid %d", message->msgid);
         goto consumed;
     }
-    mq_event *ev = calloc(1, sizeof *ev);
+    const bool oversize = plen > atomic_load(&mc->max_payload);
+    const size_t copied = oversize ? 0 : plen;
+    const MQTTProperty *rt =
+        MQTTProperties_getProperty(&message->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
+    const size_t rt_len = rt != NULL && rt->value.data.len > 0 ? (size_t)rt->value.data.len : 0;
+    const MQTTProperty *corr =
+        MQTTProperties_getProperty(&message->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
+    const size_t corr_len =
+        corr != NULL && corr->value.data.len > 0 ? (size_t)corr->value.data.len : 0;
+    /* one allocation: the event, then topic, payload, response topic and correlation data, each
+     * followed by a NUL (the lengths are at most the payload limit and 3 x 64 KiB: no overflow) */
+    mq_event *ev = calloc(1, sizeof *ev + tlen + copied + rt_len + corr_len + 4);
     if (ev == NULL) {
         return 0; /* Paho offers it again later */
     }
+    char *cursor = (char *)(ev + 1);
     ev->type = MQ_EV_MESSAGE;
     ev->mqtt_version = mc->version;
     ev->payload_len = plen;
-    ev->oversize = plen > atomic_load(&mc->max_payload);
-    ev->topic = copy_bytes(topic_name, tlen);
-    ev->payload = copy_bytes(message->payload, ev->oversize ? 0 : plen);
-    bool ok = ev->topic != NULL && ev->payload != NULL;
-    MQTTProperty *p = MQTTProperties_getProperty(&message->properties,
-                                                 MQTTPROPERTY_CODE_RESPONSE_TOPIC);
-    if (p != NULL && p->value.data.len > 0) {
-        ev->response_topic = copy_bytes(p->value.data.data, (size_t)p->value.data.len);
-        ok = ok && ev->response_topic != NULL;
+    ev->oversize = oversize;
+    ev->topic = take_copy(&cursor, topic_name, tlen);
+    ev->payload = (unsigned char *)take_copy(&cursor, message->payload, copied);
+    if (rt_len > 0) {
+        ev->response_topic = take_copy(&cursor, rt->value.data.data, rt_len);
     }
-    p = MQTTProperties_getProperty(&message->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
-    if (p != NULL && p->value.data.len > 0) {
-        ev->correlation_len = (size_t)p->value.data.len;
-        ev->correlation = copy_bytes(p->value.data.data, ev->correlation_len);
-        ok = ok && ev->correlation != NULL;
+    if (corr_len > 0) {
+        ev->correlation_len = corr_len;
+        ev->correlation = (unsigned char *)take_copy(&cursor, corr->value.data.data, corr_len);
     }
-    if (!ok || !enqueue(mc, ev, true)) {
+    if (!enqueue(mc, ev, true)) {
         mq_event_free(ev);
-        return 0; /* out of memory or the main loop is behind: Paho offers it again later */
+        return 0; /* the main loop is behind: Paho offers it again later */
     }
 consumed:
     MQTTAsync_freeMessage(&message);

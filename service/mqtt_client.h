@@ -34,6 +34,7 @@ typedef struct mq_event {
     struct mq_event *next;
 } mq_event;
 
+/* Frees the event and everything it points to (one allocation for a message). */
 void mq_event_free(mq_event *ev);
 
 typedef struct mqtt_client mqtt_client;

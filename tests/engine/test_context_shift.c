@@ -14,18 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The angles a shift by delta turns keys by, built as forward.c and session.c build them. */
-static void shift_angles(const model_hparams *hp, int32_t delta, float *c, float *s) {
-    const float theta_scale = powf(hp->rope_freq_base, -2.0f / (float)hp->n_rot);
-    float theta = (float)delta;
-    for (int32_t i = 0; i < hp->n_rot / 2; i++) {
-        const float angle = hp->rope_freq_scale * theta;
-        c[i] = cosf(angle);
-        s[i] = sinf(angle);
-        theta *= theta_scale;
-    }
-}
-
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static float rnd(void) {
     rng_state ^= rng_state << 13;
@@ -141,7 +129,7 @@ static void test_rotate_model(const edgelm_model *m) {
         forward_token(&fs, token, p, false);
         memcpy(kv_cache_k(&one, 0, 0), kv_cache_k(&fs.cache, 0, p), row_bytes);
         forward_token(&fs, token, p + delta, false);
-        shift_angles(hp, delta, cs, sn);
+        forward_rope_angles(hp, delta, cs, sn);
         kv_cache_rotate_k(&one, 0, 1, hp->head_dim, hp->n_rot, hp->rope == ROPE_STYLE_NEOX, cs, sn);
         const fp16_t *got = kv_cache_k(&one, 0, 0), *want = kv_cache_k(&fs.cache, 0, p + delta);
         double scale = 0.0, err = 0.0;
@@ -194,7 +182,7 @@ static void shifted_logits(const edgelm_model *m, const int32_t *tokens, int32_t
     kv_cache_move(&fs.cache, keep, keep + discard, n_moved);
     if (rotate) {
         float cs[256], sn[256];
-        shift_angles(hp, -discard, cs, sn);
+        forward_rope_angles(hp, -discard, cs, sn);
         kv_cache_rotate_k(&fs.cache, keep, keep + n_moved, hp->head_dim, hp->n_rot,
                           hp->rope == ROPE_STYLE_NEOX, cs, sn);
     }

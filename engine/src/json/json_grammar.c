@@ -453,11 +453,6 @@ edgelm_status json_state_create(const json_vocab *vocab, const json_schema *sche
         return EDGELM_ERR_OUT_OF_MEMORY;
     }
     st->vocab = vocab;
-    st->stack = calloc(JS_MAX_DEPTH, sizeof *st->stack);
-    if (st->stack == NULL) {
-        json_state_free(st);
-        return EDGELM_ERR_OUT_OF_MEMORY;
-    }
     if (schema == NULL) {
         static const char object_schema[] = "{\"type\":\"object\"}";
         char err[128];
@@ -480,7 +475,6 @@ void json_state_free(json_state *state) {
         return;
     }
     json_schema_free(state->own_schema);
-    free(state->stack);
     free(state);
 }
 

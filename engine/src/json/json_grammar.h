@@ -72,8 +72,8 @@ typedef struct js_frame {
 struct json_state {
     const json_vocab *vocab;
     const json_schema *schema;
-    json_schema *own_schema; /* the default schema when created with NULL */
-    js_frame *stack;         /* JS_MAX_DEPTH frames, stack[0] is F_TOP */
+    json_schema *own_schema;      /* the default schema when created with NULL */
+    js_frame stack[JS_MAX_DEPTH]; /* stack[0] is F_TOP */
     uint32_t depth;
     js_lex lex;
 };

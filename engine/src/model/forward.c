@@ -174,9 +174,7 @@ static void rms_norm(float *out, const float *x, const float *w, int n, float ep
     }
 }
 
-/* cos/sin of pos * freq_scale * base^(-2i/n_rot), built by repeated multiplication as ggml's
- * rope cache does (so the angles round the same way). */
-static void rope_angles(const model_hparams *hp, int32_t pos, float *cos_out, float *sin_out) {
+void forward_rope_angles(const model_hparams *hp, int32_t pos, float *cos_out, float *sin_out) {
     const float theta_scale = powf(hp->rope_freq_base, -2.0f / (float)hp->n_rot);
     float theta = (float)pos;
     for (int i = 0; i < hp->n_rot / 2; i++) {
@@ -296,7 +294,7 @@ static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, i
         m->token_embd.traits->to_float((const uint8_t *)m->token_embd.data +
                                            (size_t)tokens[t] * m->token_embd.row_bytes,
                                        fs->x + (size_t)t * n_embd, n_embd);
-        rope_angles(hp, pos0 + t, fs->rope_cos + (size_t)t * half_rot,
+        forward_rope_angles(hp, pos0 + t, fs->rope_cos + (size_t)t * half_rot,
                     fs->rope_sin + (size_t)t * half_rot);
     }
 

@@ -56,6 +56,11 @@ void forward_free(forward_state *fs);
 void forward_batch(forward_state *fs, const int32_t *tokens, int32_t n, int32_t pos0,
                    bool want_logits);
 
+/* cos/sin of pos * freq_scale * base^(-2i/n_rot) for i < n_rot / 2, built by repeated
+ * multiplication as ggml's rope cache does (so the angles round the same way); pos may be
+ * negative (a context shift turns keys back by the tokens it drops). */
+void forward_rope_angles(const model_hparams *hp, int32_t pos, float *cos_out, float *sin_out);
+
 /* forward_batch of one token. */
 void forward_token(forward_state *fs, int32_t token, int32_t pos, bool want_logits);
 

@@ -1,14 +1,16 @@
 /* sampler.c - pick the next token from logits: greedy argmax, or llama.cpp's common chain
  * (repetition penalty -> top-k -> top-p -> min-p -> temperature -> softmax -> seeded draw).
- * Not thread-safe (one per session). Sampling allocates nothing (scratch sized at create) and
- * never sorts the vocabulary: top-k is a k-heap filled in one pass; without top-k, top-p is a
- * banded first cut plus quickselect on mass. NaN logits count as -inf. Deterministic for a
- * given seed, history and logits.
+ * Not thread-safe (one per session). Sampling allocates nothing (scratch sized at create, in one
+ * block with the sampler) and never sorts the vocabulary: top-k is a k-heap filled in one pass;
+ * without top-k, top-p is a banded first cut plus quickselect on mass. NaN logits count as -inf.
+ * Deterministic for a given seed, history and logits.
  */
 #include "sampler.h"
 
+#include <assert.h>
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,39 +212,31 @@ edgelm_sampler_params edgelm_sampler_params_default(void) {
 }
 
 sampler *sampler_create(int32_t n_vocab) {
-    if (n_vocab <= 0) {
+    /* One allocation: the struct, then cand (n_vocab), penalty_ids and history (each
+     * SAMPLER_HISTORY_CAP), then penalized (n_vocab); each array starts aligned for its type
+     * because everything before it is a multiple of that alignment. */
+    static_assert(_Alignof(sampler) % _Alignof(candidate) == 0, "cand follows the struct");
+    static_assert(sizeof(candidate) % _Alignof(int32_t) == 0, "penalty_ids follows cand");
+    const size_t fixed = sizeof(sampler) + 2 * (size_t)SAMPLER_HISTORY_CAP * sizeof(int32_t);
+    const size_t per_token = sizeof(candidate) + sizeof(uint8_t);
+    if (n_vocab <= 0 || (size_t)n_vocab > (SIZE_MAX - fixed) / per_token) {
         return NULL;
     }
-    sampler *s = calloc(1, sizeof(*s));
+    sampler *s = calloc(1, fixed + (size_t)n_vocab * per_token);
     if (s == NULL) {
-        goto fail;
+        return NULL;
     }
     s->n_vocab = n_vocab;
-    s->cand = calloc((size_t)n_vocab, sizeof(*s->cand));
-    s->penalized = calloc((size_t)n_vocab, sizeof(*s->penalized));
-    s->penalty_ids = calloc(SAMPLER_HISTORY_CAP, sizeof(*s->penalty_ids));
-    s->history = calloc(SAMPLER_HISTORY_CAP, sizeof(*s->history));
-    if (s->cand == NULL || s->penalized == NULL || s->penalty_ids == NULL || s->history == NULL) {
-        goto fail;
-    }
+    s->cand = (candidate *)(s + 1);
+    s->penalty_ids = (int32_t *)(s->cand + n_vocab);
+    s->history = s->penalty_ids + SAMPLER_HISTORY_CAP;
+    s->penalized = (uint8_t *)(s->history + SAMPLER_HISTORY_CAP);
     edgelm_sampler_params defaults = edgelm_sampler_params_default();
     sampler_configure(s, &defaults);
     return s;
-fail:
-    sampler_free(s);
-    return NULL;
 }
 
-void sampler_free(sampler *s) {
-    if (s == NULL) {
-        return;
-    }
-    free(s->cand);
-    free(s->penalized);
-    free(s->penalty_ids);
-    free(s->history);
-    free(s);
-}
+void sampler_free(sampler *s) { free(s); }
 
 /* A penalty of 1 (or one that is not a positive finite number) and a window of 0 are "off". */
 static int penalty_active(const edgelm_sampler_params *p) {

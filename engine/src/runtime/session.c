@@ -37,6 +37,7 @@ struct edgelm_session {
     int32_t n_threads;
     int32_t n_past;
     int32_t n_exact;  /* leading tokens[] whose K/V equal a fresh evaluation */
+    void *scratch;    /* one block holding tokens, shift_cos, shift_sin and piece */
     int32_t *tokens;  /* (n_ctx) the token at each cache position */
     float *shift_cos; /* (n_rot / 2) rope angles of a context shift */
     float *shift_sin;
@@ -147,13 +148,18 @@ edgelm_status edgelm_session_create(const edgelm_model *model, const edgelm_sess
         }
     }
     s->piece_size = longest + 16; /* + room for a held-back partial UTF-8 character */
-    s->piece = malloc(s->piece_size);
+    /* one block: tokens (n_ctx), shift_cos and shift_sin (n_rot / 2 + 1 each), then piece */
+    const size_t n_angles = (size_t)model->hp.n_rot / 2 + 1;
+    s->scratch = malloc((size_t)n_ctx * sizeof *s->tokens + 2 * n_angles * sizeof(float) +
+                        s->piece_size);
     s->sampler = sampler_create(model->hp.n_vocab);
-    s->tokens = malloc((size_t)n_ctx * sizeof *s->tokens);
-    s->shift_cos = malloc(((size_t)model->hp.n_rot / 2 + 1) * sizeof(float));
-    s->shift_sin = malloc(((size_t)model->hp.n_rot / 2 + 1) * sizeof(float));
-    if (s->piece == NULL || s->sampler == NULL || s->tokens == NULL || s->shift_cos == NULL ||
-        s->shift_sin == NULL) {
+    if (s->scratch != NULL) {
+        s->tokens = s->scratch;
+        s->shift_cos = (float *)(s->tokens + n_ctx);
+        s->shift_sin = s->shift_cos + n_angles;
+        s->piece = (char *)(s->shift_sin + n_angles);
+    }
+    if (s->scratch == NULL || s->sampler == NULL) {
         snprintf(err, err_size, "out of memory");
         edgelm_session_free(s);
         return EDGELM_ERR_OUT_OF_MEMORY;
@@ -170,10 +176,7 @@ void edgelm_session_free(edgelm_session *session) {
     }
     forward_free(&session->fs);
     sampler_free(session->sampler);
-    free(session->piece);
-    free(session->tokens);
-    free(session->shift_cos);
-    free(session->shift_sin);
+    free(session->scratch);
     json_vocab_free(session->json_vocab);
     free(session->json_logits);
     free(session);
@@ -317,7 +320,7 @@ static size_t utf8_complete_prefix(const char *buf, size_t n) {
 /* Make room at n_ctx the way llama.cpp's examples do: keep positions [0, n_keep), drop the
  * oldest half of the rest, slide the newer half down and re-encode its keys at their new
  * positions (RoPE rotations compose: turning by the angles of -n_discard moves p to
- * p - n_discard; angles built as forward.c builds them). False when nothing can be dropped. */
+ * p - n_discard; angles from forward_rope_angles). False when nothing can be dropped. */
 static bool context_shift(edgelm_session *s, int32_t n_keep) {
     const int32_t n_left = s->n_past - n_keep;
     const int32_t n_discard = n_left / 2;
@@ -325,14 +328,7 @@ static bool context_shift(edgelm_session *s, int32_t n_keep) {
         return false;
     }
     const model_hparams *hp = &s->model->hp;
-    const float theta_scale = powf(hp->rope_freq_base, -2.0f / (float)hp->n_rot);
-    float theta = (float)-n_discard;
-    for (int32_t i = 0; i < hp->n_rot / 2; i++) {
-        const float angle = hp->rope_freq_scale * theta;
-        s->shift_cos[i] = cosf(angle);
-        s->shift_sin[i] = sinf(angle);
-        theta *= theta_scale;
-    }
+    forward_rope_angles(hp, -n_discard, s->shift_cos, s->shift_sin);
     const int32_t n_moved = s->n_past - n_keep - n_discard;
     kv_cache_move(&s->fs.cache, n_keep, n_keep + n_discard, n_moved);
     kv_cache_rotate_k(&s->fs.cache, n_keep, n_keep + n_moved, hp->head_dim, hp->n_rot,
