@@ -6,6 +6,8 @@
  */
 #include "json_parse.h"
 
+#include "base/growable_array.h"
+
 #include "tokenizer/unicode.h"
 
 #include <stdarg.h>
@@ -275,15 +277,9 @@ static bool parse_array(parser *ps, js_value *out, int depth) {
         return true;
     }
     for (;;) {
-        if (out->len == cap) {
-            size_t ncap = cap ? cap * 2 : 4;
-            js_value *grown = realloc(out->items, ncap * sizeof *grown);
-            if (grown == NULL) {
-                ps->oom = true;
-                return perr(ps, "out of memory");
-            }
-            out->items = grown;
-            cap = ncap;
+        if (!array_reserve(&out->items, &cap, out->len + 1, sizeof *out->items, 4)) {
+            ps->oom = true;
+            return perr(ps, "out of memory");
         }
         memset(&out->items[out->len], 0, sizeof out->items[0]);
         out->len++;
@@ -307,7 +303,7 @@ static bool parse_array(parser *ps, js_value *out, int depth) {
 }
 
 static bool parse_object(parser *ps, js_value *out, int depth) {
-    size_t cap = 0;
+    size_t cap_items = 0, cap_keys = 0, cap_key_lens = 0;
     out->type = JV_OBJECT;
     skip_ws(ps);
     if (ps->p < ps->end && *ps->p == '}') {
@@ -333,26 +329,13 @@ static bool parse_object(parser *ps, js_value *out, int depth) {
                 return perr(ps, "duplicate member name");
             }
         }
-        if (out->len == cap) {
-            size_t ncap = cap ? cap * 2 : 4;
-            js_value *gi = realloc(out->items, ncap * sizeof *gi);
-            if (gi != NULL) {
-                out->items = gi;
-            }
-            char **gk = realloc(out->keys, ncap * sizeof *gk);
-            if (gk != NULL) {
-                out->keys = gk;
-            }
-            size_t *gl = realloc(out->key_lens, ncap * sizeof *gl);
-            if (gl != NULL) {
-                out->key_lens = gl;
-            }
-            if (gi == NULL || gk == NULL || gl == NULL) {
-                free(key.data);
-                ps->oom = true;
-                return perr(ps, "out of memory");
-            }
-            cap = ncap;
+        const size_t need = out->len + 1;
+        if (!array_reserve(&out->items, &cap_items, need, sizeof *out->items, 4) ||
+            !array_reserve(&out->keys, &cap_keys, need, sizeof *out->keys, 4) ||
+            !array_reserve(&out->key_lens, &cap_key_lens, need, sizeof *out->key_lens, 4)) {
+            free(key.data);
+            ps->oom = true;
+            return perr(ps, "out of memory");
         }
         memset(&out->items[out->len], 0, sizeof out->items[0]);
         out->keys[out->len] = key.data;

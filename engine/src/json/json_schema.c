@@ -7,6 +7,8 @@
  */
 #include "json_schema.h"
 
+#include "base/growable_array.h"
+
 #include "json_parse.h"
 
 #include <stdarg.h>
@@ -16,7 +18,7 @@
 
 typedef struct compiler {
     json_schema *s;
-    uint32_t cap_nodes, cap_props, cap_alts, cap_lits;
+    size_t cap_nodes, cap_props, cap_alts, cap_lits;
     byte_buffer text;
     char ptr[512]; /* JSON pointer of the schema being compiled */
     size_t ptr_len;
@@ -82,33 +84,14 @@ static void ptr_pop(compiler *c, size_t old) {
     c->ptr[old] = '\0';
 }
 
-static bool grow(void **arr, uint32_t *cap, uint32_t need, size_t elem) {
-    if (need <= *cap) {
-        return true;
-    }
-    uint32_t ncap = *cap ? *cap : 16;
-    while (ncap < need) {
-        if (ncap > UINT32_MAX / 2) {
-            return false;
-        }
-        ncap *= 2;
-    }
-    if ((size_t)ncap > SIZE_MAX / elem) {
-        return false;
-    }
-    void *p = realloc(*arr, (size_t)ncap * elem);
-    if (p == NULL) {
-        return false;
-    }
-    *arr = p;
-    *cap = ncap;
-    return true;
+static bool grow(void *arr, size_t *cap, uint32_t need, size_t elem) {
+    return array_reserve(arr, cap, need, elem, 16);
 }
 
 static int32_t new_node(compiler *c) {
     json_schema *s = c->s;
     if (s->n_nodes >= (uint32_t)INT32_MAX ||
-        !grow((void **)&s->nodes, &c->cap_nodes, s->n_nodes + 1, sizeof *s->nodes)) {
+        !grow(&s->nodes, &c->cap_nodes, s->n_nodes + 1, sizeof *s->nodes)) {
         return oom(c);
     }
     js_node *n = &s->nodes[s->n_nodes];
@@ -126,7 +109,7 @@ static int32_t new_node(compiler *c) {
 static int32_t add_lit(compiler *c, const char *bytes, size_t len) {
     json_schema *s = c->s;
     if (len > UINT32_MAX || c->text.len > UINT32_MAX - len ||
-        !grow((void **)&s->lits, &c->cap_lits, s->n_lits + 1, sizeof *s->lits)) {
+        !grow(&s->lits, &c->cap_lits, s->n_lits + 1, sizeof *s->lits)) {
         return oom(c);
     }
     uint32_t off = (uint32_t)c->text.len;
@@ -627,7 +610,7 @@ static int32_t compile_alternatives(compiler *c, const js_value *list, bool one_
     }
     json_schema *s = c->s;
     if (n > UINT32_MAX - s->n_alts ||
-        !grow((void **)&s->alts, &c->cap_alts, s->n_alts + (uint32_t)n, sizeof *s->alts)) {
+        !grow(&s->alts, &c->cap_alts, s->n_alts + (uint32_t)n, sizeof *s->alts)) {
         oom(c);
         goto done;
     }
@@ -823,7 +806,7 @@ static int32_t compile_object_part(compiler *c, int32_t id, const js_value *kw[K
         goto done;
     }
     if (n_props > UINT32_MAX - s->n_props ||
-        !grow((void **)&s->props, &c->cap_props, s->n_props + (uint32_t)n_props,
+        !grow(&s->props, &c->cap_props, s->n_props + (uint32_t)n_props,
               sizeof *s->props)) {
         oom(c);
         goto done;

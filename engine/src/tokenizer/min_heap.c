@@ -3,24 +3,13 @@
  */
 #include "min_heap.h"
 
+#include "base/growable_array.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 
 bool min_heap_reserve_one(min_heap *h, size_t elem_size) {
-    if (h->n < h->cap) {
-        return true;
-    }
-    size_t cap = h->cap ? h->cap * 2 : 64;
-    if (cap < h->cap || cap > SIZE_MAX / elem_size) {
-        return false;
-    }
-    unsigned char *grown = realloc(h->v, cap * elem_size);
-    if (grown == NULL) {
-        return false;
-    }
-    h->v = grown;
-    h->cap = cap;
-    return true;
+    return array_reserve(&h->v, &h->cap, h->n + 1, elem_size, 64);
 }
 
 void min_heap_free(min_heap *h) {

@@ -9,6 +9,8 @@
 #include "tokenizer_spm.h"
 #include "unicode.h"
 
+#include "base/growable_array.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,14 +28,8 @@ typedef struct frag_list {
 } frag_list;
 
 static bool frag_push(frag_list *l, int32_t token, size_t off, size_t len) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        fragment *grown = realloc(l->v, cap * sizeof *grown);
-        if (grown == NULL) {
-            return false;
-        }
-        l->v = grown;
-        l->cap = cap;
+    if (!array_reserve(&l->v, &l->cap, l->n + 1, sizeof *l->v, 16)) {
+        return false;
     }
     l->v[l->n++] = (fragment){token, off, len};
     return true;

@@ -15,19 +15,15 @@
 #include "tokenizer_pre.h"
 #include "unicode.h"
 
+#include "base/growable_array.h"
+
 #include <stdlib.h>
 
 /* ---- growable size arrays ------------------------------------------------------------------- */
 
 static bool sizes_push(tok_sizes *s, size_t v) {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        size_t *grown = realloc(s->v, cap * sizeof *grown);
-        if (grown == NULL) {
-            return false;
-        }
-        s->v = grown;
-        s->cap = cap;
+    if (!array_reserve(&s->v, &s->cap, s->n + 1, sizeof *s->v, 64)) {
+        return false;
     }
     s->v[s->n++] = v;
     return true;
