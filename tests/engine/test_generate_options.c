@@ -153,22 +153,13 @@ static bool json_object_shape(const char *s, size_t n) {
         return false;
     }
     int depth = 0;
-    bool in_string = false, escape = false;
+    test_json_scan scan = {false, false};
     for (size_t i = 0; i < n; i++) {
         const char ch = s[i];
-        if (in_string) {
-            if (escape) {
-                escape = false;
-            } else if (ch == '\\') {
-                escape = true;
-            } else if (ch == '"') {
-                in_string = false;
-            }
+        if (test_json_scan_string(&scan, ch)) {
             continue;
         }
-        if (ch == '"') {
-            in_string = true;
-        } else if (ch == '{' || ch == '[') {
+        if (ch == '{' || ch == '[') {
             depth++;
         } else if (ch == '}' || ch == ']') {
             if (--depth == 0) {

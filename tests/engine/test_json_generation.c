@@ -55,15 +55,9 @@ static bool collect(void *user_data, int32_t token, const char *text, size_t tex
     } else {
         c->n_flush_calls++;
     }
-    if (c->len + text_len + 1 > c->cap) {
-        size_t cap = (c->len + text_len + 1) * 2;
-        char *grown = realloc(c->text, cap);
-        if (grown == NULL) {
-            c->oom = true;
-            return false;
-        }
-        c->text = grown;
-        c->cap = cap;
+    if (!test_reserve(&c->text, &c->cap, c->len + text_len + 1)) {
+        c->oom = true;
+        return false;
     }
     memcpy(c->text + c->len, text, text_len);
     c->len += text_len;

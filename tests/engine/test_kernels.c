@@ -14,6 +14,7 @@
 #include "kernels/tensor_types.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,34 @@ static void random_floats(float *x, int64_t n, int kind) {
 
 static fp16_t random_scale(float magnitude) { return fp32_to_fp16(rng_uniform() * magnitude); }
 
+/* Where each quantized block keeps its fp16 scale d and, in the types that have one, its fp16
+ * min (m or dmin), with the magnitude of the random values they get. */
+typedef struct block_scales {
+    uint32_t type;
+    size_t d_offset;
+    float d_magnitude;
+    size_t min_offset;
+    float min_magnitude; /* 0: no min */
+} block_scales;
+
+static const block_scales quant_scales[] = {
+    {TENSOR_TYPE_Q4_0, offsetof(block_q4_0, d), 0.1f, 0, 0.0f},
+    {TENSOR_TYPE_Q4_1, offsetof(block_q4_1, d), 0.1f, offsetof(block_q4_1, m), 1.0f},
+    {TENSOR_TYPE_Q5_0, offsetof(block_q5_0, d), 0.05f, 0, 0.0f},
+    {TENSOR_TYPE_Q5_1, offsetof(block_q5_1, d), 0.05f, offsetof(block_q5_1, m), 1.0f},
+    {TENSOR_TYPE_Q8_0, offsetof(block_q8_0, d), 0.01f, 0, 0.0f},
+    {TENSOR_TYPE_Q2_K, offsetof(block_q2_K, d), 0.1f, offsetof(block_q2_K, dmin), 0.1f},
+    {TENSOR_TYPE_Q3_K, offsetof(block_q3_K, d), 0.1f, 0, 0.0f},
+    {TENSOR_TYPE_Q4_K, offsetof(block_q4_K, d), 0.1f, offsetof(block_q4_K, dmin), 0.1f},
+    {TENSOR_TYPE_Q5_K, offsetof(block_q5_K, d), 0.1f, offsetof(block_q5_K, dmin), 0.1f},
+    {TENSOR_TYPE_Q6_K, offsetof(block_q6_K, d), 0.1f, 0, 0.0f},
+};
+
+static void set_random_scale(uint8_t *block, size_t offset, float magnitude) {
+    const fp16_t v = random_scale(magnitude);
+    memcpy(block + offset, &v, sizeof v);
+}
+
 /* Random blocks of `type`: random bytes everywhere, then sane finite fp16 scales, and Q8_0
  * codes kept in -127..127 (no quantizer ever writes -128; ggml's kernels assume the same). */
 static void random_weights(uint32_t type, void *dst, int64_t n) {
@@ -73,61 +102,33 @@ static void random_weights(uint32_t type, void *dst, int64_t n) {
     for (size_t i = 0; i < (size_t)nb * t->type_size; i++) {
         bytes[i] = (uint8_t)rng_next();
     }
+    const block_scales *scales = NULL;
+    for (size_t k = 0; k < sizeof quant_scales / sizeof quant_scales[0]; k++) {
+        if (quant_scales[k].type == type) {
+            scales = &quant_scales[k];
+        }
+    }
     for (int64_t i = 0; i < nb; i++) {
-        switch (type) {
-        case TENSOR_TYPE_F32:
+        uint8_t *block = bytes + (size_t)i * t->type_size;
+        if (type == TENSOR_TYPE_F32) {
             ((float *)dst)[i] = rng_uniform();
-            break;
-        case TENSOR_TYPE_F16:
+        } else if (type == TENSOR_TYPE_F16) {
             ((fp16_t *)dst)[i] = random_scale(2.0f);
-            break;
-        case TENSOR_TYPE_BF16:
+        } else if (type == TENSOR_TYPE_BF16) {
             ((bf16_t *)dst)[i] = fp32_to_bf16(rng_uniform() * 2.0f);
-            break;
-        case TENSOR_TYPE_Q4_0:
-            ((block_q4_0 *)dst)[i].d = random_scale(0.1f);
-            break;
-        case TENSOR_TYPE_Q4_1:
-            ((block_q4_1 *)dst)[i].d = random_scale(0.1f);
-            ((block_q4_1 *)dst)[i].m = random_scale(1.0f);
-            break;
-        case TENSOR_TYPE_Q5_0:
-            ((block_q5_0 *)dst)[i].d = random_scale(0.05f);
-            break;
-        case TENSOR_TYPE_Q5_1:
-            ((block_q5_1 *)dst)[i].d = random_scale(0.05f);
-            ((block_q5_1 *)dst)[i].m = random_scale(1.0f);
-            break;
-        case TENSOR_TYPE_Q8_0: {
+        } else if (scales != NULL) {
+            set_random_scale(block, scales->d_offset, scales->d_magnitude);
+            if (scales->min_magnitude > 0.0f) {
+                set_random_scale(block, scales->min_offset, scales->min_magnitude);
+            }
+        }
+        if (type == TENSOR_TYPE_Q8_0) {
             block_q8_0 *b = &((block_q8_0 *)dst)[i];
-            b->d = random_scale(0.01f);
             for (int j = 0; j < QK8_0; j++) {
                 if (b->qs[j] == -128) {
                     b->qs[j] = -127;
                 }
             }
-            break;
-        }
-        case TENSOR_TYPE_Q2_K:
-            ((block_q2_K *)dst)[i].d = random_scale(0.1f);
-            ((block_q2_K *)dst)[i].dmin = random_scale(0.1f);
-            break;
-        case TENSOR_TYPE_Q3_K:
-            ((block_q3_K *)dst)[i].d = random_scale(0.1f);
-            break;
-        case TENSOR_TYPE_Q4_K:
-            ((block_q4_K *)dst)[i].d = random_scale(0.1f);
-            ((block_q4_K *)dst)[i].dmin = random_scale(0.1f);
-            break;
-        case TENSOR_TYPE_Q5_K:
-            ((block_q5_K *)dst)[i].d = random_scale(0.1f);
-            ((block_q5_K *)dst)[i].dmin = random_scale(0.1f);
-            break;
-        case TENSOR_TYPE_Q6_K:
-            ((block_q6_K *)dst)[i].d = random_scale(0.1f);
-            break;
-        default:
-            break;
         }
     }
 }
@@ -162,6 +163,21 @@ static bool is_kquant(uint32_t type) {
 static const int64_t block_counts[] = {1, 2, 3, 7, 22, 65, 176};
 
 static bool same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+static void check_table_complete(const kernel_table *kt) {
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const tensor_type_traits *ref = tensor_type_get_ref(all_types[ti]);
+        CHECK_MSG((kt->vec_dot[all_types[ti]] == NULL) == (ref->vec_dot == NULL), "%s: %s vec_dot",
+                  kt->name, ref->name);
+        CHECK_MSG((kt->from_float[all_types[ti]] == NULL) == (ref->from_float == NULL),
+                  "%s: %s from_float", kt->name, ref->name);
+        CHECK_MSG((kt->to_float[all_types[ti]] == NULL) == (ref->to_float == NULL),
+                  "%s: %s to_float", kt->name, ref->name);
+    }
+    CHECK(kt->q4_0_repacked_vec_dot != NULL && kt->fp16_to_fp32_row != NULL &&
+          kt->fp32_to_fp16_row != NULL && kt->f16_scale_row != NULL && kt->f16_mad_row != NULL &&
+          kt->f16_dot != NULL);
+}
 
 static void check_activation_quantizers(const kernel_table *kt) {
     static const uint32_t act_types[] = {TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q8_1, TENSOR_TYPE_Q8_K,
@@ -200,77 +216,83 @@ static void check_activation_quantizers(const kernel_table *kt) {
     }
 }
 
+/* The dots of type against the reference (and the repacked Q4_0 dot, and to_float), over rows of
+ * every block count and the four distributions; false if out of memory (no further checks). */
+static bool check_dots_of(const kernel_table *kt, uint32_t type) {
+    const tensor_type_traits *ref = tensor_type_get_ref(type);
+    const tensor_type_traits *act = tensor_type_get_ref(ref->vec_dot_type);
+    const int64_t unit = ref->block_size > act->block_size ? ref->block_size : act->block_size;
+    for (size_t c = 0; c < sizeof block_counts / sizeof block_counts[0]; c++) {
+        for (int rep = 0; rep < 4; rep++) {
+            int64_t n = block_counts[c] * (unit == 1 ? 32 : unit);
+            if (unit == 1) {
+                n += rep * 13 + (int64_t)c; /* float rows: any length, odd tails */
+            }
+            void *x = malloc(tensor_row_size(type, n));
+            void *y = malloc(tensor_row_size(ref->vec_dot_type, n));
+            float *xf = malloc((size_t)n * sizeof(float));
+            float *yf = malloc((size_t)n * sizeof(float));
+            CHECK(x != NULL && y != NULL && xf != NULL && yf != NULL);
+            if (x == NULL || y == NULL || xf == NULL || yf == NULL) {
+                free(x), free(y), free(xf), free(yf);
+                return false;
+            }
+            random_weights(type, x, n);
+            random_floats(yf, n, rep);
+            act->from_float(yf, y, n);
+            float want = 0.0f, got = 0.0f;
+            ref->vec_dot(n, &want, x, y);
+            kt->vec_dot[type](n, &got, x, y);
+            /* Q5_K: every level runs ggml's x86 order (q5_K_vec_dot_x86), bit for bit */
+            if (is_kquant(type) && type != TENSOR_TYPE_Q5_K) {
+                ref->to_float(x, xf, n);
+                activations_to_float(ref->vec_dot_type, y, yf, n);
+                double abs_terms = 0.0;
+                for (int64_t i = 0; i < n; i++) {
+                    abs_terms += fabs((double)xf[i] * (double)yf[i]);
+                }
+                const double err = fabs((double)got - (double)want);
+                CHECK_MSG(err <= KQUANT_DOT_REL_TOL * abs_terms + KQUANT_DOT_ABS_TOL,
+                          "%s: %s dot n=%lld: %.9g vs ref %.9g (err %.3g, sum|terms| %.3g)",
+                          kt->name, ref->name, (long long)n, (double)got, (double)want, err,
+                          abs_terms);
+            } else {
+                CHECK_MSG(same_bits(got, want), "%s: %s dot n=%lld: %.9g vs ref %.9g", kt->name,
+                          ref->name, (long long)n, (double)got, (double)want);
+            }
+            if (type == TENSOR_TYPE_Q4_0) {
+                q4_0_vec_dot_x86_repacked(n, &want, x, y);
+                kt->q4_0_repacked_vec_dot(n, &got, x, y);
+                CHECK_MSG(same_bits(got, want), "%s: repacked q4_0 dot n=%lld: %.9g vs %.9g",
+                          kt->name, (long long)n, (double)got, (double)want);
+            }
+            if (kt->to_float[type] != NULL) {
+                float *a = malloc((size_t)n * sizeof(float));
+                float *b = malloc((size_t)n * sizeof(float));
+                CHECK(a != NULL && b != NULL);
+                if (a != NULL && b != NULL) {
+                    ref->to_float(x, a, n);
+                    kt->to_float[type](x, b, n);
+                    CHECK_MSG(memcmp(a, b, (size_t)n * sizeof(float)) == 0,
+                              "%s: %s to_float differs", kt->name, ref->name);
+                }
+                free(a);
+                free(b);
+            }
+            free(x);
+            free(y);
+            free(xf);
+            free(yf);
+        }
+    }
+    return true;
+}
+
 static void check_dots(const kernel_table *kt) {
     for (size_t ti = 0; ti < N_TYPES; ti++) {
-        const uint32_t type = all_types[ti];
-        const tensor_type_traits *ref = tensor_type_get_ref(type);
-        if (ref->vec_dot == NULL) {
-            continue;
-        }
-        const tensor_type_traits *act = tensor_type_get_ref(ref->vec_dot_type);
-        const int64_t unit = ref->block_size > act->block_size ? ref->block_size : act->block_size;
-        for (size_t c = 0; c < sizeof block_counts / sizeof block_counts[0]; c++) {
-            for (int rep = 0; rep < 4; rep++) {
-                int64_t n = block_counts[c] * (unit == 1 ? 32 : unit);
-                if (unit == 1) {
-                    n += rep * 13 + (int64_t)c; /* float rows: any length, odd tails */
-                }
-                void *x = malloc(tensor_row_size(type, n));
-                void *y = malloc(tensor_row_size(ref->vec_dot_type, n));
-                float *xf = malloc((size_t)n * sizeof(float));
-                float *yf = malloc((size_t)n * sizeof(float));
-                CHECK(x != NULL && y != NULL && xf != NULL && yf != NULL);
-                if (x == NULL || y == NULL || xf == NULL || yf == NULL) {
-                    free(x), free(y), free(xf), free(yf);
-                    return;
-                }
-                random_weights(type, x, n);
-                random_floats(yf, n, rep);
-                act->from_float(yf, y, n);
-                float want = 0.0f, got = 0.0f;
-                ref->vec_dot(n, &want, x, y);
-                kt->vec_dot[type](n, &got, x, y);
-                /* Q5_K: every level runs ggml's x86 order (q5_K_vec_dot_x86), bit for bit */
-                if (is_kquant(type) && type != TENSOR_TYPE_Q5_K) {
-                    ref->to_float(x, xf, n);
-                    activations_to_float(ref->vec_dot_type, y, yf, n);
-                    double abs_terms = 0.0;
-                    for (int64_t i = 0; i < n; i++) {
-                        abs_terms += fabs((double)xf[i] * (double)yf[i]);
-                    }
-                    const double err = fabs((double)got - (double)want);
-                    CHECK_MSG(err <= KQUANT_DOT_REL_TOL * abs_terms + KQUANT_DOT_ABS_TOL,
-                              "%s: %s dot n=%lld: %.9g vs ref %.9g (err %.3g, sum|terms| %.3g)",
-                              kt->name, ref->name, (long long)n, (double)got, (double)want, err,
-                              abs_terms);
-                } else {
-                    CHECK_MSG(same_bits(got, want), "%s: %s dot n=%lld: %.9g vs ref %.9g", kt->name,
-                              ref->name, (long long)n, (double)got, (double)want);
-                }
-                if (type == TENSOR_TYPE_Q4_0) {
-                    q4_0_vec_dot_x86_repacked(n, &want, x, y);
-                    kt->q4_0_repacked_vec_dot(n, &got, x, y);
-                    CHECK_MSG(same_bits(got, want), "%s: repacked q4_0 dot n=%lld: %.9g vs %.9g",
-                              kt->name, (long long)n, (double)got, (double)want);
-                }
-                if (kt->to_float[type] != NULL) {
-                    float *a = malloc((size_t)n * sizeof(float));
-                    float *b = malloc((size_t)n * sizeof(float));
-                    CHECK(a != NULL && b != NULL);
-                    if (a != NULL && b != NULL) {
-                        ref->to_float(x, a, n);
-                        kt->to_float[type](x, b, n);
-                        CHECK_MSG(memcmp(a, b, (size_t)n * sizeof(float)) == 0,
-                                  "%s: %s to_float differs", kt->name, ref->name);
-                    }
-                    free(a);
-                    free(b);
-                }
-                free(x);
-                free(y);
-                free(xf);
-                free(yf);
-            }
+        const bool has_dot = tensor_type_get_ref(all_types[ti])->vec_dot != NULL;
+        if (has_dot && !check_dots_of(kt, all_types[ti])) {
+            return;
         }
     }
 }
@@ -356,6 +378,37 @@ static void check_gemms(const kernel_table *kt) {
     }
 }
 
+static void convert_row(const kernel_table *kt, bool to_fp32, const void *src, void *dst,
+                        int64_t n) {
+    if (to_fp32) {
+        kt->fp16_to_fp32_row(src, dst, n);
+    } else {
+        kt->fp32_to_fp16_row(src, dst, n);
+    }
+}
+
+/* The table's fp16 -> fp32 (to_fp32) or fp32 -> fp16 row conversion of src (n elements) into got
+ * against want, the reference's output; then of 0..39 elements from src + from, which must equal
+ * want there and leave the element after them zero. */
+static void check_row_conversion(const kernel_table *kt, bool to_fp32, const void *src,
+                                 const void *want, void *got, int64_t n, int64_t from) {
+    const char *what = to_fp32 ? "fp16_to_fp32_row" : "fp32_to_fp16_row";
+    const size_t in_size = to_fp32 ? sizeof(fp16_t) : sizeof(float);
+    const size_t out_size = to_fp32 ? sizeof(float) : sizeof(fp16_t);
+    convert_row(kt, to_fp32, src, got, n);
+    CHECK_MSG(memcmp(want, got, (size_t)n * out_size) == 0, "%s: %s", kt->name, what);
+    const uint8_t *src_from = (const uint8_t *)src + (size_t)from * in_size;
+    const uint8_t *want_from = (const uint8_t *)want + (size_t)from * out_size;
+    for (int64_t len = 0; len < 40; len++) {
+        memset(got, 0, (size_t)(len + 1) * out_size);
+        convert_row(kt, to_fp32, src_from, got, len);
+        const bool after_zero =
+            to_fp32 ? ((const float *)got)[len] == 0.0f : ((const fp16_t *)got)[len] == 0;
+        CHECK_MSG(memcmp(want_from, got, (size_t)len * out_size) == 0 && after_zero,
+                  "%s: %s len %lld", kt->name, what, (long long)len);
+    }
+}
+
 static void check_fp16_rows(const kernel_table *kt) {
     enum { N = 65536 + 13 };
     fp16_t *h = malloc(N * sizeof(fp16_t));
@@ -372,14 +425,7 @@ static void check_fp16_rows(const kernel_table *kt) {
         h[i] = (fp16_t)i;
     }
     fp16_to_fp32_row_ref(h, f, N);
-    kt->fp16_to_fp32_row(h, f2, N);
-    CHECK_MSG(memcmp(f, f2, N * sizeof(float)) == 0, "%s: fp16_to_fp32_row", kt->name);
-    for (int64_t len = 0; len < 40; len++) {
-        memset(f2, 0, (size_t)(len + 1) * sizeof(float));
-        kt->fp16_to_fp32_row(h + 1000, f2, len);
-        CHECK_MSG(memcmp(f + 1000, f2, (size_t)len * sizeof(float)) == 0 && f2[len] == 0.0f,
-                  "%s: fp16_to_fp32_row len %lld", kt->name, (long long)len);
-    }
+    check_row_conversion(kt, true, h, f, f2, N, 1000);
     /* random float bit patterns (NaN, denormals, overflow) and rounding ties to half */
     for (int i = 0; i < N; i++) {
         const uint32_t bits = (uint32_t)rng_next();
@@ -389,14 +435,7 @@ static void check_fp16_rows(const kernel_table *kt) {
         }
     }
     fp32_to_fp16_row_ref(f, h, N);
-    kt->fp32_to_fp16_row(f, h2, N);
-    CHECK_MSG(memcmp(h, h2, N * sizeof(fp16_t)) == 0, "%s: fp32_to_fp16_row", kt->name);
-    for (int64_t len = 0; len < 40; len++) {
-        memset(h2, 0, (size_t)(len + 1) * sizeof(fp16_t));
-        kt->fp32_to_fp16_row(f + 77, h2, len);
-        CHECK_MSG(memcmp(h + 77, h2, (size_t)len * sizeof(fp16_t)) == 0 && h2[len] == 0,
-                  "%s: fp32_to_fp16_row len %lld", kt->name, (long long)len);
-    }
+    check_row_conversion(kt, false, f, h, h2, N, 77);
     /* scale and mad on finite halves */
     for (int i = 0; i < N; i++) {
         h[i] = random_scale(4.0f);
@@ -429,21 +468,6 @@ done:
     free(h3);
     free(f);
     free(f2);
-}
-
-static void check_table_complete(const kernel_table *kt) {
-    for (size_t ti = 0; ti < N_TYPES; ti++) {
-        const tensor_type_traits *ref = tensor_type_get_ref(all_types[ti]);
-        CHECK_MSG((kt->vec_dot[all_types[ti]] == NULL) == (ref->vec_dot == NULL), "%s: %s vec_dot",
-                  kt->name, ref->name);
-        CHECK_MSG((kt->from_float[all_types[ti]] == NULL) == (ref->from_float == NULL),
-                  "%s: %s from_float", kt->name, ref->name);
-        CHECK_MSG((kt->to_float[all_types[ti]] == NULL) == (ref->to_float == NULL),
-                  "%s: %s to_float", kt->name, ref->name);
-    }
-    CHECK(kt->q4_0_repacked_vec_dot != NULL && kt->fp16_to_fp32_row != NULL &&
-          kt->fp32_to_fp16_row != NULL && kt->f16_scale_row != NULL && kt->f16_mad_row != NULL &&
-          kt->f16_dot != NULL);
 }
 
 /* The process-wide selection: tensor_type_get() hands out the selected table's functions. */

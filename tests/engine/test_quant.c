@@ -916,26 +916,28 @@ static bool golden_encode(const char *source_rel, const char *quantized_rel) {
     return true;
 }
 
-static int test_golden_encode(void) {
-    static const struct {
-        const char *source;
-        const char *quantized;
-    } pairs[] = {
-        {"synthetic/synthetic-k256-F32.gguf", "synthetic/synthetic-k256-Q2_K.gguf"},
-        {"synthetic/synthetic-k256-F32.gguf", "synthetic/synthetic-k256-Q3_K.gguf"},
-        {"synthetic/synthetic-k256-F32.gguf", "synthetic/synthetic-k256-Q4_K.gguf"},
-        {"synthetic/synthetic-k256-F32.gguf", "synthetic/synthetic-k256-Q4_K_M.gguf"},
-        {"synthetic/synthetic-k256-F32.gguf", "synthetic/synthetic-k256-Q5_K.gguf"},
-        {"synthetic/synthetic-k256-F32.gguf", "synthetic/synthetic-k256-Q6_K.gguf"},
-        {"stories260K.gguf", "derived/stories260K-Q8_0.gguf"},
-        {"stories260K.gguf", "derived/stories260K-Q4_0.gguf"},
-    };
+/* Each file "<prefix><type>.gguf" that llama-quantize made from source, for the listed types. */
+static int golden_encode_types(const char *source, const char *prefix, const char *const *types,
+                               size_t n_types) {
     int skipped = 0;
-    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
-        if (!golden_encode(pairs[i].source, pairs[i].quantized)) {
+    for (size_t i = 0; i < n_types; i++) {
+        char quantized[128];
+        snprintf(quantized, sizeof quantized, "%s%s.gguf", prefix, types[i]);
+        if (!golden_encode(source, quantized)) {
             skipped++;
         }
     }
+    return skipped;
+}
+
+static int test_golden_encode(void) {
+    static const char *const k256_types[] = {"Q2_K", "Q3_K", "Q4_K", "Q4_K_M", "Q5_K", "Q6_K"};
+    static const char *const stories_types[] = {"Q8_0", "Q4_0"};
+    int skipped =
+        golden_encode_types("synthetic/synthetic-k256-F32.gguf", "synthetic/synthetic-k256-",
+                            k256_types, sizeof k256_types / sizeof k256_types[0]);
+    skipped += golden_encode_types("stories260K.gguf", "derived/stories260K-", stories_types,
+                                   sizeof stories_types / sizeof stories_types[0]);
     return skipped;
 }
 

@@ -56,6 +56,15 @@ static sampler *new_sampler(int32_t n) {
     return s;
 }
 
+/* A sampler over n ids configured with p: one CHECK that it was created; NULL if not. */
+static sampler *new_configured_sampler(int32_t n, const edgelm_sampler_params *p) {
+    sampler *s = new_sampler(n);
+    if (s != NULL) {
+        sampler_configure(s, p);
+    }
+    return s;
+}
+
 static int32_t naive_argmax(const float *logits, int32_t n) {
     int32_t best = -1;
     for (int32_t i = 0; i < n; i++) {
@@ -235,12 +244,11 @@ static void test_defaults(void) {
 static void test_greedy(void) {
     enum { V = 1000 };
     float logits[V];
-    sampler *s = new_sampler(V);
+    edgelm_sampler_params p = greedy_params();
+    sampler *s = new_configured_sampler(V, &p);
     if (s == NULL) {
         return;
     }
-    edgelm_sampler_params p = greedy_params();
-    sampler_configure(s, &p);
     int wrong = 0;
     for (int rep = 0; rep < 50; rep++) {
         for (int i = 0; i < V; i++) {
@@ -515,14 +523,13 @@ static void test_min_p(void) {
 static void test_repetition_penalty(void) {
     enum { V = 8 };
     float logits[V] = {2.0f, 1.9f, 1.6f, -5.0f, -5.0f, -5.0f, -5.0f, -5.0f};
-    sampler *s = new_sampler(V);
-    if (s == NULL) {
-        return;
-    }
     edgelm_sampler_params p = greedy_params();
     p.repeat_penalty = 1.2f;
     p.repeat_last_n = 4;
-    sampler_configure(s, &p);
+    sampler *s = new_configured_sampler(V, &p);
+    if (s == NULL) {
+        return;
+    }
     CHECK(sampler_sample(s, logits) == 0);
     sampler_accept(s, 0); /* 2.0 / 1.2 = 1.67 < 1.9 */
     CHECK(sampler_sample(s, logits) == 1);
@@ -580,15 +587,14 @@ static void test_repetition_penalty(void) {
 static void test_nan_logits(void) {
     enum { V = 100 };
     float logits[V];
-    sampler *s = new_sampler(V);
-    if (s == NULL) {
-        return;
-    }
     for (int i = 0; i < V; i++) {
         logits[i] = (i % 3 == 0) ? NAN : rand_range(-1.0f, 1.0f);
     }
-    edgelm_sampler_params p = greedy_params();
-    sampler_configure(s, &p);
+    const edgelm_sampler_params p = greedy_params();
+    sampler *s = new_configured_sampler(V, &p);
+    if (s == NULL) {
+        return;
+    }
     CHECK(sampler_sample(s, logits) == naive_argmax(logits, V));
     int nan_picked = 0;
     edgelm_sampler_params configs[3] = {plain_params(1.0f, 1), edgelm_sampler_params_default(),

@@ -127,77 +127,83 @@ static void test_each_index_once(void) {
     }
 }
 
-static void test_marks(void) {
-    static const int64_t sizes[] = {0, 1, 2, 3, 5, 7, 8, 9, 63, 1000, 1000003};
-    const int64_t max_n = 1000003;
-    uint8_t *marks = malloc((size_t)max_n);
-    CHECK(marks != NULL);
-    if (marks == NULL) {
+/* body(pool, n_threads, scratch) on a fresh pool of every size 1..MAX_THREADS, all sizes sharing
+ * scratch_bytes of scratch memory: one CHECK for the scratch, one per pool (a pool that could not
+ * be made is skipped). */
+static void on_every_pool_size(void (*body)(thread_pool *pool, int n_threads, void *scratch),
+                               size_t scratch_bytes) {
+    void *scratch = malloc(scratch_bytes);
+    CHECK(scratch != NULL);
+    if (scratch == NULL) {
         return;
     }
     for (int n_threads = 1; n_threads <= MAX_THREADS; n_threads++) {
         thread_pool *pool = new_pool(n_threads);
-        if (pool == NULL) {
-            continue;
+        if (pool != NULL) {
+            body(pool, n_threads, scratch);
+            thread_pool_free(pool);
         }
-        for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
-            mark_job job = {marks, sizes[s]};
-            memset(marks, 0, (size_t)max_n);
-            thread_pool_run(pool, mark_fn, &job);
-            int64_t wrong = 0;
-            for (int64_t i = 0; i < max_n; i++) {
-                wrong += marks[i] != (i < sizes[s] ? 1 : 0);
-            }
-            CHECK_MSG(wrong == 0, "n_threads %d, n %lld: %lld items not marked exactly once",
-                      n_threads, (long long)sizes[s], (long long)wrong);
-        }
-        thread_pool_free(pool);
     }
-    free(marks);
+    free(scratch);
+}
+
+#define MARKS_MAX_N 1000003
+
+/* Every size of mark_job on one pool: each item marked exactly once. scratch: MARKS_MAX_N marks. */
+static void marks_on_pool(thread_pool *pool, int n_threads, void *scratch) {
+    static const int64_t sizes[] = {0, 1, 2, 3, 5, 7, 8, 9, 63, 1000, MARKS_MAX_N};
+    uint8_t *marks = scratch;
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        mark_job job = {marks, sizes[s]};
+        memset(marks, 0, MARKS_MAX_N);
+        thread_pool_run(pool, mark_fn, &job);
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < MARKS_MAX_N; i++) {
+            wrong += marks[i] != (i < sizes[s] ? 1 : 0);
+        }
+        CHECK_MSG(wrong == 0, "n_threads %d, n %lld: %lld items not marked exactly once", n_threads,
+                  (long long)sizes[s], (long long)wrong);
+    }
+}
+
+static void test_marks(void) { on_every_pool_size(marks_on_pool, MARKS_MAX_N); }
+
+enum { N_VALUES = 4099, N_JOBS = 10000 };
+
+/* N_JOBS sum_jobs back to back on one pool, each over new values. scratch: N_VALUES values. */
+static void many_jobs_on_pool(thread_pool *pool, int n_threads, void *scratch) {
+    int64_t *values = scratch;
+    double t0 = test_now_ms();
+    int wrong_jobs = 0;
+    sum_job job;
+    memset(&job, 0, sizeof(job));
+    job.values = values;
+    job.n = N_VALUES;
+    for (int j = 0; j < N_JOBS; j++) {
+        int64_t expected = 0;
+        for (int64_t i = 0; i < N_VALUES; i++) {
+            values[i] = (int64_t)j * 131 + i * 7 - 5000;
+            expected += values[i];
+        }
+        for (int i = 0; i < MAX_THREADS; i++) {
+            job.partial[i] = -1; /* a slot no thread wrote stays visibly wrong */
+        }
+        thread_pool_run(pool, sum_fn, &job);
+        int64_t got = 0;
+        for (int i = 0; i < n_threads; i++) {
+            got += job.partial[i];
+        }
+        wrong_jobs += got != expected;
+    }
+    double ms = test_now_ms() - t0;
+    CHECK_MSG(wrong_jobs == 0, "n_threads %d: %d of %d jobs summed wrongly", n_threads, wrong_jobs,
+              N_JOBS);
+    fprintf(stderr, "  %d threads: %d jobs in %.1f ms (%.2f us/job incl. refill)\n", n_threads,
+            N_JOBS, ms, ms * 1e3 / N_JOBS);
 }
 
 static void test_many_jobs(void) {
-    enum { N_VALUES = 4099, N_JOBS = 10000 };
-    int64_t *values = malloc(N_VALUES * sizeof(*values));
-    CHECK(values != NULL);
-    if (values == NULL) {
-        return;
-    }
-    for (int n_threads = 1; n_threads <= MAX_THREADS; n_threads++) {
-        thread_pool *pool = new_pool(n_threads);
-        if (pool == NULL) {
-            continue;
-        }
-        double t0 = test_now_ms();
-        int wrong_jobs = 0;
-        sum_job job;
-        memset(&job, 0, sizeof(job));
-        job.values = values;
-        job.n = N_VALUES;
-        for (int j = 0; j < N_JOBS; j++) {
-            int64_t expected = 0;
-            for (int64_t i = 0; i < N_VALUES; i++) {
-                values[i] = (int64_t)j * 131 + i * 7 - 5000;
-                expected += values[i];
-            }
-            for (int i = 0; i < MAX_THREADS; i++) {
-                job.partial[i] = -1; /* a slot no thread wrote stays visibly wrong */
-            }
-            thread_pool_run(pool, sum_fn, &job);
-            int64_t got = 0;
-            for (int i = 0; i < n_threads; i++) {
-                got += job.partial[i];
-            }
-            wrong_jobs += got != expected;
-        }
-        double ms = test_now_ms() - t0;
-        CHECK_MSG(wrong_jobs == 0, "n_threads %d: %d of %d jobs summed wrongly", n_threads,
-                  wrong_jobs, N_JOBS);
-        fprintf(stderr, "  %d threads: %d jobs in %.1f ms (%.2f us/job incl. refill)\n", n_threads,
-                N_JOBS, ms, ms * 1e3 / N_JOBS);
-        thread_pool_free(pool);
-    }
-    free(values);
+    on_every_pool_size(many_jobs_on_pool, N_VALUES * sizeof(int64_t));
 }
 
 /* Let the workers fall asleep on the condition variable between jobs, then wake them. */

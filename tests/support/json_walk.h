@@ -281,25 +281,18 @@ static inline bool jw_utf8_valid(const unsigned char *s, size_t n) {
 /* No whitespace before or after the value, never two whitespace bytes in a row outside
  * strings. */
 static inline bool jw_whitespace_ok(const char *s, size_t n) {
-    bool in_str = false, esc = false, prev_ws = false;
+    test_json_scan scan = {false, false};
+    bool prev_ws = false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        bool ws = c == ' ' || c == '\n' || c == '\r' || c == '\t';
-        if (in_str) {
-            if (esc) {
-                esc = false;
-            } else if (c == '\\') {
-                esc = true;
-            } else if (c == '"') {
-                in_str = false;
-            }
+        if (test_json_scan_string(&scan, c)) {
             prev_ws = false;
             continue;
         }
+        bool ws = c == ' ' || c == '\n' || c == '\r' || c == '\t';
         if (ws && (i == 0 || i == n - 1 || prev_ws)) {
             return false;
         }
-        in_str = c == '"';
         prev_ws = ws;
     }
     return true;
@@ -632,14 +625,8 @@ static inline bool jw_walk(jw_walker *jw, uint64_t *rng, int budget, int mask_ch
         }
         size_t len;
         const uint8_t *b = js_token_bytes(v, t, &len);
-        if (out_len + len + 1 > jw->out_cap) {
-            size_t cap = (out_len + len + 1) * 2;
-            char *grown = realloc(jw->out, cap);
-            if (grown == NULL) {
-                return false;
-            }
-            jw->out = grown;
-            jw->out_cap = cap;
+        if (!test_reserve(&jw->out, &jw->out_cap, out_len + len + 1)) {
+            return false;
         }
         memcpy(jw->out + out_len, b, len);
         out_len += len;

@@ -189,6 +189,34 @@ double test_json_number(const cJSON *obj, const char *key) {
     return cJSON_IsNumber(item) ? item->valuedouble : (double)NAN;
 }
 
+bool test_reserve(char **buf, size_t *cap, size_t need) {
+    if (need <= *cap) {
+        return true;
+    }
+    char *grown = realloc(*buf, need * 2);
+    if (grown == NULL) {
+        return false;
+    }
+    *buf = grown;
+    *cap = need * 2;
+    return true;
+}
+
+bool test_json_scan_string(test_json_scan *scan, char c) {
+    if (scan->in_string) {
+        if (scan->escape) {
+            scan->escape = false;
+        } else if (c == '\\') {
+            scan->escape = true;
+        } else if (c == '"') {
+            scan->in_string = false;
+        }
+        return true;
+    }
+    scan->in_string = c == '"';
+    return scan->in_string;
+}
+
 bool test_gen_model_file(const char *name, const char *args, char *path, size_t path_size) {
     test_temp_path(name, path, path_size);
     char cmd[4096];

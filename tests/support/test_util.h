@@ -1,9 +1,9 @@
 /* test_util.h - tiny shared helpers for the ctest binaries: checks that count failures, model
  * lookup through EDGELM_MODELS (skip loudly with exit code 77 when absent), whole-file reads and
  * writes, golden JSON loading (cJSON, a test-only dependency; the engine itself has none), the
- * fixtures under tests/data, a temporary directory, models made by edgelm-gen and a clock. No
- * engine headers here (the engine-facing helpers are header-only: model_fixtures.h, spm_vocab.h,
- * json_walk.h).
+ * fixtures under tests/data, a temporary directory, models made by edgelm-gen, a clock and a
+ * scan that tells JSON strings from structure. No engine headers here (the engine-facing helpers
+ * are header-only: model_fixtures.h, spm_vocab.h, json_walk.h).
  */
 #ifndef EDGELM_TEST_UTIL_H
 #define EDGELM_TEST_UTIL_H
@@ -74,6 +74,16 @@ double test_json_number(const cJSON *obj, const char *key);
 /* `edgelm-gen PATH ARGS --quiet` with PATH = test_temp_dir()/name (into path): one CHECK that it
  * succeeded; false if not. */
 bool test_gen_model_file(const char *name, const char *args, char *path, size_t path_size);
+/* Make the malloc'd *buf (*cap bytes; NULL and 0 at first) hold at least need bytes, growing it
+ * to twice need; false (buffer unchanged) when out of memory. */
+bool test_reserve(char **buf, size_t *cap, size_t need);
+/* Where a byte-by-byte scan of JSON text is: inside a string or not, and after a backslash. */
+typedef struct test_json_scan {
+    bool in_string, escape;
+} test_json_scan;
+/* Feed the next byte c of the text: true when it belongs to a string (its quotes included), so
+ * that the structure is in the bytes for which it returns false. */
+bool test_json_scan_string(test_json_scan *scan, char c);
 /* A monotonic clock in milliseconds, for the timings the tests print. */
 double test_now_ms(void);
 /* Print the summary and return the process exit code (0 pass, 1 fail; 77 if skipped_all). */
