@@ -334,6 +334,27 @@ static svc_error_code parse_field(const cJSON *v, const char *name, const svc_li
     return SVC_OK;
 }
 
+void protocol_request_free(svc_request *r) {
+    if (r == NULL) {
+        return;
+    }
+    free(r->prompt);
+    for (size_t i = 0; i < r->n_messages; i++) {
+        free(r->messages[i].role);
+        free(r->messages[i].content);
+    }
+    free(r->messages);
+    for (int32_t i = 0; i < r->n_stop; i++) {
+        free(r->stop[i]);
+    }
+    free(r->json_schema);
+    r->prompt = NULL;
+    r->messages = NULL;
+    r->n_messages = 0;
+    r->n_stop = 0;
+    r->json_schema = NULL;
+}
+
 svc_error_code protocol_parse_request(const void *payload, size_t len, const svc_limits *lim,
                                       const svc_sampling_defaults *d, svc_request *out,
                                       char *msg, size_t msg_size) {
@@ -425,27 +446,6 @@ svc_error_code protocol_parse_request(const void *payload, size_t len, const svc
 done:
     cJSON_Delete(root);
     return code;
-}
-
-void protocol_request_free(svc_request *r) {
-    if (r == NULL) {
-        return;
-    }
-    free(r->prompt);
-    for (size_t i = 0; i < r->n_messages; i++) {
-        free(r->messages[i].role);
-        free(r->messages[i].content);
-    }
-    free(r->messages);
-    for (int32_t i = 0; i < r->n_stop; i++) {
-        free(r->stop[i]);
-    }
-    free(r->json_schema);
-    r->prompt = NULL;
-    r->messages = NULL;
-    r->n_messages = 0;
-    r->n_stop = 0;
-    r->json_schema = NULL;
 }
 
 bool protocol_parse_cancel(const void *payload, size_t len, char *id, size_t id_size, char *msg,

@@ -11,6 +11,7 @@
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "kernels/tensor_types.h"
+#include "base/random.h"
 
 #include <errno.h>
 #include <math.h>
@@ -49,39 +50,14 @@ typedef struct rng {
     double spare;
 } rng;
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static void rng_seed(rng *r, uint64_t seed) {
-    for (int i = 0; i < 4; i++) {
-        r->s[i] = splitmix64(&seed);
-    }
+    xoshiro_seed(r->s, seed);
     r->have_spare = false;
     r->spare = 0.0;
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-/* Uniform in (0, 1]: never 0, so log() is safe. */
 static double rng_uniform(rng *r) {
-    return (double)((rng_next(r) >> 11) + 1) * (1.0 / 9007199254740992.0);
+    return (double)((xoshiro_next(r->s) >> 11) + 1) * (1.0 / 9007199254740992.0);
 }
 
 static double rng_gauss(rng *r) {

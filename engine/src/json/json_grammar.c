@@ -439,6 +439,14 @@ bool js_walker_done(const js_walker *w) { return top_peek(w)->phase == P_TOP_EOG
 
 /* ---- state API ------------------------------------------------------------------------------- */
 
+void json_state_free(json_state *state) {
+    if (state == NULL) {
+        return;
+    }
+    json_schema_free(state->own_schema);
+    free(state);
+}
+
 edgelm_status json_state_create(const json_vocab *vocab, const json_schema *schema,
                                 json_state **out) {
     if (out == NULL) {
@@ -468,14 +476,6 @@ edgelm_status json_state_create(const json_vocab *vocab, const json_schema *sche
     json_state_reset(st);
     *out = st;
     return EDGELM_OK;
-}
-
-void json_state_free(json_state *state) {
-    if (state == NULL) {
-        return;
-    }
-    json_schema_free(state->own_schema);
-    free(state);
 }
 
 void json_state_reset(json_state *state) {

@@ -402,6 +402,22 @@ static float *take_floats(float **cursor, size_t n) {
     return p;
 }
 
+void forward_free(forward_state *fs) {
+    if (fs == NULL) {
+        return;
+    }
+    thread_pool_free(fs->pool);
+    kv_cache_free(&fs->cache);
+    free(fs->x);
+    free(fs->logits);
+    free(fs->q16);
+    free(fs->o16);
+    for (int i = 0; i < 3; i++) {
+        free(fs->act[i]);
+    }
+    memset(fs, 0, sizeof *fs);
+}
+
 edgelm_status forward_init(forward_state *fs, const edgelm_model *model, uint32_t n_ctx,
                            int n_threads) {
     memset(fs, 0, sizeof *fs);
@@ -456,18 +472,3 @@ fail:
     return st;
 }
 
-void forward_free(forward_state *fs) {
-    if (fs == NULL) {
-        return;
-    }
-    thread_pool_free(fs->pool);
-    kv_cache_free(&fs->cache);
-    free(fs->x);
-    free(fs->logits);
-    free(fs->q16);
-    free(fs->o16);
-    for (int i = 0; i < 3; i++) {
-        free(fs->act[i]);
-    }
-    memset(fs, 0, sizeof *fs);
-}

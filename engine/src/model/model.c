@@ -248,6 +248,18 @@ edgelm_model_params edgelm_model_params_default(void) {
     return p;
 }
 
+void edgelm_model_free(edgelm_model *model) {
+    if (model == NULL) {
+        return;
+    }
+    tokenizer_free(model->tok);
+    free(model->layers);
+    gguf_free(&model->gguf);
+    file_map_close(&model->map);
+    free(model->path);
+    free(model);
+}
+
 edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *params,
                                 edgelm_model **out, char *err, size_t err_size) {
     edgelm_model_params defaults = edgelm_model_params_default();
@@ -383,18 +395,6 @@ edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *par
 fail:
     edgelm_model_free(m);
     return st;
-}
-
-void edgelm_model_free(edgelm_model *model) {
-    if (model == NULL) {
-        return;
-    }
-    tokenizer_free(model->tok);
-    free(model->layers);
-    gguf_free(&model->gguf);
-    file_map_close(&model->map);
-    free(model->path);
-    free(model);
 }
 
 int32_t edgelm_model_n_vocab(const edgelm_model *model) { return model->hp.n_vocab; }

@@ -7,6 +7,8 @@
  */
 #include "sampler.h"
 
+#include "base/random.h"
+
 #include <assert.h>
 #include <float.h>
 #include <math.h>
@@ -38,34 +40,10 @@ struct sampler {
     int32_t history_len;    /* tokens held, <= history_window */
     int32_t history_head;   /* next slot to write */
     edgelm_sampler_params params;
-    uint64_t rng[4]; /* xoshiro256** state, seeded through splitmix64 */
+    uint64_t rng[4]; /* xoshiro256** state (base/random.h) */
 };
 
 /* ---- random numbers ------------------------------------------------------------------------ */
-
-/* splitmix64 (Steele, Lea, Flood 2014): expands one 64-bit seed into well-mixed words; any
- * seed, 0 included, gives a valid xoshiro state. */
-static uint64_t splitmix64_next(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-/* xoshiro256** (Blackman, Vigna 2018). */
-static uint64_t xoshiro_next(uint64_t s[4]) {
-    const uint64_t result = rotl64(s[1] * 5u, 7) * 9u;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
 
 /* Uniform in [0, 1) with 53 random bits. */
 static double xoshiro_uniform(uint64_t s[4]) { return (double)(xoshiro_next(s) >> 11) * 0x1.0p-53; }
@@ -264,10 +242,7 @@ void sampler_configure(sampler *s, const edgelm_sampler_params *params) {
     s->history_window = window;
     s->history_len = 0;
     s->history_head = 0;
-    uint64_t sm = s->params.seed;
-    for (int i = 0; i < 4; i++) {
-        s->rng[i] = splitmix64_next(&sm);
-    }
+    xoshiro_seed(s->rng, s->params.seed);
 }
 
 void sampler_accept(sampler *s, int32_t token) {

@@ -881,6 +881,26 @@ static void mark_special_tokens(tokenizer *tok, fim_ids fim, const gguf_file *fi
     }
 }
 
+void tokenizer_free(tokenizer *tok) {
+    if (tok == NULL) {
+        return;
+    }
+    free(tok->text);
+    free(tok->text_off);
+    free(tok->scores);
+    free(tok->attr);
+    free(tok->token_slots);
+    free(tok->merge_text);
+    free(tok->merge_off);
+    free(tok->merge_left_len);
+    free(tok->merge_right_len);
+    free(tok->merge_slots);
+    free(tok->piece);
+    free(tok->piece_off);
+    free(tok->special);
+    free(tok);
+}
+
 edgelm_status tokenizer_create(const gguf_file *file, tokenizer **out, char *err, size_t err_size) {
     edgelm_status st;
     if (err != NULL && err_size > 0) {
@@ -1056,26 +1076,6 @@ edgelm_status tokenizer_create(const gguf_file *file, tokenizer **out, char *err
 fail:
     tokenizer_free(tok);
     return st;
-}
-
-void tokenizer_free(tokenizer *tok) {
-    if (tok == NULL) {
-        return;
-    }
-    free(tok->text);
-    free(tok->text_off);
-    free(tok->scores);
-    free(tok->attr);
-    free(tok->token_slots);
-    free(tok->merge_text);
-    free(tok->merge_off);
-    free(tok->merge_left_len);
-    free(tok->merge_right_len);
-    free(tok->merge_slots);
-    free(tok->piece);
-    free(tok->piece_off);
-    free(tok->special);
-    free(tok);
 }
 
 /* ---- accessors ------------------------------------------------------------------------------ */
