@@ -4,6 +4,7 @@
  * as wired into the generate loop (a complete object with FINISH_GRAMMAR, also on a tight token
  * budget; schema errors as EDGELM_ERR_BAD_SCHEMA with the session message).
  */
+#include "base/byte_search.h"
 #include "model_fixtures.h"
 
 #include <stdlib.h>
@@ -29,16 +30,6 @@ static bool collect(void *user, int32_t token, const char *text, size_t len) {
     return true;
 }
 
-static size_t find(const char *hay, size_t len, const char *needle) {
-    size_t n = strlen(needle);
-    for (size_t i = 0; i + n <= len; i++) {
-        if (memcmp(hay + i, needle, n) == 0) {
-            return i;
-        }
-    }
-    return SIZE_MAX;
-}
-
 /* Generate with stops and compare with the full (unstopped) text: generation must end at the
  * first token after which a stop string is complete, delivering the text before the earliest
  * complete stop string. */
@@ -55,7 +46,7 @@ static void check_stop(edgelm_session *s, const char *prompt, int n, const colle
     int n_tokens = full->n_tokens;
     for (int t = 0; t < full->n_tokens && t < MAX_PIECES && cut == SIZE_MAX; t++) {
         for (int k = 0; k < n_stops; k++) {
-            size_t at = find(full->out.text, full->piece_end[t], stops[k]);
+            size_t at = bytes_find(full->out.text, full->piece_end[t], stops[k], strlen(stops[k]));
             cut = at < cut ? at : cut;
         }
         n_tokens = t + 1;

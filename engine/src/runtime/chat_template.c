@@ -10,22 +10,11 @@
 
 #include "model/model.h"
 
+#include "base/byte_search.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-
-static bool contains(const char *hay, size_t len, const char *needle) {
-    const size_t n = strlen(needle);
-    if (hay == NULL || n == 0 || n > len) {
-        return false;
-    }
-    for (size_t i = 0; i + n <= len; i++) {
-        if (hay[i] == needle[0] && memcmp(hay + i, needle, n) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
 
 static bool equals(const char *s, size_t len, const char *z) {
     return strlen(z) == len && memcmp(s, z, len) == 0;
@@ -58,38 +47,38 @@ void chat_template_detect(const char *tmpl, size_t len, const char *eos_text, ch
         }
     }
     bool found = false;
-    if (contains(tmpl, len, "<|im_start|>")) {
+    if (bytes_contain(tmpl, len, "<|im_start|>")) {
         /* <|im_sep|> is phi4 and <end_of_utterance> SmolVLM: look like ChatML, are not */
-        found = !contains(tmpl, len, "<|im_sep|>") && !contains(tmpl, len, "<end_of_utterance>");
+        found = !bytes_contain(tmpl, len, "<|im_sep|>") && !bytes_contain(tmpl, len, "<end_of_utterance>");
         out->family = CHAT_FAMILY_CHATML;
-    } else if ((len >= 7 && memcmp(tmpl, "mistral", 7) == 0) || contains(tmpl, len, "[INST]")) {
+    } else if ((len >= 7 && memcmp(tmpl, "mistral", 7) == 0) || bytes_contain(tmpl, len, "[INST]")) {
         /* Mistral's official v1/v3/v7 templates are their own families (not supported) */
-        found = !contains(tmpl, len, "[SYSTEM_PROMPT]") &&
-                !contains(tmpl, len, "' [INST] ' + system_message") &&
-                !contains(tmpl, len, "[AVAILABLE_TOOLS]");
+        found = !bytes_contain(tmpl, len, "[SYSTEM_PROMPT]") &&
+                !bytes_contain(tmpl, len, "' [INST] ' + system_message") &&
+                !bytes_contain(tmpl, len, "[AVAILABLE_TOOLS]");
         out->family = CHAT_FAMILY_LLAMA2;
-        out->llama2_strip = contains(tmpl, len, "content.strip()");
-        out->llama2_bos = !out->llama2_strip && contains(tmpl, len, "bos_token + '[INST]");
-        out->llama2_sys = out->llama2_strip || out->llama2_bos || contains(tmpl, len, "<<SYS>>");
-    } else if (contains(tmpl, len, "<|assistant|>") && contains(tmpl, len, "<|end|>")) {
+        out->llama2_strip = bytes_contain(tmpl, len, "content.strip()");
+        out->llama2_bos = !out->llama2_strip && bytes_contain(tmpl, len, "bos_token + '[INST]");
+        out->llama2_sys = out->llama2_strip || out->llama2_bos || bytes_contain(tmpl, len, "<<SYS>>");
+    } else if (bytes_contain(tmpl, len, "<|assistant|>") && bytes_contain(tmpl, len, "<|end|>")) {
         found = true;
         out->family = CHAT_FAMILY_PHI3;
-    } else if (contains(tmpl, len, "<|user|>") &&
-               (contains(tmpl, len, "<|assistant|>") || contains(tmpl, len, "<|endoftext|>"))) {
+    } else if (bytes_contain(tmpl, len, "<|user|>") &&
+               (bytes_contain(tmpl, len, "<|assistant|>") || bytes_contain(tmpl, len, "<|endoftext|>"))) {
         /* A literal </s> is Falcon 3 and a template that never ends a turn is GLM-Edge (both
          * unsupported); the rest end every turn with eos_token or <|endoftext|>: zephyr. */
-        found = !contains(tmpl, len, "[gMASK]") && !contains(tmpl, len, "</s>") &&
-                (contains(tmpl, len, "eos_token") || contains(tmpl, len, "<|endoftext|>"));
+        found = !bytes_contain(tmpl, len, "[gMASK]") && !bytes_contain(tmpl, len, "</s>") &&
+                (bytes_contain(tmpl, len, "eos_token") || bytes_contain(tmpl, len, "<|endoftext|>"));
         out->family = CHAT_FAMILY_ZEPHYR;
-        if (!contains(tmpl, len, "<|endoftext|>") && eos_text != NULL && eos_text[0] != '\0' &&
+        if (!bytes_contain(tmpl, len, "<|endoftext|>") && eos_text != NULL && eos_text[0] != '\0' &&
             strlen(eos_text) < sizeof out->zephyr_eot) {
             set_eot(out, eos_text);
         }
-    } else if (contains(tmpl, len, "<start_of_turn>")) {
+    } else if (bytes_contain(tmpl, len, "<start_of_turn>")) {
         found = true;
         out->family = CHAT_FAMILY_GEMMA;
-    } else if (contains(tmpl, len, "<|start_header_id|>") &&
-               contains(tmpl, len, "<|end_header_id|>")) {
+    } else if (bytes_contain(tmpl, len, "<|start_header_id|>") &&
+               bytes_contain(tmpl, len, "<|end_header_id|>")) {
         found = true;
         out->family = CHAT_FAMILY_LLAMA3;
     }

@@ -10,6 +10,7 @@
 #include "unicode.h"
 
 #include "base/byte_buffer.h"
+#include "base/byte_search.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -387,16 +388,6 @@ static void detect_special(tokenizer *tok, int32_t *id, const char *const *texts
         *id = best;
         tok->attr[best] |= TOK_ATTR_CONTROL;
     }
-}
-
-static bool contains(const char *hay, size_t hay_len, const char *needle) {
-    size_t n = strlen(needle);
-    for (size_t i = 0; i + n <= hay_len; i++) {
-        if (memcmp(hay + i, needle, n) == 0) {
-            return true;
-        }
-    }
-    return false;
 }
 
 /* ---- pieces --------------------------------------------------------------------------------- */
@@ -792,7 +783,7 @@ static void mark_special_tokens(tokenizer *tok, fim_ids fim, const gguf_file *fi
     /* control tokens named "...unused..." are unused */
     for (int32_t id = 0; id < n; id++) {
         if ((tok->attr[id] & TOK_ATTR_CONTROL) &&
-            contains(tok_text(tok, id), tok_text_len(tok, id), "unused")) {
+            bytes_contain(tok_text(tok, id), tok_text_len(tok, id), "unused")) {
             tok->attr[id] |= TOK_ATTR_UNUSED;
         }
     }
@@ -860,7 +851,7 @@ static void mark_special_tokens(tokenizer *tok, fim_ids fim, const gguf_file *fi
             char ch = name.data[i];
             lower[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
         }
-        if (contains(lower, len, "phi-3") || contains(lower, len, "phi3")) {
+        if (bytes_contain(lower, len, "phi-3") || bytes_contain(lower, len, "phi3")) {
             for (int32_t id = 0; id < n; id++) {
                 if (tok->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN)) {
                     tok->attr[id] |= TOK_ATTR_RSTRIP;

@@ -10,6 +10,7 @@
 #include "unicode.h"
 
 #include "base/growable_array.h"
+#include "base/byte_search.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -38,27 +39,6 @@ static bool frag_push(frag_list *l, int32_t token, size_t off, size_t len) {
 /* C isspace() in the "C" locale, which llama.cpp uses for LSTRIP/RSTRIP. */
 static bool c_space(char ch) { return ch == ' ' || (ch >= '\t' && ch <= '\r'); }
 
-/* First occurrence of needle in hay[0..hay_len), or SIZE_MAX. */
-static size_t find_bytes(const char *hay, size_t hay_len, const char *needle, size_t needle_len) {
-    if (needle_len == 0 || needle_len > hay_len) {
-        return SIZE_MAX;
-    }
-    const char first = needle[0];
-    size_t last = hay_len - needle_len;
-    for (size_t i = 0; i <= last;) {
-        const char *p = memchr(hay + i, first, last - i + 1);
-        if (p == NULL) {
-            return SIZE_MAX;
-        }
-        i = (size_t)(p - hay);
-        if (memcmp(p, needle, needle_len) == 0) {
-            return i;
-        }
-        i++;
-    }
-    return SIZE_MAX;
-}
-
 /* Split every text fragment of *in at the occurrences of special token id, into *out. */
 static bool split_on_special(const tokenizer *tok, const char *text, int32_t id,
                              const frag_list *in, frag_list *out) {
@@ -76,7 +56,7 @@ static bool split_on_special(const tokenizer *tok, const char *text, int32_t id,
         }
         size_t base = fr.off, len = fr.len;
         for (;;) {
-            size_t at = find_bytes(text + base, len, needle, needle_len);
+            size_t at = bytes_find(text + base, len, needle, needle_len);
             if (at == SIZE_MAX) {
                 if (len > 0 && !frag_push(out, -1, base, len)) {
                     return false;

@@ -391,6 +391,19 @@ static size_t split_space_or_char(piece_cursor *pc, size_t pos, size_t n_space) 
     return pos;
 }
 
+/* Which ` ?X+` alternative of GPT-2's pattern a codepoint with these flags continues: \p{L}
+ * (UNICODE_LETTER), \p{N} (UNICODE_NUMBER) or [^\s\p{L}\p{N}] (UNICODE_PUNCTUATION standing
+ * for all of it); 0 for whitespace and past the end of the piece. */
+static uint32_t gpt2_run_class(uint32_t flags) {
+    if (flags & UNICODE_LETTER) {
+        return UNICODE_LETTER;
+    }
+    if (flags & UNICODE_NUMBER) {
+        return UNICODE_NUMBER;
+    }
+    return !(flags & F_LNW) && flags ? UNICODE_PUNCTUATION : 0;
+}
+
 /* GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
 static void split_gpt2_piece(piece_cursor *pc) {
     for (size_t pos = pc->begin; pos < pc->end && pc->ok;) {
@@ -411,27 +424,11 @@ static void split_gpt2_piece(piece_cursor *pc) {
                 }
             }
         }
-        uint32_t flags2 = cpt == ' ' ? pc_flags(pc, pos + 1) : flags;
-        if (flags2 & UNICODE_LETTER) {
+        const uint32_t run = gpt2_run_class(cpt == ' ' ? pc_flags(pc, pos + 1) : flags);
+        if (run != 0) {
             pos += cpt == ' ';
-            while (flags2 & UNICODE_LETTER) {
-                flags2 = pc_flags(pc, ++pos);
-            }
-            pc_add(pc, pos);
-            continue;
-        }
-        if (flags2 & UNICODE_NUMBER) {
-            pos += cpt == ' ';
-            while (flags2 & UNICODE_NUMBER) {
-                flags2 = pc_flags(pc, ++pos);
-            }
-            pc_add(pc, pos);
-            continue;
-        }
-        if (!(flags2 & F_LNW) && flags2) {
-            pos += cpt == ' ';
-            while (!(flags2 & F_LNW) && flags2) {
-                flags2 = pc_flags(pc, ++pos);
+            while (gpt2_run_class(pc_flags(pc, pos)) == run) {
+                pos++;
             }
             pc_add(pc, pos);
             continue;
