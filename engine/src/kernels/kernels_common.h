@@ -65,6 +65,27 @@ static inline void kc_q8_1_from_float(const float *src, void *dst, int64_t n,
         fp32_to_fp16_row_##isa(src, dst, n);                                                       \
     }
 
+/* Register in table t what KC_DEFINE_Q8_FROM_FLOAT(isa, ...) defined, plus the file's Q8_K
+ * quantizer q8_K_from_float_<isa>. */
+#define KC_FILL_Q8_FROM_FLOAT(t, isa)                                                              \
+    do {                                                                                           \
+        (t)->from_float[TENSOR_TYPE_Q8_0] = q8_0_from_float_##isa;                                 \
+        (t)->from_float[TENSOR_TYPE_Q8_1] = q8_1_from_float_##isa;                                 \
+        (t)->from_float[TENSOR_TYPE_Q8_K] = q8_K_from_float_##isa;                                 \
+    } while (0)
+
+/* Register in table t the file's fp16 row conversions and scaling (fp16_to_fp32_row_<isa>,
+ * fp32_to_fp16_row_<isa>, f16_scale_row_<isa>) and the F16 conversions KC_DEFINE_F16_CONVERSIONS
+ * made of them. */
+#define KC_FILL_F16_ROWS(t, isa)                                                                   \
+    do {                                                                                           \
+        (t)->fp16_to_fp32_row = fp16_to_fp32_row_##isa;                                            \
+        (t)->fp32_to_fp16_row = fp32_to_fp16_row_##isa;                                            \
+        (t)->f16_scale_row = f16_scale_row_##isa;                                                  \
+        (t)->to_float[TENSOR_TYPE_F16] = f16_to_float_##isa;                                       \
+        (t)->from_float[TENSOR_TYPE_F16] = f16_from_float_##isa;                                   \
+    } while (0)
+
 /* Q4_K: a super-block's eight 6-bit scales into sc, and the integer sum of its mins times the
  * Q8_K sums of their 32 activations, which the dot subtracts scaled by dmin. */
 static inline int kc_q4_K_scales_and_min_sum(const block_q4_K *x, const block_q8_K *y,

@@ -589,9 +589,7 @@ static void f16_vec_dot_neon(int64_t n, float *s, const void *vx, const void *vy
 /* ---- registration ---------------------------------------------------------------------------- */
 
 void kernels_fill_neon(kernel_table *t) {
-    t->from_float[TENSOR_TYPE_Q8_0] = q8_0_from_float_neon;
-    t->from_float[TENSOR_TYPE_Q8_1] = q8_1_from_float_neon;
-    t->from_float[TENSOR_TYPE_Q8_K] = q8_K_from_float_neon;
+    KC_FILL_Q8_FROM_FLOAT(t, neon);
 
     t->vec_dot[TENSOR_TYPE_Q4_0] = q4_0_vec_dot_neon;
     t->q4_0_repacked_vec_dot = q4_0_vec_dot_repacked_neon;
@@ -602,12 +600,8 @@ void kernels_fill_neon(kernel_table *t) {
     t->gemm[TENSOR_TYPE_Q4_K] = q4_K_gemm_neon;
     t->gemm[TENSOR_TYPE_Q6_K] = q6_K_gemm_neon;
 #if defined(NEON_A64)
-    t->fp16_to_fp32_row = fp16_to_fp32_row_neon;
-    t->fp32_to_fp16_row = fp32_to_fp16_row_neon;
-    t->f16_scale_row = f16_scale_row_neon;
+    KC_FILL_F16_ROWS(t, neon);
     t->f16_mad_row = f16_mad_row_neon;
-    t->to_float[TENSOR_TYPE_F16] = f16_to_float_neon;
-    t->from_float[TENSOR_TYPE_F16] = f16_from_float_neon;
     t->vec_dot[TENSOR_TYPE_F16] = f16_vec_dot_neon;
 #endif
 }

@@ -874,17 +874,11 @@ KC_DEFINE_GEMM(q6_K_gemm_avx2, block_q6_K, q6_K_decoded_avx2, __m256, q6_K_decod
 /* ---- registration ---------------------------------------------------------------------------- */
 
 void kernels_fill_avx2(kernel_table *t) {
-    t->fp16_to_fp32_row = fp16_to_fp32_row_avx2;
-    t->fp32_to_fp16_row = fp32_to_fp16_row_avx2;
-    t->f16_scale_row = f16_scale_row_avx2;
+    KC_FILL_F16_ROWS(t, avx2);
     t->f16_mad_row = f16_mad_row_avx2;
-    t->to_float[TENSOR_TYPE_F16] = f16_to_float_avx2;
-    t->from_float[TENSOR_TYPE_F16] = f16_from_float_avx2;
     t->vec_dot[TENSOR_TYPE_F16] = f16_vec_dot_avx2;
 
-    t->from_float[TENSOR_TYPE_Q8_0] = q8_0_from_float_avx2;
-    t->from_float[TENSOR_TYPE_Q8_1] = q8_1_from_float_avx2;
-    t->from_float[TENSOR_TYPE_Q8_K] = q8_K_from_float_avx2;
+    KC_FILL_Q8_FROM_FLOAT(t, avx2);
 
     t->vec_dot[TENSOR_TYPE_Q4_0] = q4_0_vec_dot_avx2;
     t->q4_0_repacked_vec_dot = q4_0_vec_dot_repacked_avx2;

@@ -517,12 +517,8 @@ VNNI_TARGET static void q6_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t
 /* ---- registration ---------------------------------------------------------------------------- */
 
 void kernels_fill_avx512(kernel_table *t, bool has_vnni) {
-    t->fp16_to_fp32_row = fp16_to_fp32_row_avx512;
-    t->fp32_to_fp16_row = fp32_to_fp16_row_avx512;
-    t->f16_scale_row = f16_scale_row_avx512;
+    KC_FILL_F16_ROWS(t, avx512);
     t->f16_mad_row = f16_mad_row_avx512;
-    t->to_float[TENSOR_TYPE_F16] = f16_to_float_avx512;
-    t->from_float[TENSOR_TYPE_F16] = f16_from_float_avx512;
     t->vec_dot[TENSOR_TYPE_F16] = f16_vec_dot_avx512;
 
     t->vec_dot[TENSOR_TYPE_Q4_K] = has_vnni ? q4_K_vec_dot_avx512_vnni : q4_K_vec_dot_avx512;

@@ -403,15 +403,9 @@ static void q6_K_vec_dot_sse2(int64_t n, float *s, const void *vx, const void *v
 /* ---- registration ---------------------------------------------------------------------------- */
 
 void kernels_fill_sse2(kernel_table *t) {
-    t->fp16_to_fp32_row = fp16_to_fp32_row_sse2;
-    t->fp32_to_fp16_row = fp32_to_fp16_row_sse2;
-    t->f16_scale_row = f16_scale_row_sse2;
-    t->to_float[TENSOR_TYPE_F16] = f16_to_float_sse2;
-    t->from_float[TENSOR_TYPE_F16] = f16_from_float_sse2;
+    KC_FILL_F16_ROWS(t, sse2);
 
-    t->from_float[TENSOR_TYPE_Q8_0] = q8_0_from_float_sse2;
-    t->from_float[TENSOR_TYPE_Q8_1] = q8_1_from_float_sse2;
-    t->from_float[TENSOR_TYPE_Q8_K] = q8_K_from_float_sse2;
+    KC_FILL_Q8_FROM_FLOAT(t, sse2);
 
     t->vec_dot[TENSOR_TYPE_Q4_0] = q4_0_vec_dot_sse2;
     t->q4_0_repacked_vec_dot = q4_0_vec_dot_repacked_sse2;
