@@ -914,11 +914,9 @@ edgelm_status gguf_writer_begin_file(gguf_writer *w, const char *path) {
         goto fail;
     }
     st = begin_common(w);
-    if (st != EDGELM_OK) {
-        goto fail;
+    if (st == EDGELM_OK) {
+        return EDGELM_OK;
     }
-    return EDGELM_OK;
-
 fail:
     stream_abandon(w);
     return st;

@@ -7,6 +7,8 @@
  */
 #include "gguf.h"
 
+#include "base/error_text.h"
+
 #include "kernels/quant.h"
 #include "kernels/tensor_types.h"
 
@@ -32,15 +34,12 @@ static void fail_at(cursor *c, size_t offset, edgelm_status status, const char *
         return; /* keep the first error */
     }
     c->status = status;
-    if (c->err != NULL && c->err_size > 0) {
-        int n = snprintf(c->err, c->err_size, "offset %zu: ", offset);
-        if (n >= 0 && (size_t)n < c->err_size) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(c->err + n, c->err_size - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
+    char where[32];
+    snprintf(where, sizeof where, "offset %zu", offset);
+    va_list ap;
+    va_start(ap, fmt);
+    error_text_vformat(c->err, c->err_size, where, fmt, ap);
+    va_end(ap);
 }
 
 static bool need(cursor *c, size_t n, const char *what) {

@@ -7,6 +7,7 @@
 #include "json_parse.h"
 
 #include "base/growable_array.h"
+#include "base/error_text.h"
 
 #include "tokenizer/unicode.h"
 
@@ -26,13 +27,12 @@ typedef struct parser {
 static bool perr(parser *ps, const char *fmt, ...) {
     if (!ps->failed) {
         ps->failed = true;
-        int n = snprintf(ps->err, ps->err_size, "offset %zu: ", (size_t)(ps->p - ps->start));
-        if (n >= 0 && (size_t)n < ps->err_size) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(ps->err + n, ps->err_size - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
+        char where[32];
+        snprintf(where, sizeof where, "offset %zu", (size_t)(ps->p - ps->start));
+        va_list ap;
+        va_start(ap, fmt);
+        error_text_vformat(ps->err, ps->err_size, where, fmt, ap);
+        va_end(ap);
     }
     return false;
 }

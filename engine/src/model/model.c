@@ -9,6 +9,8 @@
 #include "kernels/kernels.h"
 #include "kernels/tensor_types.h"
 
+#include "base/error_text.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,15 +38,10 @@ static edgelm_status load_fail(load_ctx *ctx, edgelm_status status, const char *
     __attribute__((format(printf, 3, 4)));
 
 static edgelm_status load_fail(load_ctx *ctx, edgelm_status status, const char *fmt, ...) {
-    if (ctx->err != NULL && ctx->err_size > 0) {
-        int n = snprintf(ctx->err, ctx->err_size, "%s: ", ctx->model->path);
-        if (n >= 0 && (size_t)n < ctx->err_size) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(ctx->err + n, ctx->err_size - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    error_text_vformat(ctx->err, ctx->err_size, ctx->model->path, fmt, ap);
+    va_end(ap);
     return status;
 }
 

@@ -196,13 +196,11 @@ edgelm_status thread_pool_create(int n_threads, thread_pool **out) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (status != EDGELM_OK) {
-        goto fail;
+        pool_destroy(pool); /* joins the workers already started */
+        return status;
     }
     *out = pool;
     return EDGELM_OK;
-fail:
-    pool_destroy(pool);
-    return status;
 }
 
 void thread_pool_free(thread_pool *pool) {

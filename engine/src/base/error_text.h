@@ -1,0 +1,16 @@
+/* error_text.h - the "<where>: <why>" messages the readers write for the caller (a GGUF offset,
+ * a schema offset, a model path): one place that cuts them to the caller's buffer. No engine
+ * knowledge: the bottom layer.
+ */
+#ifndef EDGELM_ERROR_TEXT_H
+#define EDGELM_ERROR_TEXT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/* Write "<where>: " and then fmt's text into err[0..err_size), cut to fit and NUL-terminated;
+ * nothing when err is NULL or err_size is 0. */
+void error_text_vformat(char *err, size_t err_size, const char *where, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+#endif /* EDGELM_ERROR_TEXT_H */
