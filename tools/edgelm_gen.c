@@ -471,21 +471,15 @@ static edgelm_status write_own_tokenizer(gguf_writer *w, const vocab *v) {
 static edgelm_status copy_kv(gguf_writer *w, const gguf_kv *kv, const char *key) {
     switch (kv->type) {
     case GGUF_TYPE_UINT8:
-        return gguf_writer_set_u8(w, key, (uint8_t)kv->value.u64);
-    case GGUF_TYPE_INT8:
-        return gguf_writer_set_i8(w, key, (int8_t)kv->value.i64);
     case GGUF_TYPE_UINT16:
-        return gguf_writer_set_u16(w, key, (uint16_t)kv->value.u64);
-    case GGUF_TYPE_INT16:
-        return gguf_writer_set_i16(w, key, (int16_t)kv->value.i64);
     case GGUF_TYPE_UINT32:
-        return gguf_writer_set_u32(w, key, (uint32_t)kv->value.u64);
-    case GGUF_TYPE_INT32:
-        return gguf_writer_set_i32(w, key, (int32_t)kv->value.i64);
     case GGUF_TYPE_UINT64:
-        return gguf_writer_set_u64(w, key, kv->value.u64);
+        return gguf_writer_set_integer(w, key, kv->type, kv->value.u64);
+    case GGUF_TYPE_INT8:
+    case GGUF_TYPE_INT16:
+    case GGUF_TYPE_INT32:
     case GGUF_TYPE_INT64:
-        return gguf_writer_set_i64(w, key, kv->value.i64);
+        return gguf_writer_set_integer(w, key, kv->type, (uint64_t)kv->value.i64);
     case GGUF_TYPE_FLOAT32:
         return gguf_writer_set_f32(w, key, (float)kv->value.f64); /* widened from f32: exact */
     case GGUF_TYPE_FLOAT64:

@@ -396,6 +396,24 @@ DEFINE_INTEGER_SETTER(i32, int32_t, GGUF_TYPE_INT32)
 DEFINE_INTEGER_SETTER(u64, uint64_t, GGUF_TYPE_UINT64)
 DEFINE_INTEGER_SETTER(i64, int64_t, GGUF_TYPE_INT64)
 
+edgelm_status gguf_writer_set_integer(gguf_writer *w, const char *key, uint32_t type,
+                                      uint64_t bits) {
+    switch (type) {
+    case GGUF_TYPE_UINT8:
+    case GGUF_TYPE_INT8:
+    case GGUF_TYPE_UINT16:
+    case GGUF_TYPE_INT16:
+    case GGUF_TYPE_UINT32:
+    case GGUF_TYPE_INT32:
+    case GGUF_TYPE_UINT64:
+    case GGUF_TYPE_INT64:
+        return set_scalar(w, key, type, bits);
+    default:
+        return fail(w, EDGELM_ERR_INVALID_ARGUMENT, "key '%s': type %u is not an integer type",
+                    key != NULL ? key : "(null)", type);
+    }
+}
+
 edgelm_status gguf_writer_set_f32(gguf_writer *w, const char *key, float value) {
     uint32_t bits;
     memcpy(&bits, &value, 4);

@@ -45,6 +45,10 @@ edgelm_status gguf_writer_set_i64(gguf_writer *w, const char *key, int64_t value
 edgelm_status gguf_writer_set_f32(gguf_writer *w, const char *key, float value);
 edgelm_status gguf_writer_set_f64(gguf_writer *w, const char *key, double value);
 edgelm_status gguf_writer_set_bool(gguf_writer *w, const char *key, bool value);
+/* Any of the eight integer types by its GGUF id, from the value's two's complement bits (the low
+ * bytes the type holds are written); other types are refused. */
+edgelm_status gguf_writer_set_integer(gguf_writer *w, const char *key, uint32_t type,
+                                      uint64_t bits);
 /* A NUL-terminated string, or len bytes (any bytes, NULs included). */
 edgelm_status gguf_writer_set_string(gguf_writer *w, const char *key, const char *value);
 edgelm_status gguf_writer_set_string_n(gguf_writer *w, const char *key, const char *value,
