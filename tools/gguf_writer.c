@@ -434,15 +434,25 @@ edgelm_status gguf_writer_set_alignment(gguf_writer *w, uint32_t alignment) {
     return gguf_writer_set_u32(w, "general.alignment", alignment);
 }
 
-edgelm_status gguf_writer_set_string_n(gguf_writer *w, const char *key, const char *value,
-                                       size_t len) {
-    if (value == NULL && len > 0) {
-        return fail(w, EDGELM_ERR_INVALID_ARGUMENT, "key '%s': NULL string",
-                    key != NULL ? key : "(null)");
+/* A key whose value is n bytes: as they are, or (as_string) as a GGUF string of them. */
+static edgelm_status set_bytes(gguf_writer *w, const char *key, uint32_t type, const void *value,
+                               size_t n, bool as_string) {
+    if (value == NULL && n > 0) {
+        return fail(w, EDGELM_ERR_INVALID_ARGUMENT, "key '%s': NULL %s",
+                    key != NULL ? key : "(null)", as_string ? "string" : "value");
     }
     bytebuf b = {0};
-    buf_string(&b, value, len);
-    return put_buf(w, key, GGUF_TYPE_STRING, &b);
+    if (as_string) {
+        buf_string(&b, value, n);
+    } else {
+        buf_put(&b, value, n);
+    }
+    return put_buf(w, key, type, &b);
+}
+
+edgelm_status gguf_writer_set_string_n(gguf_writer *w, const char *key, const char *value,
+                                       size_t len) {
+    return set_bytes(w, key, GGUF_TYPE_STRING, value, len, true);
 }
 
 edgelm_status gguf_writer_set_string(gguf_writer *w, const char *key, const char *value) {
@@ -530,13 +540,7 @@ edgelm_status gguf_writer_set_string_array(gguf_writer *w, const char *key,
 
 edgelm_status gguf_writer_set_raw(gguf_writer *w, const char *key, uint32_t type, const void *value,
                                   size_t value_bytes) {
-    if (value == NULL && value_bytes > 0) {
-        return fail(w, EDGELM_ERR_INVALID_ARGUMENT, "key '%s': NULL value",
-                    key != NULL ? key : "(null)");
-    }
-    bytebuf b = {0};
-    buf_put(&b, value, value_bytes);
-    return put_buf(w, key, type, &b);
+    return set_bytes(w, key, type, value, value_bytes, false);
 }
 
 bool gguf_writer_has_key(const gguf_writer *w, const char *key) {

@@ -13,3 +13,12 @@ void error_text_vformat(char *err, size_t err_size, const char *where, const cha
         vsnprintf(err + n, err_size - (size_t)n, fmt, ap);
     }
 }
+
+char *error_text_target(char *err, size_t *err_size, char *scratch, size_t scratch_size) {
+    if (err == NULL || *err_size == 0) {
+        err = scratch;
+        *err_size = scratch_size;
+    }
+    err[0] = '\0';
+    return err;
+}

@@ -6,8 +6,8 @@
  */
 #include "json_parse.h"
 
-#include "base/growable_array.h"
 #include "base/error_text.h"
+#include "base/growable_array.h"
 
 #include "tokenizer/unicode.h"
 

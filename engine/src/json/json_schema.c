@@ -7,6 +7,7 @@
  */
 #include "json_schema.h"
 
+#include "base/error_text.h"
 #include "base/growable_array.h"
 
 #include "json_parse.h"
@@ -1026,11 +1027,7 @@ void json_schema_free(json_schema *schema) {
 edgelm_status json_schema_compile(const char *text, size_t len, json_schema **out, char *err,
                                   size_t err_size) {
     char dummy[1];
-    if (err == NULL || err_size == 0) {
-        err = dummy;
-        err_size = sizeof dummy;
-    }
-    err[0] = '\0';
+    err = error_text_target(err, &err_size, dummy, sizeof dummy);
     if (out == NULL) {
         snprintf(err, err_size, "no output pointer");
         return EDGELM_ERR_INVALID_ARGUMENT;

@@ -261,11 +261,7 @@ edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *par
                                 edgelm_model **out, char *err, size_t err_size) {
     edgelm_model_params defaults = edgelm_model_params_default();
     char local_err[16];
-    if (err == NULL || err_size == 0) {
-        err = local_err;
-        err_size = sizeof local_err;
-    }
-    err[0] = '\0';
+    err = error_text_target(err, &err_size, local_err, sizeof local_err);
     if (out == NULL || path == NULL) {
         snprintf(err, err_size, "edgelm_model_load: NULL argument");
         return EDGELM_ERR_INVALID_ARGUMENT;

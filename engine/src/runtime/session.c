@@ -19,6 +19,8 @@
 #include "sampler.h"
 #include "model/state_file.h"
 
+#include "base/error_text.h"
+
 #include <math.h>
 
 #include <stdarg.h>
@@ -94,27 +96,20 @@ uint64_t edgelm_model_session_bytes(const edgelm_model *model, uint32_t n_ctx) {
 
 edgelm_status edgelm_session_create(const edgelm_model *model, const edgelm_session_params *params,
                                     edgelm_session **out, char *err, size_t err_size) {
-    edgelm_session_params defaults = edgelm_session_params_default();
     char local_err[8];
-    if (err == NULL || err_size == 0) {
-        err = local_err;
-        err_size = sizeof local_err;
-    }
-    err[0] = '\0';
+    err = error_text_target(err, &err_size, local_err, sizeof local_err);
     if (model == NULL || out == NULL) {
         snprintf(err, err_size, "edgelm_session_create: NULL argument");
         return EDGELM_ERR_INVALID_ARGUMENT;
     }
     *out = NULL;
-    if (params == NULL) {
-        params = &defaults;
-    }
-    uint32_t n_ctx = effective_ctx(model, params->n_ctx);
+    const edgelm_session_params p = params != NULL ? *params : edgelm_session_params_default();
+    uint32_t n_ctx = effective_ctx(model, p.n_ctx);
     if (n_ctx < 8 || n_ctx > (1u << 24)) {
         snprintf(err, err_size, "context size %u is out of range (8..%u)", n_ctx, 1u << 24);
         return EDGELM_ERR_INVALID_ARGUMENT;
     }
-    int32_t n_threads = params->n_threads;
+    int32_t n_threads = p.n_threads;
     if (n_threads <= 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = cpus > 0 ? (int32_t)(cpus > 256 ? 256 : cpus) : 1;
