@@ -131,8 +131,9 @@ bool config_set_string(char *dst, size_t dst_size, const char *src) {
 #if defined(__GNUC__)
 __attribute__((format(printf, 5, 6)))
 #endif
-static bool fail_at(char *err, size_t err_size, const config_setting_t *s, const char *fallback_file,
-                    const char *fmt, ...) {
+static bool
+fail_at(char *err, size_t err_size, const config_setting_t *s, const char *fallback_file,
+        const char *fmt, ...) {
     char why[512];
     va_list ap;
     va_start(ap, fmt);
@@ -144,9 +145,7 @@ static bool fail_at(char *err, size_t err_size, const config_setting_t *s, const
     return false;
 }
 
-static const char *mqtt_version_name(int32_t v) {
-    return v == 5 ? "5" : v == 4 ? "3.1.1" : "auto";
-}
+static const char *mqtt_version_name(int32_t v) { return v == 5 ? "5" : v == 4 ? "3.1.1" : "auto"; }
 
 /* Read one option's setting into the struct. */
 static bool load_option(svc_config *c, const opt_def *o, const config_setting_t *s,
@@ -173,8 +172,10 @@ static bool load_option(svc_config *c, const opt_def *o, const config_setting_t 
             return true;
         }
         if (o->kind == OPT_MQTT_VERSION) {
-            int32_t ver = strcmp(v, "auto") == 0 ? 0 : strcmp(v, "5") == 0 ? 5
-                                                   : strcmp(v, "3.1.1") == 0 ? 4 : -1;
+            int32_t ver = strcmp(v, "auto") == 0    ? 0
+                          : strcmp(v, "5") == 0     ? 5
+                          : strcmp(v, "3.1.1") == 0 ? 4
+                                                    : -1;
             if (ver < 0) {
                 return fail_at(err, err_size, s, file,
                                "option '%s': \"%s\" is not one of auto, 5, 3.1.1", o->path, v);
@@ -190,8 +191,7 @@ static bool load_option(svc_config *c, const opt_def *o, const config_setting_t 
     }
     case OPT_BOOL:
         if (type != CONFIG_TYPE_BOOL) {
-            return fail_at(err, err_size, s, file, "option '%s': expected true or false",
-                           o->path);
+            return fail_at(err, err_size, s, file, "option '%s': expected true or false", o->path);
         }
         store_number(field, o->kind, config_setting_get_bool(s));
         return true;
@@ -218,8 +218,8 @@ static bool load_option(svc_config *c, const opt_def *o, const config_setting_t 
             return fail_at(err, err_size, s, file, "option '%s': expected a number", o->path);
         }
         if (!(v >= o->min && v <= o->max)) {
-            return fail_at(err, err_size, s, file, "option '%s': %g is outside %g..%g", o->path,
-                           v, o->min, o->max);
+            return fail_at(err, err_size, s, file, "option '%s': %g is outside %g..%g", o->path, v,
+                           o->min, o->max);
         }
         store_number(field, o->kind, v);
         return true;
@@ -264,9 +264,9 @@ bool config_load_file(svc_config *c, const char *path, char *err, size_t err_siz
         if (config_error_type(&cf) == CONFIG_ERR_FILE_IO) {
             snprintf(err, err_size, "%s: cannot read the file", path);
         } else {
-            snprintf(err, err_size, "%s:%d: %s", config_error_file(&cf) ? config_error_file(&cf)
-                                                                         : path,
-                     config_error_line(&cf), config_error_text(&cf));
+            snprintf(err, err_size, "%s:%d: %s",
+                     config_error_file(&cf) ? config_error_file(&cf) : path, config_error_line(&cf),
+                     config_error_text(&cf));
         }
         goto fail;
     }
@@ -323,8 +323,10 @@ bool config_finish(svc_config *c, char *err, size_t err_size) {
         return false;
     }
     if (!topic_segment_ok(c->topic_prefix, true) || c->topic_prefix[0] == '$') {
-        snprintf(err, err_size, "%s: mqtt.topic_prefix \"%s\" must be a topic without + # or a "
-                 "leading $", where, c->topic_prefix);
+        snprintf(err, err_size,
+                 "%s: mqtt.topic_prefix \"%s\" must be a topic without + # or a "
+                 "leading $",
+                 where, c->topic_prefix);
         return false;
     }
     if (!topic_segment_ok(c->fleet_group, false)) {
@@ -345,7 +347,8 @@ bool config_finish(svc_config *c, char *err, size_t err_size) {
         strncmp(c->broker, "ws://", 5) != 0 && strncmp(c->broker, "wss://", 6) != 0) {
         snprintf(err, err_size,
                  "%s: mqtt.broker \"%s\" must start with tcp://, ssl://, mqtt://, mqtts://, "
-                 "ws:// or wss://", where, c->broker);
+                 "ws:// or wss://",
+                 where, c->broker);
         return false;
     }
     if (c->model_path[0] == '\0') {

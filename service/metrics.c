@@ -230,7 +230,8 @@ char *metrics_json(metrics *m) {
     pthread_mutex_lock(&m->lock);
     cJSON_AddNumberToObject(root, "v", 1);
     cJSON_AddNumberToObject(root, "prompt_tokens_total", (double)m->prompt_tokens_total);
-    cJSON_AddNumberToObject(root, "prompt_seconds_total", round2(m->prompt_seconds_total * 1000.0) / 1000.0);
+    cJSON_AddNumberToObject(root, "prompt_seconds_total",
+                            round2(m->prompt_seconds_total * 1000.0) / 1000.0);
     cJSON_AddNumberToObject(root, "tokens_predicted_total", (double)m->tokens_predicted_total);
     cJSON_AddNumberToObject(root, "tokens_predicted_seconds_total",
                             round2(m->tokens_predicted_seconds_total * 1000.0) / 1000.0);
@@ -311,8 +312,7 @@ char *metrics_discovery_json(metrics *m, const char *status_topic, const char *h
     cJSON_AddNumberToObject(root, "qos", 1);
 
     struct {
-        const char *key, *platform, *name, *topic, *tpl, *unit, *dev_class, *state_class,
-            *category;
+        const char *key, *platform, *name, *topic, *tpl, *unit, *dev_class, *state_class, *category;
     } defs[] = {
         {"online", "binary_sensor", "Online", status_topic, NULL, NULL, "connectivity", NULL,
          "diagnostic"},

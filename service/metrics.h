@@ -25,7 +25,7 @@ typedef enum svc_outcome {
 } svc_outcome;
 
 typedef struct metrics_sample {
-    int32_t prompt_tokens;    /* prefilled (not reused from the cache) */
+    int32_t prompt_tokens; /* prefilled (not reused from the cache) */
     int32_t cached_tokens;
     double prompt_ms;
     int32_t predicted_tokens;

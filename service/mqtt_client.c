@@ -152,7 +152,8 @@ static char *take_copy(char **cursor, const void *src, size_t n) {
     return d;
 }
 
-/* ---- Paho callbacks: copy, enqueue, return ---------------------------------------------------- */
+/* ---- Paho callbacks: copy, enqueue, return ----------------------------------------------------
+ */
 
 static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_message *message) {
     mqtt_client *mc = context;
@@ -219,7 +220,7 @@ static void on_connected(void *context, char *cause) {
 
 static void on_connect_failure5(void *context, MQTTAsync_failureData5 *response) {
     mqtt_client *mc = context;
-    int code = response == NULL ? -1
+    int code = response == NULL                                 ? -1
                : response->reasonCode != MQTTREASONCODE_SUCCESS ? (int)response->reasonCode
                                                                 : response->code;
     enqueue_simple(mc, MQ_EV_CONNECT_FAILED, code);
@@ -406,8 +407,8 @@ void mqtt_client_on_connect_failed(mqtt_client *mc, int code) {
             code > 0 ? "reason" : "error", code, mc->retry_delay_s);
     mc->retry_pending = true;
     mc->retry_at_ms = now_ms() + mc->retry_delay_s * 1000.0;
-    mc->retry_delay_s = mc->retry_delay_s * 2 > MQ_RETRY_MAX_S ? MQ_RETRY_MAX_S
-                                                                : mc->retry_delay_s * 2;
+    mc->retry_delay_s =
+        mc->retry_delay_s * 2 > MQ_RETRY_MAX_S ? MQ_RETRY_MAX_S : mc->retry_delay_s * 2;
 }
 
 void mqtt_client_tick(mqtt_client *mc) {
@@ -466,8 +467,8 @@ int mqtt_client_version(mqtt_client *mc) {
 bool mqtt_client_subscribe(mqtt_client *mc, const char *topic, int qos) {
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     pthread_mutex_lock(&mc->handle_lock);
-    int rc = mc->handle != NULL ? MQTTAsync_subscribe(mc->handle, topic, qos, &ro)
-                                : MQTTASYNC_FAILURE;
+    int rc =
+        mc->handle != NULL ? MQTTAsync_subscribe(mc->handle, topic, qos, &ro) : MQTTASYNC_FAILURE;
     pthread_mutex_unlock(&mc->handle_lock);
     if (rc != MQTTASYNC_SUCCESS) {
         log_msg(LOG_ERROR, "mqtt: subscribe %s failed: %s", topic, MQTTAsync_strerror(rc));
@@ -521,8 +522,8 @@ bool mqtt_client_publish(mqtt_client *mc, const mq_publish *p) {
 
 void mqtt_client_disconnect(mqtt_client *mc, int timeout_ms) {
     static const char offline[] = "offline";
-    mq_publish p = {.topic = mc->status_topic, .payload = offline, .payload_len = 7, .qos = 1,
-                    .retain = true};
+    mq_publish p = {
+        .topic = mc->status_topic, .payload = offline, .payload_len = 7, .qos = 1, .retain = true};
     mqtt_client_publish(mc, &p);
     MQTTAsync_disconnectOptions dopts = MQTTAsync_disconnectOptions_initializer;
     dopts.timeout = timeout_ms;

@@ -15,22 +15,22 @@
 
 typedef enum mq_event_type {
     MQ_EV_MESSAGE = 0,
-    MQ_EV_CONNECTED,      /* (re)connected: subscribe and announce again */
+    MQ_EV_CONNECTED, /* (re)connected: subscribe and announce again */
     MQ_EV_CONNECTION_LOST,
     MQ_EV_CONNECT_FAILED, /* a connect attempt failed; code says why */
 } mq_event_type;
 
 typedef struct mq_event {
     mq_event_type type;
-    char *topic;           /* MESSAGE */
+    char *topic;            /* MESSAGE */
     unsigned char *payload; /* MESSAGE; NUL-terminated copy, payload_len bytes before the NUL */
     size_t payload_len;
-    bool oversize;         /* payload_len exceeds the limit: payload was not copied (empty) */
-    char *response_topic;  /* MQTT 5 Response Topic, or NULL */
+    bool oversize;              /* payload_len exceeds the limit: payload was not copied (empty) */
+    char *response_topic;       /* MQTT 5 Response Topic, or NULL */
     unsigned char *correlation; /* MQTT 5 Correlation Data, or NULL */
     size_t correlation_len;
-    int code;              /* CONNECT_FAILED: Paho code or MQTT reason code */
-    int mqtt_version;      /* the connection's version: 5 or 4 */
+    int code;         /* CONNECT_FAILED: Paho code or MQTT reason code */
+    int mqtt_version; /* the connection's version: 5 or 4 */
     struct mq_event *next;
 } mq_event;
 
@@ -67,10 +67,10 @@ typedef struct mq_publish {
     size_t payload_len;
     int qos;
     bool retain;
-    int expiry_s;               /* MQTT 5 message expiry; 0 = none */
-    const void *correlation;    /* MQTT 5 correlation data to echo, or NULL */
+    int expiry_s;            /* MQTT 5 message expiry; 0 = none */
+    const void *correlation; /* MQTT 5 correlation data to echo, or NULL */
     size_t correlation_len;
-    bool drop_when_offline;     /* QoS 0 token chunks: never buffer */
+    bool drop_when_offline; /* QoS 0 token chunks: never buffer */
 } mq_publish;
 
 /* Publish (any thread). false when refused (buffer full, bad topic, dropped while offline). */

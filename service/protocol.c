@@ -12,13 +12,13 @@
 #include <string.h>
 
 static const char *const error_names[] = {
-    "ok",       "invalid_request", "too_large", "busy",    "unsupported",
-    "model_error", "deadline",     "cancelled", "internal",
+    "ok",          "invalid_request", "too_large", "busy",     "unsupported",
+    "model_error", "deadline",        "cancelled", "internal",
 };
 
 const char *svc_error_code_name(svc_error_code code) {
     return (size_t)code < sizeof error_names / sizeof error_names[0] ? error_names[code]
-                                                                      : "internal";
+                                                                     : "internal";
 }
 
 /* Length of the valid UTF-8 sequence at s[0..n) (1..4), or 0 when it is invalid (overlong
@@ -114,7 +114,8 @@ bool protocol_topic_ok(const char *s, size_t len) {
 #if defined(__GNUC__)
 __attribute__((format(printf, 4, 5)))
 #endif
-static svc_error_code fail(char *msg, size_t msg_size, svc_error_code code, const char *fmt, ...) {
+static svc_error_code
+fail(char *msg, size_t msg_size, svc_error_code code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, msg_size, fmt, ap);
@@ -160,12 +161,11 @@ static bool id_ok(const char *s) {
 }
 
 static const char *const known_fields[] = {
-    "v",    "id",     "prompt", "messages", "max_tokens",   "temperature", "top_p",       "top_k",
-    "min_p", "seed",  "stop",   "stream",   "format",       "cache_prompt", "deadline_ms", "reply_to",
+    "v",     "id",   "prompt", "messages", "max_tokens", "temperature",  "top_p",       "top_k",
+    "min_p", "seed", "stop",   "stream",   "format",     "cache_prompt", "deadline_ms", "reply_to",
 };
 
-static svc_error_code parse_messages(const cJSON *v, svc_request *out, char *msg,
-                                     size_t msg_size) {
+static svc_error_code parse_messages(const cJSON *v, svc_request *out, char *msg, size_t msg_size) {
     if (!cJSON_IsArray(v)) {
         return fail(msg, msg_size, SVC_ERR_INVALID_REQUEST,
                     "field 'messages': expected an array of {\"role\",\"content\"} objects");
@@ -201,7 +201,8 @@ static svc_error_code parse_messages(const cJSON *v, svc_request *out, char *msg
              strcmp(role->valuestring, "assistant") != 0)) {
             return fail(msg, msg_size, SVC_ERR_INVALID_REQUEST,
                         "field 'messages[%d].role': expected \"system\", \"user\" or "
-                        "\"assistant\"", i);
+                        "\"assistant\"",
+                        i);
         }
         if (!cJSON_IsString(content) ||
             !utf8_valid(content->valuestring, strlen(content->valuestring))) {
@@ -285,8 +286,7 @@ static svc_error_code parse_field(const cJSON *v, const char *name, const svc_li
         int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
         if (n < 0 || n > PROTOCOL_MAX_STOP) {
             return fail(msg, msg_size, SVC_ERR_INVALID_REQUEST,
-                        "field 'stop': expected an array of at most %d strings",
-                        PROTOCOL_MAX_STOP);
+                        "field 'stop': expected an array of at most %d strings", PROTOCOL_MAX_STOP);
         }
         int k = 0;
         for (const cJSON *s = v->child; s != NULL; s = s->next, k++) {
@@ -356,8 +356,8 @@ void protocol_request_free(svc_request *r) {
 }
 
 svc_error_code protocol_parse_request(const void *payload, size_t len, const svc_limits *lim,
-                                      const svc_sampling_defaults *d, svc_request *out,
-                                      char *msg, size_t msg_size) {
+                                      const svc_sampling_defaults *d, svc_request *out, char *msg,
+                                      size_t msg_size) {
     memset(out, 0, sizeof *out);
     out->max_tokens = d->max_tokens;
     out->temperature = d->temperature;
@@ -411,7 +411,8 @@ svc_error_code protocol_parse_request(const void *payload, size_t len, const svc
             !protocol_topic_ok(reply->valuestring, strlen(reply->valuestring))) {
             code = fail(msg, msg_size, SVC_ERR_INVALID_REQUEST,
                         "field 'reply_to': expected a topic name of 1..%d bytes without "
-                        "wildcards or a leading $", PROTOCOL_TOPIC_MAX);
+                        "wildcards or a leading $",
+                        PROTOCOL_TOPIC_MAX);
             goto done;
         }
         strcpy(out->reply_to, reply->valuestring);
@@ -422,8 +423,7 @@ svc_error_code protocol_parse_request(const void *payload, size_t len, const svc
             known = known || strcmp(f->string, known_fields[k]) == 0;
         }
         if (!known) {
-            code = fail(msg, msg_size, SVC_ERR_INVALID_REQUEST, "unknown field '%.64s'",
-                        f->string);
+            code = fail(msg, msg_size, SVC_ERR_INVALID_REQUEST, "unknown field '%.64s'", f->string);
             goto done;
         }
         for (const cJSON *g = root->child; g != f; g = g->next) {
@@ -526,10 +526,9 @@ char *protocol_result_json(const svc_result *r) {
     cJSON_AddNumberToObject(timings, "prompt_per_second",
                             r->prompt_ms > 0 ? round3(prefilled * 1000.0 / r->prompt_ms) : 0.0);
     cJSON_AddNumberToObject(timings, "predicted_ms", round3(r->predicted_ms));
-    cJSON_AddNumberToObject(timings, "predicted_per_second",
-                            r->predicted_ms > 0
-                                ? round3(r->completion_tokens * 1000.0 / r->predicted_ms)
-                                : 0.0);
+    cJSON_AddNumberToObject(
+        timings, "predicted_per_second",
+        r->predicted_ms > 0 ? round3(r->completion_tokens * 1000.0 / r->predicted_ms) : 0.0);
     cJSON_AddItemToObject(root, "timings", timings);
     return print_and_free(root);
 fail:

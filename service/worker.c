@@ -12,7 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-
 struct worker {
     worker_deps deps;
     edgelm_session *session;

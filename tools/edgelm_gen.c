@@ -4,6 +4,7 @@
  * Weights depend only on (seed, tensor name, shape), never on the output type, and tensors are
  * streamed to the file one chunk of rows at a time, so memory stays small for 1B-parameter shapes.
  */
+#include "base/random.h"
 #include "edgelm.h"
 #include "format/file_map.h"
 #include "format/gguf.h"
@@ -11,7 +12,6 @@
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "kernels/tensor_types.h"
-#include "base/random.h"
 
 #include <errno.h>
 #include <math.h>

@@ -383,9 +383,9 @@ static edgelm_status set_scalar(gguf_writer *w, const char *key, uint32_t type, 
 
 /* The integer setters differ only in their C type and GGUF type id; the value goes to the file
  * as its two's complement bits, little-endian. */
-#define DEFINE_INTEGER_SETTER(suffix, c_type, gguf_type)                                          \
-    edgelm_status gguf_writer_set_##suffix(gguf_writer *w, const char *key, c_type value) {       \
-        return set_scalar(w, key, gguf_type, (uint64_t)value);                                    \
+#define DEFINE_INTEGER_SETTER(suffix, c_type, gguf_type)                                           \
+    edgelm_status gguf_writer_set_##suffix(gguf_writer *w, const char *key, c_type value) {        \
+        return set_scalar(w, key, gguf_type, (uint64_t)value);                                     \
     }
 DEFINE_INTEGER_SETTER(u8, uint8_t, GGUF_TYPE_UINT8)
 DEFINE_INTEGER_SETTER(i8, int8_t, GGUF_TYPE_INT8)

@@ -3,9 +3,9 @@
  * expectations), buffer sizing, bad input, the real ChatML template of the qwen2 vocab GGUF, and
  * edgelm_chat_apply / edgelm_chat_template_name on generated models (with and without one).
  */
-#include "runtime/chat_template.h"
 #include "format/gguf.h"
 #include "model_fixtures.h"
+#include "runtime/chat_template.h"
 
 #include <stdlib.h>
 #include <string.h>

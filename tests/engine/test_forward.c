@@ -74,8 +74,8 @@ static void check_greedy_run(const edgelm_model *model, const cJSON *run, const 
         int32_t got = argmax(logits, edgelm_model_n_vocab(model));
         double e = top5_error(logits, cJSON_GetObjectItem(step, "top5"));
         if (i < 2) {
-            CHECK_MSG(e < SYNTHETIC_REL_TOL, "%s: step %d top-5 logits off by %.2e relative",
-                      label, i, e);
+            CHECK_MSG(e < SYNTHETIC_REL_TOL, "%s: step %d top-5 logits off by %.2e relative", label,
+                      i, e);
         }
         if (e > worst_top5 && first_mismatch < 0) {
             worst_top5 = e;
@@ -134,7 +134,7 @@ static int golden_tests(void) {
         {"derived/stories260K-Q8_0.gguf", "reference/stories260K-Q8_0.greedy.json"},
         {"derived/stories260K-Q4_0.gguf", "reference/stories260K-Q4_0.greedy.json"},
     };
-    static const char *const synthetic[] = {"F32", "Q2_K", "Q3_K", "Q4_K",
+    static const char *const synthetic[] = {"F32",  "Q2_K", "Q3_K",  "Q4_K",
                                             "Q5_K", "Q6_K", "Q4_K_M"};
     int skipped = 0;
     for (size_t i = 0; i < sizeof stories / sizeof stories[0]; i++) {
@@ -339,8 +339,10 @@ static void self_contained_tests(void) {
             for (int i = 0; i < nm.n_vocab; i++) {
                 worst = fmax(worst, fabs((double)logits[i] - expected[i]) / max_abs);
             }
-            CHECK_MSG(worst < cases[c].tol, "%s, %d threads: logits differ from the naive pass "
-                      "by %.2e (tolerance %.1e)", cases[c].type, threads, worst, cases[c].tol);
+            CHECK_MSG(worst < cases[c].tol,
+                      "%s, %d threads: logits differ from the naive pass "
+                      "by %.2e (tolerance %.1e)",
+                      cases[c].type, threads, worst, cases[c].tol);
             if (threads == 1) {
                 memcpy(first, logits, (size_t)nm.n_vocab * sizeof(float));
                 fprintf(stderr, "  generated %s model: max relative logit error %.2e\n",

@@ -10,8 +10,8 @@
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "kernels/quant_ref.h"
-#include "test_util.h"
 #include "kernels/tensor_types.h"
+#include "test_util.h"
 
 #include <math.h>
 #include <stddef.h>

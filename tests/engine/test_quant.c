@@ -8,8 +8,8 @@
 #include "format/gguf.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
-#include "test_util.h"
 #include "kernels/tensor_types.h"
+#include "test_util.h"
 
 #include <dirent.h>
 #include <math.h>

@@ -14,8 +14,8 @@ typedef struct collected {
     int n_calls;
     int n_tokens;
     test_text out;
-    bool utf8_split;       /* a chunk ended inside a multi-byte character */
-    int stop_after;        /* return false after this many calls (0 = never) */
+    bool utf8_split; /* a chunk ended inside a multi-byte character */
+    int stop_after;  /* return false after this many calls (0 = never) */
     edgelm_session *cancel_target;
     int cancel_after;
 } collected;
@@ -141,9 +141,10 @@ static void test_generation(const edgelm_model *model) {
         gp = test_greedy_params("run until cancelled", -1);
         edgelm_status st = edgelm_generate(big, &gp, collect, &c, &why);
         pthread_join(th, NULL);
-        CHECK_MSG((st == EDGELM_OK && (why == EDGELM_FINISH_CANCELLED || why == EDGELM_FINISH_EOG)) ||
-                      st == EDGELM_ERR_CANCELLED,
-                  "status %d why %d", (int)st, (int)why);
+        CHECK_MSG(
+            (st == EDGELM_OK && (why == EDGELM_FINISH_CANCELLED || why == EDGELM_FINISH_EOG)) ||
+                st == EDGELM_ERR_CANCELLED,
+            "status %d why %d", (int)st, (int)why);
         edgelm_session_free(big);
     }
 
@@ -211,8 +212,7 @@ static void test_generation(const edgelm_model *model) {
 static void test_load_errors(void) {
     char err[512];
     edgelm_model *m = (edgelm_model *)1;
-    CHECK(edgelm_model_load("/nonexistent/model.gguf", NULL, &m, err, sizeof err) ==
-          EDGELM_ERR_IO);
+    CHECK(edgelm_model_load("/nonexistent/model.gguf", NULL, &m, err, sizeof err) == EDGELM_ERR_IO);
     CHECK(m == NULL && strstr(err, "/nonexistent/model.gguf") != NULL);
     char path[1024];
     test_temp_path("not-a-model.gguf", path, sizeof path);

@@ -2,8 +2,8 @@
  * once per job, long runs of back-to-back jobs, jobs after the workers went to sleep, pools of 1
  * to 8 threads, create/free without a job, bad sizes, and thread_pool_range() coverage.
  */
-#include "test_util.h"
 #include "model/thread_pool.h"
+#include "test_util.h"
 
 #include <stdatomic.h>
 #include <stdint.h>

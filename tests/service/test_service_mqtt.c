@@ -27,7 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #define WAIT_MS 60000 /* generous: ASan on a loaded 2-core machine */
 
 /* ---- processes ------------------------------------------------------------------------------ */
@@ -684,9 +683,10 @@ static void test_exact_text(client *c, broker *b, int *skipped) {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             request(c, s.id, cases[i].fields, cases[i].id);
             m = wait_final(c, s.id, cases[i].id, WAIT_MS);
-            CHECK_MSG(m != NULL && strstr(m->payload, cases[i].needle1) != NULL &&
-                          (cases[i].needle2 == NULL || strstr(m->payload, cases[i].needle2) != NULL),
-                      "%s: %s", cases[i].id, m ? m->payload : "(none)");
+            CHECK_MSG(
+                m != NULL && strstr(m->payload, cases[i].needle1) != NULL &&
+                    (cases[i].needle2 == NULL || strstr(m->payload, cases[i].needle2) != NULL),
+                "%s: %s", cases[i].id, m ? m->payload : "(none)");
         }
         /* prefix1 shares "Once upon a time" (+BOS) with the requests before it */
         m = NULL;

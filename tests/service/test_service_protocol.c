@@ -89,8 +89,8 @@ int main(void) {
                             "{\"role\":\"user\",\"content\":\"hi\"}],\"format\":\"json\"}XXXX";
         svc_request r;
         char msg[256];
-        svc_error_code code = protocol_parse_request(text, sizeof text - 5, &limits, &defaults,
-                                                     &r, msg, sizeof msg);
+        svc_error_code code =
+            protocol_parse_request(text, sizeof text - 5, &limits, &defaults, &r, msg, sizeof msg);
         CHECK_MSG(code == SVC_OK, "%s", msg);
         CHECK(!r.has_id && r.prompt == NULL && r.n_messages == 2);
         CHECK(r.n_messages == 2 && strcmp(r.messages[1].role, "user") == 0 &&
@@ -161,9 +161,9 @@ int main(void) {
     /* cancel */
     {
         char id[PROTOCOL_ID_MAX + 1], msg[256];
-        CHECK(protocol_parse_cancel("{\"v\":1,\"id\":\"abc\"}", 18, id, sizeof id, msg,
-                                    sizeof msg) &&
-              strcmp(id, "abc") == 0);
+        CHECK(
+            protocol_parse_cancel("{\"v\":1,\"id\":\"abc\"}", 18, id, sizeof id, msg, sizeof msg) &&
+            strcmp(id, "abc") == 0);
         CHECK(!protocol_parse_cancel("{\"idd\":\"abc\"}", 13, id, sizeof id, msg, sizeof msg));
         CHECK(!protocol_parse_cancel("nope", 4, id, sizeof id, msg, sizeof msg));
     }
@@ -171,8 +171,11 @@ int main(void) {
     /* UTF-8 cleaning */
     {
         size_t n;
-        char *s = protocol_utf8_clean("a\xff" "b\xc3\xa9\xe2\x82", 7, &n);
-        CHECK(s != NULL && strcmp(s, "a\xef\xbf\xbd" "b\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd") == 0);
+        char *s = protocol_utf8_clean("a\xff"
+                                      "b\xc3\xa9\xe2\x82",
+                                      7, &n);
+        CHECK(s != NULL && strcmp(s, "a\xef\xbf\xbd"
+                                     "b\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd") == 0);
         free(s);
         s = protocol_utf8_clean("\xed\xa0\x80", 3, &n); /* a surrogate is not UTF-8 */
         CHECK(s != NULL && n == 9);
@@ -182,14 +185,25 @@ int main(void) {
     /* messages out */
     {
         char *tok = protocol_token_json("r1", 3, "he\"llo");
-        CHECK(tok != NULL &&
-              strcmp(tok, "{\"v\":1,\"type\":\"token\",\"id\":\"r1\",\"seq\":3,\"text\":\"he\\\"llo\"}") ==
-                  0);
+        CHECK(
+            tok != NULL &&
+            strcmp(tok,
+                   "{\"v\":1,\"type\":\"token\",\"id\":\"r1\",\"seq\":3,\"text\":\"he\\\"llo\"}") ==
+                0);
         free(tok);
-        svc_result r = {.id = "r1", .node = "n", .model = "m", .text = "{\"a\":1}",
-                        .with_json = true, .finish_reason = "stop", .prompt_tokens = 10,
-                        .completion_tokens = 4, .cached_tokens = 6, .queue_ms = 1.23456,
-                        .ttft_ms = 20, .prompt_ms = 8, .predicted_ms = 40};
+        svc_result r = {.id = "r1",
+                        .node = "n",
+                        .model = "m",
+                        .text = "{\"a\":1}",
+                        .with_json = true,
+                        .finish_reason = "stop",
+                        .prompt_tokens = 10,
+                        .completion_tokens = 4,
+                        .cached_tokens = 6,
+                        .queue_ms = 1.23456,
+                        .ttft_ms = 20,
+                        .prompt_ms = 8,
+                        .predicted_ms = 40};
         char *res = protocol_result_json(&r);
         cJSON *j = res ? cJSON_Parse(res) : NULL;
         CHECK(j != NULL);
@@ -199,8 +213,8 @@ int main(void) {
             CHECK(cJSON_GetObjectItem(t, "queue_ms")->valuedouble == 1.235);
             CHECK(cJSON_GetObjectItem(t, "prompt_per_second")->valuedouble == 500.0);
             CHECK(cJSON_GetObjectItem(t, "predicted_per_second")->valuedouble == 100.0);
-            CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "cached_tokens")
-                      ->valueint == 6);
+            CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "cached_tokens")->valueint ==
+                  6);
             CHECK(strcmp(cJSON_GetObjectItem(j, "type")->valuestring, "result") == 0);
             cJSON_Delete(j);
         }

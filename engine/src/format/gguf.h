@@ -63,14 +63,14 @@ typedef struct gguf_kv {
 
 typedef struct gguf_tensor {
     gguf_string name;
-    char *name_z;        /* NUL-terminated copy of name (owned) */
+    char *name_z; /* NUL-terminated copy of name (owned) */
     uint32_t n_dims;
     uint64_t ne[GGUF_MAX_DIMS]; /* ne[0] is the row length; unused dims are 1 */
-    uint32_t type;       /* tensor element type (quant.h tensor_type) */
-    uint64_t offset;     /* relative to the data section, as stored */
+    uint32_t type;              /* tensor element type (quant.h tensor_type) */
+    uint64_t offset;            /* relative to the data section, as stored */
     uint64_t n_elements;
     uint64_t n_bytes;
-    const void *data;    /* base + data_offset + offset, validated to lie inside the buffer */
+    const void *data; /* base + data_offset + offset, validated to lie inside the buffer */
 } gguf_tensor;
 
 typedef struct gguf_file {

@@ -552,8 +552,8 @@ bool jv_serialize(const js_value *v, byte_buffer *b) {
         }
         for (size_t i = 0; i < v->len; i++) {
             if ((i > 0 && !byte_buffer_append(b, ",", 1)) ||
-                !js_serialize_string(v->keys[i], v->key_lens[i], b) || !byte_buffer_append(b, ":", 1) ||
-                !jv_serialize(&v->items[i], b)) {
+                !js_serialize_string(v->keys[i], v->key_lens[i], b) ||
+                !byte_buffer_append(b, ":", 1) || !jv_serialize(&v->items[i], b)) {
                 return false;
             }
         }

@@ -807,8 +807,7 @@ static int32_t compile_object_part(compiler *c, int32_t id, const js_value *kw[K
         goto done;
     }
     if (n_props > UINT32_MAX - s->n_props ||
-        !grow(&s->props, &c->cap_props, s->n_props + (uint32_t)n_props,
-              sizeof *s->props)) {
+        !grow(&s->props, &c->cap_props, s->n_props + (uint32_t)n_props, sizeof *s->props)) {
         oom(c);
         goto done;
     }

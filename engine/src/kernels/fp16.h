@@ -37,8 +37,8 @@ static inline float fp16_to_fp32(fp16_t h) {
     const float magic_bias = 0.5f;
     const float denormalized = fp32_from_bits((two_w >> 17) | magic_mask) - magic_bias;
     const uint32_t denormalized_cutoff = 1u << 27;
-    const uint32_t result =
-        sign | (two_w < denormalized_cutoff ? fp32_to_bits(denormalized) : fp32_to_bits(normalized));
+    const uint32_t result = sign | (two_w < denormalized_cutoff ? fp32_to_bits(denormalized)
+                                                                : fp32_to_bits(normalized));
     return fp32_from_bits(result);
 }
 
@@ -61,9 +61,7 @@ static inline fp16_t fp32_to_fp16(float f) {
     return (fp16_t)((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
 }
 
-static inline float bf16_to_fp32(bf16_t h) {
-    return fp32_from_bits((uint32_t)h << 16);
-}
+static inline float bf16_to_fp32(bf16_t h) { return fp32_from_bits((uint32_t)h << 16); }
 
 static inline bf16_t fp32_to_bf16(float f) {
     uint32_t u = fp32_to_bits(f);

@@ -295,7 +295,7 @@ static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, i
                                            (size_t)tokens[t] * m->token_embd.row_bytes,
                                        fs->x + (size_t)t * n_embd, n_embd);
         forward_rope_angles(hp, pos0 + t, fs->rope_cos + (size_t)t * half_rot,
-                    fs->rope_sin + (size_t)t * half_rot);
+                            fs->rope_sin + (size_t)t * half_rot);
     }
 
     for (int32_t il = 0; il < hp->n_layer; il++) {
@@ -471,4 +471,3 @@ fail:
     forward_free(fs);
     return st;
 }
-

@@ -49,9 +49,11 @@ void chat_template_detect(const char *tmpl, size_t len, const char *eos_text, ch
     bool found = false;
     if (bytes_contain(tmpl, len, "<|im_start|>")) {
         /* <|im_sep|> is phi4 and <end_of_utterance> SmolVLM: look like ChatML, are not */
-        found = !bytes_contain(tmpl, len, "<|im_sep|>") && !bytes_contain(tmpl, len, "<end_of_utterance>");
+        found = !bytes_contain(tmpl, len, "<|im_sep|>") &&
+                !bytes_contain(tmpl, len, "<end_of_utterance>");
         out->family = CHAT_FAMILY_CHATML;
-    } else if ((len >= 7 && memcmp(tmpl, "mistral", 7) == 0) || bytes_contain(tmpl, len, "[INST]")) {
+    } else if ((len >= 7 && memcmp(tmpl, "mistral", 7) == 0) ||
+               bytes_contain(tmpl, len, "[INST]")) {
         /* Mistral's official v1/v3/v7 templates are their own families (not supported) */
         found = !bytes_contain(tmpl, len, "[SYSTEM_PROMPT]") &&
                 !bytes_contain(tmpl, len, "' [INST] ' + system_message") &&
@@ -59,16 +61,19 @@ void chat_template_detect(const char *tmpl, size_t len, const char *eos_text, ch
         out->family = CHAT_FAMILY_LLAMA2;
         out->llama2_strip = bytes_contain(tmpl, len, "content.strip()");
         out->llama2_bos = !out->llama2_strip && bytes_contain(tmpl, len, "bos_token + '[INST]");
-        out->llama2_sys = out->llama2_strip || out->llama2_bos || bytes_contain(tmpl, len, "<<SYS>>");
+        out->llama2_sys =
+            out->llama2_strip || out->llama2_bos || bytes_contain(tmpl, len, "<<SYS>>");
     } else if (bytes_contain(tmpl, len, "<|assistant|>") && bytes_contain(tmpl, len, "<|end|>")) {
         found = true;
         out->family = CHAT_FAMILY_PHI3;
     } else if (bytes_contain(tmpl, len, "<|user|>") &&
-               (bytes_contain(tmpl, len, "<|assistant|>") || bytes_contain(tmpl, len, "<|endoftext|>"))) {
+               (bytes_contain(tmpl, len, "<|assistant|>") ||
+                bytes_contain(tmpl, len, "<|endoftext|>"))) {
         /* A literal </s> is Falcon 3 and a template that never ends a turn is GLM-Edge (both
          * unsupported); the rest end every turn with eos_token or <|endoftext|>: zephyr. */
-        found = !bytes_contain(tmpl, len, "[gMASK]") && !bytes_contain(tmpl, len, "</s>") &&
-                (bytes_contain(tmpl, len, "eos_token") || bytes_contain(tmpl, len, "<|endoftext|>"));
+        found =
+            !bytes_contain(tmpl, len, "[gMASK]") && !bytes_contain(tmpl, len, "</s>") &&
+            (bytes_contain(tmpl, len, "eos_token") || bytes_contain(tmpl, len, "<|endoftext|>"));
         out->family = CHAT_FAMILY_ZEPHYR;
         if (!bytes_contain(tmpl, len, "<|endoftext|>") && eos_text != NULL && eos_text[0] != '\0' &&
             strlen(eos_text) < sizeof out->zephyr_eot) {

@@ -10,14 +10,14 @@
  * masked logits) or to force the closing tokens when the budget runs short.
  */
 #include "model/forward.h"
+#include "model/model.h"
+#include "model/state_file.h"
+#include "sampler.h"
 #include "json/json_closing.h"
 #include "json/json_grammar.h"
 #include "json/json_mask.h"
 #include "json/json_schema.h"
 #include "json/json_vocab.h"
-#include "model/model.h"
-#include "sampler.h"
-#include "model/state_file.h"
 
 #include "base/error_text.h"
 
@@ -145,8 +145,8 @@ edgelm_status edgelm_session_create(const edgelm_model *model, const edgelm_sess
     s->piece_size = longest + 16; /* + room for a held-back partial UTF-8 character */
     /* one block: tokens (n_ctx), shift_cos and shift_sin (n_rot / 2 + 1 each), then piece */
     const size_t n_angles = (size_t)model->hp.n_rot / 2 + 1;
-    s->scratch = malloc((size_t)n_ctx * sizeof *s->tokens + 2 * n_angles * sizeof(float) +
-                        s->piece_size);
+    s->scratch =
+        malloc((size_t)n_ctx * sizeof *s->tokens + 2 * n_angles * sizeof(float) + s->piece_size);
     s->sampler = sampler_create(model->hp.n_vocab);
     if (s->scratch != NULL) {
         s->tokens = s->scratch;

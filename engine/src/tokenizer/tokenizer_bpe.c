@@ -4,8 +4,8 @@
  * (ties: leftmost). Each final symbol is emitted as its token; a symbol that is not a token is
  * emitted byte by byte where a single byte is itself a token, and otherwise dropped.
  */
-#include "min_heap.h"
 #include "tokenizer_bpe.h"
+#include "min_heap.h"
 #include "tokenizer_pre.h"
 #include "tokenizer_symbols.h"
 #include "unicode.h"

@@ -9,8 +9,8 @@
 #include "tokenizer_spm.h"
 #include "unicode.h"
 
-#include "base/growable_array.h"
 #include "base/byte_search.h"
+#include "base/growable_array.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,8 +4,8 @@
  * <0xXX> tokens when the symbol is not in the vocabulary (UNK when there is no byte token).
  * Any vocabulary entry may be formed by a merge, whatever its type, as in llama.cpp.
  */
-#include "min_heap.h"
 #include "tokenizer_spm.h"
+#include "min_heap.h"
 #include "tokenizer_symbols.h"
 #include "unicode.h"
 
