@@ -70,6 +70,26 @@ static bool utf8_valid(const char *s, size_t n) {
     return true;
 }
 
+/* Whether a JSON text (already known to parse) has a \u0000 escape in one of its strings. cJSON
+ * hands strings out as C strings, so "a\u0000b" would silently become "a": an id, a key, a
+ * role or a reply topic other than the one sent. */
+static bool has_nul_escape(const char *p, size_t n) {
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_string) {
+            in_string = p[i] == '"';
+        } else if (p[i] == '"') {
+            in_string = false;
+        } else if (p[i] == '\\' && i + 1 < n) {
+            if (p[i + 1] == 'u' && n - i >= 6 && memcmp(p + i + 2, "0000", 4) == 0) {
+                return true;
+            }
+            i++; /* the escaped character: an escaped quote does not end the string */
+        }
+    }
+    return false;
+}
+
 char *protocol_utf8_clean(const char *s, size_t len, size_t *out_len) {
     if (len > (SIZE_MAX - 1) / 3) {
         return NULL;
@@ -393,6 +413,11 @@ svc_error_code protocol_parse_request(const void *payload, size_t len, const svc
         code = fail(msg, msg_size, SVC_ERR_INVALID_REQUEST, "payload must be a JSON object");
         goto done;
     }
+    if (has_nul_escape(payload, len)) {
+        code = fail(msg, msg_size, SVC_ERR_INVALID_REQUEST,
+                    "payload: strings may not contain \\u0000 (U+0000)");
+        goto done;
+    }
     /* Addressing first, so that any later error can still be answered where it belongs. */
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
     if (id != NULL) {
@@ -454,6 +479,10 @@ bool protocol_parse_cancel(const void *payload, size_t len, char *id, size_t id_
     bool ok = false;
     if (root == NULL || !cJSON_IsObject(root)) {
         snprintf(msg, msg_size, "cancel payload is not a JSON object");
+        goto done;
+    }
+    if (has_nul_escape(payload, len)) {
+        snprintf(msg, msg_size, "cancel: strings may not contain \\u0000 (U+0000)");
         goto done;
     }
     for (const cJSON *f = root->child; f != NULL; f = f->next) {
@@ -554,7 +583,13 @@ char *protocol_error_json(const char *id, svc_error_code code, const char *messa
         cJSON_AddNullToObject(root, "id");
     }
     cJSON_AddStringToObject(err, "code", svc_error_code_name(code));
-    cJSON_AddStringToObject(err, "message", message);
+    /* messages quote what was sent (an unknown key, say), which need not be UTF-8: a reply must
+     * be valid JSON for strict parsers, so bad bytes become U+FFFD */
+    size_t clean_len;
+    char *clean = protocol_utf8_clean(message, strlen(message), &clean_len);
+    cJSON_AddStringToObject(err, "message",
+                            clean != NULL ? clean : "(message lost: out of memory)");
+    free(clean);
     cJSON_AddItemToObject(root, "error", err);
     return print_and_free(root);
 }

@@ -168,6 +168,50 @@ int main(void) {
         CHECK(!protocol_parse_cancel("nope", 4, id, sizeof id, msg, sizeof msg));
     }
 
+    /* every error reply is valid UTF-8, whatever bytes the request quoted back (an unknown key
+     * that is not UTF-8) */
+    {
+        static const char bad_key[] =
+            "{\"v\":1,\"id\":\"ux1\",\"prompt\":\"Once\",\"max_tokens\":2,\"k\xff\xfe\":1}";
+        svc_request r;
+        char msg[512];
+        svc_error_code code = parse(bad_key, &r, msg, sizeof msg);
+        CHECK_MSG(code == SVC_ERR_INVALID_REQUEST, "bad key: %s", svc_error_code_name(code));
+        char *json = protocol_error_json("ux1", code, msg);
+        size_t n = 0;
+        char *clean = json != NULL ? protocol_utf8_clean(json, strlen(json), &n) : NULL;
+        CHECK_MSG(clean != NULL && strcmp(clean, json) == 0, "error reply is not UTF-8: %s",
+                  json != NULL ? json : "(none)");
+        free(clean);
+        free(json);
+    }
+
+    /* \u0000 would cut a C string short: an id, key, role or reply topic other than the one sent */
+    {
+        static const char *const nul_cases[] = {
+            "{\"v\":1,\"id\":\"a\\u0000b\",\"prompt\":\"x\"}",
+            "{\"v\":1,\"id\":\"n2\",\"prompt\":\"x\",\"max_tokens\\u0000x\":3}",
+            "{\"v\":1,\"id\":\"n3\",\"messages\":[{\"role\":\"user\\u0000\",\"content\":\"hi\"}]}",
+            "{\"v\":1,\"id\":\"n4\",\"prompt\":\"x\",\"reply_to\":\"a\\u0000b\"}",
+            "{\"v\":1,\"id\":\"n5\",\"prompt\":\"x\\\\u0000 is fine when the backslash is "
+            "escaped\\u0000\"}",
+        };
+        for (size_t i = 0; i < sizeof nul_cases / sizeof nul_cases[0]; i++) {
+            expect(nul_cases[i], SVC_ERR_INVALID_REQUEST, "u0000");
+        }
+        /* an escaped backslash followed by "u0000" is plain text, not U+0000 */
+        svc_request r;
+        char msg[512];
+        CHECK_MSG(parse("{\"v\":1,\"id\":\"n6\",\"prompt\":\"C:\\\\u0000\"}", &r, msg,
+                        sizeof msg) == SVC_OK,
+                  "escaped backslash: %s", msg);
+        protocol_request_free(&r);
+        char id[PROTOCOL_ID_MAX + 1];
+        const char *cancel_nul = "{\"v\":1,\"id\":\"a\\u0000b\"}";
+        CHECK(
+            !protocol_parse_cancel(cancel_nul, strlen(cancel_nul), id, sizeof id, msg, sizeof msg));
+    }
+
     /* UTF-8 cleaning */
     {
         size_t n;
