@@ -177,6 +177,7 @@ int main(void) {
         char msg[512];
         svc_error_code code = parse(bad_key, &r, msg, sizeof msg);
         CHECK_MSG(code == SVC_ERR_INVALID_REQUEST, "bad key: %s", svc_error_code_name(code));
+        protocol_request_free(&r);
         char *json = protocol_error_json("ux1", code, msg);
         size_t n = 0;
         char *clean = json != NULL ? protocol_utf8_clean(json, strlen(json), &n) : NULL;
