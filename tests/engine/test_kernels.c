@@ -509,12 +509,6 @@ static void check_selection(void) {
 
 /* ---- benchmark (--bench) --------------------------------------------------------------------- */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* rows: 256 keeps ~0.3 MB of Q4_K rows in cache (the kernel itself); 65536 streams ~75 MB from
  * memory (closer to a real decode). Levels run interleaved, best of 12 passes each, so that a
  * busy machine disturbs them alike. */
@@ -556,13 +550,13 @@ static void bench(int rows) {
                 if (!have[level] || (level == KERNEL_LEVEL_REF && pass >= 2)) {
                     continue;
                 }
-                const double t0 = now_s();
+                const double t0 = test_now_ms() / 1e3;
                 for (int r = 0; r < rows; r++) {
                     float out;
                     tables[level].vec_dot[types[ti]](n, &out, x + (size_t)r * row_bytes, y);
                     sink += out;
                 }
-                const double dt = now_s() - t0;
+                const double dt = test_now_ms() / 1e3 - t0;
                 best[level] = dt < best[level] ? dt : best[level];
             }
         }

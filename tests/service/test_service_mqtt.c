@@ -83,12 +83,6 @@ static int wait_exit(pid_t pid, int timeout_ms) {
     return -1;
 }
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static int free_port(void) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
@@ -360,7 +354,7 @@ static void pub(client *c, const char *topic, const char *payload) {
  * any); waits up to timeout_ms. The message stays owned by the client. */
 static msg *wait_msg(client *c, const char *topic, const char *needle1, const char *needle2,
                      int timeout_ms) {
-    double until = now_ms() + timeout_ms;
+    double until = test_now_ms() + timeout_ms;
     pthread_mutex_lock(&c->lock);
     for (;;) {
         for (size_t i = 0; i < c->n; i++) {
@@ -373,7 +367,7 @@ static msg *wait_msg(client *c, const char *topic, const char *needle1, const ch
                 return m;
             }
         }
-        double left = until - now_ms();
+        double left = until - test_now_ms();
         if (left <= 0) {
             break;
         }
@@ -437,7 +431,7 @@ typedef struct node {
 
 static const char *edgelmd_path(void) {
     const char *p = getenv("EDGELMD");
-    return p != NULL ? p : "service/edgelmd";
+    return p != NULL ? p : "edgelmd";
 }
 
 static void write_node_conf(node *n, int port, const char *model, int queue_depth,
@@ -948,7 +942,7 @@ int main(void) {
         CHECK(wait_msg(c, "edgelm/a/health", "\"state\":\"idle\"", NULL, WAIT_MS) != NULL);
         /* metrics come every second: take them until one reflects the requests above */
         cJSON *j = NULL;
-        for (double until = now_ms() + WAIT_MS; j == NULL && now_ms() < until;) {
+        for (double until = test_now_ms() + WAIT_MS; j == NULL && test_now_ms() < until;) {
             msg *m = wait_msg(c, "edgelm/a/metrics", "\"requests_total\"", NULL, WAIT_MS);
             j = parse(m);
             if (j != NULL && (jnum(j, "requests_total", "cancelled") < 2 ||
@@ -1070,7 +1064,7 @@ int main(void) {
             /* keep the broker down until the node has finished: its result must wait in the
              * node's buffer and go out after the reconnect */
             bool finished = false;
-            for (double until = now_ms() + WAIT_MS; !finished && now_ms() < until;) {
+            for (double until = test_now_ms() + WAIT_MS; !finished && test_now_ms() < until;) {
                 size_t n = 0;
                 unsigned char *log = test_read_file(r.log, &n);
                 finished = log != NULL && strstr((const char *)log, "request rs1: length") != NULL;
