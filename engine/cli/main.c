@@ -130,7 +130,7 @@ static void print_help(FILE *out, const edgelm_sampler_params *engine_defaults) 
             "                          generation token; 0 = evaluate the prompt only;\n"
             "                          -1 = until end of generation or the context is full\n"
             "  -t, --temp F            temperature >= 0 (default %.1f); 0 = greedy (argmax)\n"
-            "  -k, --top-p F           nucleus sampling, in (0, 1] (default %.1f); 1 = off\n"
+            "  -k, --top-p F           nucleus sampling, in [0, 1] (default %.1f); 1 = off\n"
             "  -s, --seed N            random seed, integer >= 0 (default %u)\n"
             "  -c, --ctx-size N        context length in tokens, >= %d (default: the model's\n"
             "                          training context, at most %u)\n"
@@ -300,8 +300,8 @@ static int apply_option(cli_options *opt, const option_def *def, const char *fla
         opt->sampling.temperature = f;
         return 0;
     case OPT_TOP_P:
-        if (!parse_float(value, &f) || !(f > 0.0f && f <= 1.0f)) {
-            return bad_value(flag, "a number in (0, 1]", value);
+        if (!parse_float(value, &f) || !(f >= 0.0f && f <= 1.0f)) {
+            return bad_value(flag, "a number in [0, 1]", value);
         }
         opt->sampling.top_p = f;
         return 0;

@@ -136,7 +136,7 @@ const char *edgelm_token_text(const edgelm_model *model, int32_t token);
 typedef struct edgelm_sampler_params {
     float temperature;    /* 0 = greedy (argmax) */
     int32_t top_k;        /* 0 = disabled */
-    float top_p;          /* 1 = disabled */
+    float top_p;          /* 0..1; 1 = disabled, 0 = only the most probable token */
     float min_p;          /* 0 = disabled */
     float repeat_penalty; /* 1 = disabled */
     int32_t repeat_last_n; /* tokens looked back for the penalty */

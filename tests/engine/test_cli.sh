@@ -100,7 +100,7 @@ done <<'EOF'
 -t nan|-t: expected
 -t inf|-t: expected
 --temp=|--temp: expected
--k 0|-k: expected
+-k -0.1|-k: expected
 -k 1.01|-k: expected
 -k -1|-k: expected
 --top-p x|--top-p: expected

@@ -312,6 +312,41 @@ done:
     sampler_free(s);
 }
 
+/* top_p 0 keeps only the most probable token (llama.cpp's meaning), with and without top-k (the
+ * sorted and the banded cut). */
+static void test_top_p0_is_greedy(void) {
+    enum { V = 3000 };
+    static float logits[V];
+    static const int32_t top_ks[] = {0, 40};
+    sampler *g = sampler_create(V), *s = sampler_create(V);
+    CHECK(g != NULL && s != NULL);
+    if (g == NULL || s == NULL) {
+        goto done;
+    }
+    edgelm_sampler_params gp = greedy_params();
+    sampler_configure(g, &gp);
+    int wrong = 0;
+    for (size_t ki = 0; ki < sizeof(top_ks) / sizeof(top_ks[0]); ki++) {
+        edgelm_sampler_params p = edgelm_sampler_params_default();
+        p.temperature = 1.5f;
+        p.top_k = top_ks[ki];
+        p.top_p = 0.0f;
+        p.min_p = 0.0f;
+        p.seed = 77 + ki;
+        sampler_configure(s, &p);
+        for (int rep = 0; rep < 100; rep++) {
+            for (int i = 0; i < V; i++) {
+                logits[i] = rand_range(-2.0f, 2.0f);
+            }
+            wrong += sampler_sample(s, logits) != sampler_sample(g, logits);
+        }
+    }
+    CHECK_MSG(wrong == 0, "top_p 0 differed from greedy %d times", wrong);
+done:
+    sampler_free(g);
+    sampler_free(s);
+}
+
 static void test_seed_determinism(void) {
     enum { V = 500, N = 200 };
     float logits[V];
@@ -730,6 +765,7 @@ int main(void) {
     test_defaults();
     test_greedy();
     test_top_k1_is_greedy();
+    test_top_p0_is_greedy();
     test_seed_determinism();
     test_plain_distribution();
     test_chain_distribution();

@@ -188,8 +188,12 @@ static void test_generation(const edgelm_model *model) {
 
     /* impossible sampler parameters */
     edgelm_sampler_params sp = edgelm_sampler_params_default();
-    sp.top_p = 0.0f;
+    sp.top_p = -0.01f;
     CHECK(edgelm_session_set_sampler(s, &sp) == EDGELM_ERR_INVALID_ARGUMENT);
+    sp.top_p = 1.01f;
+    CHECK(edgelm_session_set_sampler(s, &sp) == EDGELM_ERR_INVALID_ARGUMENT);
+    sp.top_p = 0.0f; /* llama.cpp's meaning: keep only the most probable token */
+    CHECK(edgelm_session_set_sampler(s, &sp) == EDGELM_OK);
     sp = edgelm_sampler_params_default();
     sp.temperature = -1.0f;
     CHECK(edgelm_session_set_sampler(s, &sp) == EDGELM_ERR_INVALID_ARGUMENT);

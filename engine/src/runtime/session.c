@@ -259,11 +259,11 @@ edgelm_status edgelm_session_set_sampler(edgelm_session *session,
     if (params == NULL) {
         return session_fail(session, EDGELM_ERR_INVALID_ARGUMENT, "sampler: NULL parameters");
     }
-    if (!(params->temperature >= 0.0f) || !(params->top_p > 0.0f && params->top_p <= 1.0f) ||
+    if (!(params->temperature >= 0.0f) || !(params->top_p >= 0.0f && params->top_p <= 1.0f) ||
         !(params->min_p >= 0.0f && params->min_p <= 1.0f) || params->top_k < 0 ||
         !(params->repeat_penalty > 0.0f) || params->repeat_last_n < 0) {
         return session_fail(session, EDGELM_ERR_INVALID_ARGUMENT,
-                            "sampler: need temperature >= 0, 0 < top_p <= 1, 0 <= min_p <= 1, "
+                            "sampler: need temperature >= 0, 0 <= top_p <= 1, 0 <= min_p <= 1, "
                             "top_k >= 0, repeat_penalty > 0, repeat_last_n >= 0");
     }
     sampler_configure(session->sampler, params);
