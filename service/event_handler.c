@@ -18,6 +18,8 @@ struct event_handler {
     uint64_t health_sent, metrics_sent;
     double metrics_at_ms;
     uint64_t id_counter;
+    bool stopping_requests; /* shutdown: request topics unsubscribed (or being) */
+    bool requests_stopped;  /* ... and the broker confirmed */
 };
 
 event_handler *event_handler_create(const event_handler_deps *deps) {
@@ -315,10 +317,14 @@ static void handle_connected(event_handler *h) {
     h->announced = true;
     log_msg(LOG_INFO, "mqtt: connected (MQTT %s); node %s serving %s",
             mqtt_client_version(mqtt) == 5 ? "5" : "3.1.1", cfg->node_id, t->request);
-    mqtt_client_subscribe(mqtt, t->request, 1);
+    if (!h->stopping_requests) {
+        mqtt_client_subscribe(mqtt, t->request, 1);
+        if (cfg->fleet_enabled) {
+            mqtt_client_subscribe(mqtt, t->fleet_subscription, 1);
+        }
+    }
     mqtt_client_subscribe(mqtt, t->cancel, 1);
     if (cfg->fleet_enabled) {
-        mqtt_client_subscribe(mqtt, t->fleet_subscription, 1);
         mqtt_client_subscribe(mqtt, t->fleet_cancel, 1);
     }
     if (cfg->ha_discovery) {
@@ -344,6 +350,13 @@ void event_handler_handle_event(event_handler *h, const mq_event *ev, bool stopp
     case MQ_EV_CONNECT_FAILED:
         mqtt_client_on_connect_failed(h->deps.mqtt, ev->code);
         break;
+    case MQ_EV_UNSUBSCRIBED:
+        if (ev->code != 0) {
+            log_msg(LOG_WARN, "mqtt: unsubscribing the request topics failed (error %d)",
+                    ev->code);
+        }
+        h->requests_stopped = true;
+        break;
     case MQ_EV_MESSAGE:
         switch (topics_kind(h->deps.topics, ev->topic, h->deps.cfg->fleet_enabled)) {
         case TOPIC_REQUEST:
@@ -367,6 +380,24 @@ void event_handler_handle_event(event_handler *h, const mq_event *ev, bool stopp
         break;
     }
 }
+
+bool event_handler_stop_requests(event_handler *h) {
+    const topics *t = h->deps.topics;
+    char *request_topics[2] = {(char *)t->request, (char *)t->fleet_subscription};
+    h->stopping_requests = true;
+    if (!mqtt_client_connected(h->deps.mqtt) || !h->announced) {
+        return false;
+    }
+    int n = h->deps.cfg->fleet_enabled ? 2 : 1;
+    if (!mqtt_client_unsubscribe(h->deps.mqtt, request_topics, n)) {
+        return false;
+    }
+    log_msg(LOG_DEBUG, "shutting down: unsubscribing from %s%s", t->request,
+            n == 2 ? " and the fleet queue" : "");
+    return true;
+}
+
+bool event_handler_requests_stopped(const event_handler *h) { return h->requests_stopped; }
 
 void event_handler_tick(event_handler *h) {
     double now = svc_now_ms();

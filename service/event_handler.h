@@ -43,5 +43,12 @@ void event_handler_handle_event(event_handler *h, const mq_event *ev, bool stopp
 void event_handler_tick(event_handler *h);
 /* End every queued job with a `cancelled` error carrying message (shutdown). */
 void event_handler_cancel_queued(event_handler *h, const char *message);
+/* Shutdown, once the worker is idle: unsubscribe from the request topics (the node's and the
+ * fleet's) so the broker sends no request the node would acknowledge and never answer. Requests
+ * that arrive until then are still answered (busy). false when nothing needs waiting for (not
+ * connected: the persistent session keeps the subscription and the broker queues requests). */
+bool event_handler_stop_requests(event_handler *h);
+/* The broker has confirmed the unsubscribe (or refused it). */
+bool event_handler_requests_stopped(const event_handler *h);
 
 #endif

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,11 @@
 #define MQ_DEDUPE_SLOTS 64
 #define MQ_DEDUPE_WINDOW_MS 5000.0
 #define MQ_RETRY_MAX_S 30
+/* Maximum Packet Size announced on an MQTT 5 connect: the payload limit plus room for the topic
+ * and the properties a request carries (response topic, correlation data), so the broker drops a
+ * far larger message instead of making the node receive it before refusing it. */
+#define MQ_PACKET_OVERHEAD (16 * 1024)
+#define MQ_FAILURE_TEXT_MAX 256
 
 typedef struct delivery_key {
     uint64_t hash;
@@ -68,6 +74,11 @@ struct mqtt_client {
 
     /* disconnect completion */
     atomic_bool disconnected;
+
+    /* why the last connect failed, in words: set on Paho's threads, read by the main loop */
+    pthread_mutex_t failure_lock;
+    char failure_text[MQ_FAILURE_TEXT_MAX]; /* Paho's message, if any */
+    char tls_error[MQ_FAILURE_TEXT_MAX];    /* OpenSSL's reason, if any */
 };
 
 static double now_ms(void) {
@@ -218,8 +229,44 @@ static void on_connected(void *context, char *cause) {
     (void)cause;
 }
 
+static void remember_failure_text(mqtt_client *mc, const char *message) {
+    pthread_mutex_lock(&mc->failure_lock);
+    snprintf(mc->failure_text, sizeof mc->failure_text, "%s", message != NULL ? message : "");
+    pthread_mutex_unlock(&mc->failure_lock);
+}
+
+/* OpenSSL's error queue, line by line (ERR_print_errors_cb), during a failed TLS connect. A line
+ * reads "<thread>:error:<code>:<library>:<function>:<reason>:<file>:<line>:<data>"; the reason
+ * ("certificate verify failed", "wrong version number") is what a user can act on. */
+static int on_tls_error(const char *str, size_t len, void *context) {
+    mqtt_client *mc = context;
+    char line[MQ_FAILURE_TEXT_MAX];
+    snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), str);
+    const char *reason = line;
+    char *field = line;
+    for (int i = 0; i < 5 && field != NULL; i++) {
+        field = strchr(field, ':');
+        field = field != NULL ? field + 1 : NULL;
+    }
+    if (field != NULL && strstr(line, ":error:") != NULL) {
+        char *end = strchr(field, ':');
+        if (end != NULL) {
+            *end = '\0';
+        }
+        reason = field;
+    }
+    line[strcspn(line, "\r\n")] = '\0';
+    pthread_mutex_lock(&mc->failure_lock);
+    if (mc->tls_error[0] == '\0' && reason[0] != '\0') {
+        snprintf(mc->tls_error, sizeof mc->tls_error, "%s", reason); /* the first is the cause */
+    }
+    pthread_mutex_unlock(&mc->failure_lock);
+    return 1;
+}
+
 static void on_connect_failure5(void *context, MQTTAsync_failureData5 *response) {
     mqtt_client *mc = context;
+    remember_failure_text(mc, response != NULL ? response->message : NULL);
     int code = response == NULL                                 ? -1
                : response->reasonCode != MQTTREASONCODE_SUCCESS ? (int)response->reasonCode
                                                                 : response->code;
@@ -228,6 +275,7 @@ static void on_connect_failure5(void *context, MQTTAsync_failureData5 *response)
 
 static void on_connect_failure(void *context, MQTTAsync_failureData *response) {
     mqtt_client *mc = context;
+    remember_failure_text(mc, response != NULL ? response->message : NULL);
     enqueue_simple(mc, MQ_EV_CONNECT_FAILED, response != NULL ? response->code : -1);
 }
 
@@ -303,6 +351,7 @@ mqtt_client *mqtt_client_create(const svc_config *cfg, const char *status_topic,
     mc->retry_delay_s = 1;
     pthread_mutex_init(&mc->handle_lock, NULL);
     pthread_mutex_init(&mc->ev_lock, NULL);
+    pthread_mutex_init(&mc->failure_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -332,7 +381,13 @@ bool mqtt_client_connect(mqtt_client *mc) {
         ssl.enableServerCertAuth = mc->tls_verify;
         ssl.verify = mc->tls_verify; /* host name check */
         ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+        ssl.ssl_error_cb = on_tls_error;
+        ssl.ssl_error_context = mc;
     }
+    pthread_mutex_lock(&mc->failure_lock);
+    mc->failure_text[0] = '\0';
+    mc->tls_error[0] = '\0';
+    pthread_mutex_unlock(&mc->failure_lock);
     MQTTProperties props = MQTTProperties_initializer;
     MQTTAsync_connectOptions co;
     if (mc->version == 5) {
@@ -344,6 +399,12 @@ bool mqtt_client_connect(mqtt_client *mc) {
         expiry.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
         expiry.value.integer4 = (unsigned)mc->session_expiry_s;
         MQTTProperties_add(&props, &expiry);
+        MQTTProperty max_packet;
+        memset(&max_packet, 0, sizeof max_packet);
+        max_packet.identifier = MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE;
+        max_packet.value.integer4 =
+            (unsigned)(atomic_load(&mc->max_payload) + (size_t)MQ_PACKET_OVERHEAD);
+        MQTTProperties_add(&props, &max_packet);
         co.connectProperties = &props;
         co.onFailure5 = on_connect_failure5;
     } else {
@@ -378,6 +439,62 @@ bool mqtt_client_connect(mqtt_client *mc) {
     return true;
 }
 
+/* MQTT 3.1.1 CONNACK return codes 1..5 (MQTT 5 uses reason codes >= 128, named by Paho). */
+static const char *connack_311_text(int code) {
+    static const char *const text[] = {
+        NULL,
+        "unacceptable protocol version",
+        "client identifier rejected",
+        "server unavailable",
+        "bad user name or password (check mqtt.username / mqtt.password)",
+        "not authorized (check mqtt.username / mqtt.password and the broker's ACL)",
+    };
+    return code >= 1 && code <= 5 ? text[code] : NULL;
+}
+
+void mqtt_client_describe_failure(mqtt_client *mc, int code, char *out, size_t out_size) {
+    char paho_text[MQ_FAILURE_TEXT_MAX], tls_text[MQ_FAILURE_TEXT_MAX];
+    pthread_mutex_lock(&mc->failure_lock);
+    snprintf(paho_text, sizeof paho_text, "%s", mc->failure_text);
+    snprintf(tls_text, sizeof tls_text, "%s", mc->tls_error);
+    pthread_mutex_unlock(&mc->failure_lock);
+    const bool tls = strncmp(mc->broker, "ssl://", 6) == 0;
+    if (code >= 128) {
+        const char *name = MQTTReasonCode_toString((enum MQTTReasonCodes)code);
+        const char *hint = code == MQTTREASONCODE_NOT_AUTHORIZED ||
+                                   code == MQTTREASONCODE_BAD_USER_NAME_OR_PASSWORD
+                               ? " (check mqtt.username / mqtt.password and the broker's ACL)"
+                               : "";
+        snprintf(out, out_size, "the broker refused the connection: %s (reason %d)%s",
+                 name != NULL ? name : "unknown reason", code, hint);
+    } else if (code > 0 && connack_311_text(code) != NULL) {
+        snprintf(out, out_size, "the broker refused the connection: %s (return code %d)",
+                 connack_311_text(code), code);
+    } else if (tls && tls_text[0] != '\0') {
+        const char *hint = "";
+        if (strstr(tls_text, "certificate verify failed") != NULL) {
+            hint = " (is mqtt.tls_ca_file the CA that signed the broker's certificate?)";
+        } else if (strstr(tls_text, "wrong version number") != NULL ||
+                   strstr(tls_text, "packet length too long") != NULL ||
+                   strstr(tls_text, "record layer failure") != NULL) {
+            hint = " (is this port a plaintext listener? then use tcp://)";
+        } else if (strstr(tls_text, "No such file") != NULL ||
+                   strstr(tls_text, "no such file") != NULL ||
+                   strstr(tls_text, "system lib") != NULL) {
+            hint = " (can mqtt.tls_ca_file, tls_cert_file and tls_key_file be read?)";
+        }
+        snprintf(out, out_size, "TLS handshake failed: %s%s", tls_text, hint);
+    } else if (tls) {
+        snprintf(out, out_size,
+                 "TLS connection failed: %s (a plaintext port, an unreachable broker, or a "
+                 "handshake error; error %d)",
+                 paho_text[0] != '\0' ? paho_text : MQTTAsync_strerror(code), code);
+    } else {
+        snprintf(out, out_size, "%s (is the broker running and listening there? error %d)",
+                 paho_text[0] != '\0' ? paho_text : "TCP connect failed", code);
+    }
+}
+
 void mqtt_client_on_connect_failed(mqtt_client *mc, int code) {
     /* 132 = MQTT 5 "Unsupported Protocol Version"; 1 = 3.1.1 "unacceptable protocol version"
      * (what a 3.1.1-only broker answers to a version-5 CONNECT). */
@@ -397,14 +514,15 @@ void mqtt_client_on_connect_failed(mqtt_client *mc, int code) {
         mqtt_client_connect(mc);
         return;
     }
+    char why[2 * MQ_FAILURE_TEXT_MAX + 160];
+    mqtt_client_describe_failure(mc, code, why, sizeof why);
     if (atomic_load(&mc->ever_connected)) {
         /* Paho reports its automatic reconnect attempts here too; it keeps trying by itself */
-        log_msg(LOG_DEBUG, "mqtt: reconnect attempt to %s failed (%s %d)", mc->broker,
-                code > 0 ? "reason" : "error", code);
+        log_msg(LOG_DEBUG, "mqtt: reconnect attempt to %s failed: %s", mc->broker, why);
         return;
     }
-    log_msg(LOG_WARN, "mqtt: cannot connect to %s (%s %d); retrying in %d s", mc->broker,
-            code > 0 ? "reason" : "error", code, mc->retry_delay_s);
+    log_msg(LOG_WARN, "mqtt: cannot connect to %s: %s; retrying in %d s", mc->broker, why,
+            mc->retry_delay_s);
     mc->retry_pending = true;
     mc->retry_at_ms = now_ms() + mc->retry_delay_s * 1000.0;
     mc->retry_delay_s =
@@ -475,6 +593,46 @@ bool mqtt_client_subscribe(mqtt_client *mc, const char *topic, int qos) {
         return false;
     }
     log_msg(LOG_DEBUG, "mqtt: subscribed to %s", topic);
+    return true;
+}
+
+static void on_unsubscribed(void *context, MQTTAsync_successData *response) {
+    enqueue_simple(context, MQ_EV_UNSUBSCRIBED, 0);
+    (void)response;
+}
+
+static void on_unsubscribed5(void *context, MQTTAsync_successData5 *response) {
+    enqueue_simple(context, MQ_EV_UNSUBSCRIBED, 0);
+    (void)response;
+}
+
+static void on_unsubscribe_failed(void *context, MQTTAsync_failureData *response) {
+    enqueue_simple(context, MQ_EV_UNSUBSCRIBED, response != NULL ? response->code : -1);
+}
+
+static void on_unsubscribe_failed5(void *context, MQTTAsync_failureData5 *response) {
+    enqueue_simple(context, MQ_EV_UNSUBSCRIBED, response != NULL ? response->code : -1);
+}
+
+bool mqtt_client_unsubscribe(mqtt_client *mc, char *const *topics, int n_topics) {
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.context = mc;
+    pthread_mutex_lock(&mc->handle_lock);
+    if (mc->version == 5) {
+        ro.onSuccess5 = on_unsubscribed5;
+        ro.onFailure5 = on_unsubscribe_failed5;
+    } else {
+        ro.onSuccess = on_unsubscribed;
+        ro.onFailure = on_unsubscribe_failed;
+    }
+    int rc = mc->handle != NULL && MQTTAsync_isConnected(mc->handle)
+                 ? MQTTAsync_unsubscribeMany(mc->handle, n_topics, topics, &ro)
+                 : MQTTASYNC_DISCONNECTED;
+    pthread_mutex_unlock(&mc->handle_lock);
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_msg(LOG_DEBUG, "mqtt: unsubscribe not sent: %s", MQTTAsync_strerror(rc));
+        return false;
+    }
     return true;
 }
 
@@ -562,6 +720,7 @@ void mqtt_client_free(mqtt_client *mc) {
     }
     pthread_mutex_destroy(&mc->handle_lock);
     pthread_mutex_destroy(&mc->ev_lock);
+    pthread_mutex_destroy(&mc->failure_lock);
     pthread_cond_destroy(&mc->ev_cond);
     free(mc);
 }

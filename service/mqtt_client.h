@@ -18,6 +18,7 @@ typedef enum mq_event_type {
     MQ_EV_CONNECTED, /* (re)connected: subscribe and announce again */
     MQ_EV_CONNECTION_LOST,
     MQ_EV_CONNECT_FAILED, /* a connect attempt failed; code says why */
+    MQ_EV_UNSUBSCRIBED,   /* mqtt_client_unsubscribe completed (code 0) or failed */
 } mq_event_type;
 
 typedef struct mq_event {
@@ -48,18 +49,25 @@ bool mqtt_client_connect(mqtt_client *mc);
 /* Handle a CONNECT_FAILED event: falls back to MQTT 3.1.1 when the broker refused version 5
  * (and the configuration allows it), else retries later with back-off. Call from the main loop. */
 void mqtt_client_on_connect_failed(mqtt_client *mc, int code);
+/* Why the last connect failed, in words: the broker's reason (not authorized, bad user name or
+ * password), the TLS error (certificate verify failed; a plaintext port) or Paho's message. */
+void mqtt_client_describe_failure(mqtt_client *mc, int code, char *out, size_t out_size);
 /* Call periodically from the main loop (runs scheduled connect retries). */
 void mqtt_client_tick(mqtt_client *mc);
 /* Wait up to timeout_ms for an event; NULL on timeout. Caller frees with mq_event_free. */
 mq_event *mqtt_client_next_event(mqtt_client *mc, int timeout_ms);
 
 bool mqtt_client_connected(mqtt_client *mc);
-/* Payloads above this many bytes are not copied (the event says oversize). SIGHUP may change it. */
+/* Payloads above this many bytes are not copied (the event says oversize). SIGHUP may change it;
+ * the MQTT 5 Maximum Packet Size told to the broker (this + 16 KiB) changes at the next connect. */
 void mqtt_client_set_max_payload(mqtt_client *mc, size_t max_bytes);
 /* 5 or 4 (3.1.1): the protocol version in use (or being tried). */
 int mqtt_client_version(mqtt_client *mc);
 
 bool mqtt_client_subscribe(mqtt_client *mc, const char *topic, int qos);
+/* Unsubscribe from topics; an MQ_EV_UNSUBSCRIBED event follows when the broker has answered (the
+ * messages it sent before are then already events). false when not connected. */
+bool mqtt_client_unsubscribe(mqtt_client *mc, char *const *topics, int n_topics);
 
 typedef struct mq_publish {
     const char *topic;

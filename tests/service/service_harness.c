@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
@@ -204,6 +205,19 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message 
     return 1;
 }
 
+static void on_published(void *ctx, int token, int packet_type, MQTTProperties *props,
+                         enum MQTTReasonCodes reason) {
+    client *c = ctx;
+    pthread_mutex_lock(&c->lock);
+    unsigned slot = c->n_acks++ % (sizeof c->acks / sizeof c->acks[0]);
+    c->acks[slot].token = token;
+    c->acks[slot].reason = (int)reason;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    (void)packet_type;
+    (void)props;
+}
+
 static void on_lost(void *ctx, char *cause) {
     client *c = ctx;
     c->lost = 1;
@@ -249,6 +263,7 @@ client *client_new(int port, const char *id, int version, bool clean) {
     if (MQTTClient_createWithOptions(&c->handle, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &co) !=
             MQTTCLIENT_SUCCESS ||
         MQTTClient_setCallbacks(c->handle, c, on_lost, on_arrived, NULL) != MQTTCLIENT_SUCCESS ||
+        (version == 5 && MQTTClient_setPublished(c->handle, c, on_published) != MQTTCLIENT_SUCCESS) ||
         !client_connect(c, clean)) {
         fprintf(stderr, "test client %s cannot connect to %s\n", id, uri);
         return NULL;
@@ -331,6 +346,38 @@ void client_publish_full(client *c, const char *topic, const void *payload, size
 
 void client_publish(client *c, const char *topic, const char *payload) {
     client_publish_full(c, topic, payload, strlen(payload), NULL, NULL, 0, 0);
+}
+
+int client_publish_acked(client *c, const char *topic, const void *payload, size_t len) {
+    MQTTClient_message m = MQTTClient_message_initializer;
+    m.payload = (void *)(uintptr_t)payload;
+    m.payloadlen = (int)len;
+    m.qos = 1;
+    MQTTClient_deliveryToken dt = 0;
+    MQTTResponse r = MQTTClient_publishMessage5(c->handle, topic, &m, &dt);
+    int rc = r.reasonCode;
+    MQTTResponse_free(r);
+    if (rc != 0 || MQTTClient_waitForCompletion(c->handle, dt, 10000) != MQTTCLIENT_SUCCESS) {
+        return -1;
+    }
+    /* the published callback runs on Paho's thread, maybe just after the completion */
+    int reason = -1;
+    double until = test_now_ms() + 2000.0;
+    pthread_mutex_lock(&c->lock);
+    while (reason < 0 && test_now_ms() < until) {
+        for (unsigned i = 0; i < sizeof c->acks / sizeof c->acks[0] && i < c->n_acks; i++) {
+            if (c->acks[i].token == dt) {
+                reason = c->acks[i].reason;
+            }
+        }
+        if (reason < 0) {
+            pthread_mutex_unlock(&c->lock);
+            usleep(1000);
+            pthread_mutex_lock(&c->lock);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return reason;
 }
 
 /* The first message not yet taken on topic whose payload contains needle1 and needle2 (NULL =
@@ -418,15 +465,17 @@ void write_node_conf(node *n, int port, const char *model, int queue_depth,
         return;
     }
     fprintf(f,
-            "mqtt = { broker = \"tcp://127.0.0.1:%d\"; keepalive_s = 5; };\n"
+            "mqtt = { broker = \"tcp://127.0.0.1:%d\"; keepalive_s = 5; %s };\n"
             "node = { id = \"%s\"; };\n"
             "model = { path = \"%s\"; threads = 1; };\n"
             "sampling = { temperature = 0.0; };\n"
-            "limits = { queue_depth = %d; max_prompt_tokens = %d; max_tokens = 10000000; "
-            "shutdown_grace_ms = 20000; };\n"
+            "limits = { queue_depth = %d; max_prompt_tokens = %d; %s };\n"
             "metrics = { interval_s = 1; };\n"
             "log = { level = \"debug\"; };\n",
-            port, n->id, model, queue_depth, max_prompt_tokens);
+            port, n->mqtt_extra != NULL ? n->mqtt_extra : "", n->id, model, queue_depth,
+            max_prompt_tokens,
+            n->limits_extra != NULL ? n->limits_extra
+                                    : "max_tokens = 10000000; shutdown_grace_ms = 20000;");
     fclose(f);
 }
 
@@ -575,4 +624,165 @@ bool collect_stream(client *c, const char *node_id, const char *id, int n_expect
         cJSON_Delete(j);
     }
     return true;
+}
+
+/* ---- TCP proxy --------------------------------------------------------------------------------
+ */
+
+#define PROXY_MAX_PAIRS 16
+
+struct tcp_proxy {
+    int listen_fd, port, target_port;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    int pairs[PROXY_MAX_PAIRS][2]; /* client side, broker side; -1 = free */
+    volatile int stop;
+};
+
+static int connect_loopback(int port) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    if (s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(s);
+        s = -1;
+    }
+    return s;
+}
+
+static void proxy_close_pair(tcp_proxy *p, int i) {
+    for (int side = 0; side < 2; side++) {
+        if (p->pairs[i][side] >= 0) {
+            shutdown(p->pairs[i][side], SHUT_RDWR);
+            close(p->pairs[i][side]);
+            p->pairs[i][side] = -1;
+        }
+    }
+}
+
+/* One thread: accept, and copy bytes both ways for every pair (poll over all sockets). */
+static void *proxy_main(void *arg) {
+    tcp_proxy *p = arg;
+    char buf[65536];
+    while (!p->stop) {
+        struct pollfd fds[1 + 2 * PROXY_MAX_PAIRS];
+        int who[1 + 2 * PROXY_MAX_PAIRS][2];
+        nfds_t n = 0;
+        fds[n].fd = p->listen_fd;
+        fds[n].events = POLLIN;
+        n++;
+        pthread_mutex_lock(&p->lock);
+        for (int i = 0; i < PROXY_MAX_PAIRS; i++) {
+            for (int side = 0; side < 2; side++) {
+                if (p->pairs[i][side] >= 0) {
+                    fds[n].fd = p->pairs[i][side];
+                    fds[n].events = POLLIN;
+                    who[n][0] = i;
+                    who[n][1] = side;
+                    n++;
+                }
+            }
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (poll(fds, n, 50) <= 0) {
+            continue;
+        }
+        pthread_mutex_lock(&p->lock);
+        if (fds[0].revents & POLLIN) {
+            int c = accept(p->listen_fd, NULL, NULL);
+            int b = c >= 0 ? connect_loopback(p->target_port) : -1;
+            int slot = -1;
+            for (int i = 0; i < PROXY_MAX_PAIRS && slot < 0; i++) {
+                slot = p->pairs[i][0] < 0 ? i : -1;
+            }
+            if (c >= 0 && b >= 0 && slot >= 0) {
+                p->pairs[slot][0] = c;
+                p->pairs[slot][1] = b;
+            } else {
+                if (c >= 0) {
+                    close(c);
+                }
+                if (b >= 0) {
+                    close(b);
+                }
+            }
+        }
+        for (nfds_t k = 1; k < n; k++) {
+            int i = who[k][0], side = who[k][1];
+            if (fds[k].revents == 0 || p->pairs[i][side] != fds[k].fd) {
+                continue; /* nothing, or cut meanwhile */
+            }
+            ssize_t got = read(fds[k].fd, buf, sizeof buf);
+            bool ok = got > 0;
+            for (ssize_t sent = 0; ok && sent < got;) {
+                ssize_t w = write(p->pairs[i][1 - side], buf + sent, (size_t)(got - sent));
+                ok = w > 0;
+                sent += w > 0 ? w : 0;
+            }
+            if (!ok) {
+                proxy_close_pair(p, i);
+            }
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+    return NULL;
+}
+
+tcp_proxy *tcp_proxy_start(int target_port) {
+    tcp_proxy *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        return NULL;
+    }
+    memset(p->pairs, -1, sizeof p->pairs);
+    p->target_port = target_port;
+    p->port = free_port();
+    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)p->port);
+    pthread_mutex_init(&p->lock, NULL);
+    if (p->listen_fd < 0 || bind(p->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(p->listen_fd, 8) != 0 || pthread_create(&p->thread, NULL, proxy_main, p) != 0) {
+        if (p->listen_fd >= 0) {
+            close(p->listen_fd);
+        }
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+int tcp_proxy_port(const tcp_proxy *p) { return p->port; }
+
+int tcp_proxy_cut(tcp_proxy *p) {
+    int n = 0;
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < PROXY_MAX_PAIRS; i++) {
+        if (p->pairs[i][0] >= 0) {
+            proxy_close_pair(p, i);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+void tcp_proxy_stop(tcp_proxy *p) {
+    if (p == NULL) {
+        return;
+    }
+    p->stop = 1;
+    pthread_join(p->thread, NULL);
+    tcp_proxy_cut(p);
+    close(p->listen_fd);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
 }

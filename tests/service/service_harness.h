@@ -62,6 +62,10 @@ typedef struct client {
     size_t n, cap;
     int version;
     volatile int lost;
+    struct {
+        int token, reason;
+    } acks[256]; /* PUBACK reason codes of recent publishes (MQTT 5), by delivery token */
+    unsigned n_acks;
 } client;
 
 typedef struct node {
@@ -69,6 +73,8 @@ typedef struct node {
     pid_t pid;
     char conf[512];
     char log[512];
+    const char *mqtt_extra;   /* more settings inside mqtt = {...}, or NULL */
+    const char *limits_extra; /* more settings inside limits = {...}, or NULL */
 } node;
 
 bool client_connect(client *c, bool clean);
@@ -81,6 +87,9 @@ void client_publish_full(client *c, const char *topic, const void *payload, size
                          const char *response_topic, const char *corr, int corr_len,
                          int retained);
 void client_publish(client *c, const char *topic, const char *payload);
+/* Publish at QoS 1 over MQTT 5 and return the PUBACK's reason code (0 = delivered to a
+ * subscriber or a session, 16 = no matching subscribers), -1 when no PUBACK came. */
+int client_publish_acked(client *c, const char *topic, const void *payload, size_t len);
 /* The first message not yet taken on topic whose payload contains needle1 and needle2 (NULL =
  * any); waits up to timeout_ms. The message stays owned by the client. */
 msg *client_wait_msg(client *c, const char *topic, const char *needle1, const char *needle2,
@@ -91,6 +100,16 @@ cJSON *msg_json(const msg *m);
 /* o.path1[.path2] as a string ("" if absent) or a number (-1 if absent) */
 const char *jstr(const cJSON *o, const char *path1, const char *path2);
 double jnum(const cJSON *o, const char *path1, const char *path2);
+
+/* ---- a TCP proxy the test controls (between edgelmd and the broker) ---- */
+typedef struct tcp_proxy tcp_proxy;
+/* Listen on a free loopback port and forward every connection to target_port. */
+tcp_proxy *tcp_proxy_start(int target_port);
+int tcp_proxy_port(const tcp_proxy *p);
+/* Close every forwarded connection at once (both sides), as a cut cable would; new connections
+ * are still accepted. Returns how many were cut. */
+int tcp_proxy_cut(tcp_proxy *p);
+void tcp_proxy_stop(tcp_proxy *p);
 
 /* ---- edgelmd ---- */
 const char *edgelmd_path(void);
