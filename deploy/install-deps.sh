@@ -3,7 +3,7 @@
 # Used by .ci/run and deploy/run-demo.sh; runs apt-get directly as root, through sudo otherwise.
 set -euo pipefail
 packages=(build-essential cmake pkg-config python3 libcjson-dev libpaho-mqtt-dev libconfig-dev
-          mosquitto mosquitto-clients)
+          mosquitto mosquitto-clients openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,13 +12,17 @@
 
 #include <MQTTAsync.h>
 #include <errno.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MQ_MAX_EVENTS 256 /* beyond this, Paho keeps the message and offers it again later */
 #define MQ_DEDUPE_SLOTS 64
@@ -439,6 +443,59 @@ bool mqtt_client_connect(mqtt_client *mc) {
     return true;
 }
 
+/* Connect to the host and port of a tcp:// or ssl:// URI (2 s at most) to tell an unreachable
+ * broker from a failed handshake; false + why (connection refused, unknown host, timed out). */
+static bool probe_tcp(const char *uri, char *why, size_t why_size) {
+    const char *hostport = strstr(uri, "://");
+    hostport = hostport != NULL ? hostport + 3 : uri;
+    char host[CONFIG_STR_MAX];
+    const char *port = "1883";
+    if (hostport[0] == '[') { /* [v6 address]:port */
+        const char *end = strchr(hostport, ']');
+        snprintf(host, sizeof host, "%.*s", end != NULL ? (int)(end - hostport - 1) : 0,
+                 hostport + 1);
+        port = end != NULL && end[1] == ':' ? end + 2 : port;
+    } else {
+        const char *colon = strrchr(hostport, ':');
+        snprintf(host, sizeof host, "%.*s",
+                 colon != NULL ? (int)(colon - hostport) : (int)strlen(hostport), hostport);
+        port = colon != NULL ? colon + 1 : port;
+    }
+    host[strcspn(host, "/")] = '\0';
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(why, why_size, "cannot resolve '%s': %s", host, gai_strerror(gai));
+        return false;
+    }
+    int err = ETIMEDOUT;
+    for (struct addrinfo *ai = res; ai != NULL && err != 0; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            err = 0;
+        } else if (errno == EINPROGRESS) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            socklen_t len = sizeof err;
+            err = poll(&pfd, 1, 2000) == 1 &&
+                          getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0
+                      ? err
+                      : ETIMEDOUT;
+        } else {
+            err = errno;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    snprintf(why, why_size, "cannot reach %s port %s: %s", host, port, strerror(err));
+    return err == 0;
+}
+
 /* MQTT 3.1.1 CONNACK return codes 1..5 (MQTT 5 uses reason codes >= 128, named by Paho). */
 static const char *connack_311_text(int code) {
     static const char *const text[] = {
@@ -473,7 +530,7 @@ void mqtt_client_describe_failure(mqtt_client *mc, int code, char *out, size_t o
     } else if (tls && tls_text[0] != '\0') {
         const char *hint = "";
         if (strstr(tls_text, "certificate verify failed") != NULL) {
-            hint = " (is mqtt.tls_ca_file the CA that signed the broker's certificate?)";
+            hint = " (is mqtt.tls.ca_file the CA that signed the broker's certificate?)";
         } else if (strstr(tls_text, "wrong version number") != NULL ||
                    strstr(tls_text, "packet length too long") != NULL ||
                    strstr(tls_text, "record layer failure") != NULL) {
@@ -481,17 +538,24 @@ void mqtt_client_describe_failure(mqtt_client *mc, int code, char *out, size_t o
         } else if (strstr(tls_text, "No such file") != NULL ||
                    strstr(tls_text, "no such file") != NULL ||
                    strstr(tls_text, "system lib") != NULL) {
-            hint = " (can mqtt.tls_ca_file, tls_cert_file and tls_key_file be read?)";
+            hint = " (can mqtt.tls.ca_file, cert_file and key_file be read?)";
         }
         snprintf(out, out_size, "TLS handshake failed: %s%s", tls_text, hint);
-    } else if (tls) {
-        snprintf(out, out_size,
-                 "TLS connection failed: %s (a plaintext port, an unreachable broker, or a "
-                 "handshake error; error %d)",
-                 paho_text[0] != '\0' ? paho_text : MQTTAsync_strerror(code), code);
     } else {
-        snprintf(out, out_size, "%s (is the broker running and listening there? error %d)",
-                 paho_text[0] != '\0' ? paho_text : "TCP connect failed", code);
+        /* Paho says only "TCP/TLS connect failure": find out which by connecting ourselves */
+        char reach[CONFIG_STR_MAX + 160];
+        bool reachable = probe_tcp(mc->broker, reach, sizeof reach);
+        if (tls && reachable) {
+            snprintf(out, out_size,
+                     "the TLS handshake failed although the port accepts TCP connections (is it "
+                     "a plaintext listener? then use tcp://)");
+        } else if (reachable) {
+            snprintf(out, out_size, "%s (error %d)",
+                     paho_text[0] != '\0' ? paho_text : "the MQTT connect failed", code);
+        } else {
+            snprintf(out, out_size, "%s%s", reach,
+                     strstr(reach, "refused") != NULL ? " (is the broker running there?)" : "");
+        }
     }
 }
 
@@ -514,7 +578,7 @@ void mqtt_client_on_connect_failed(mqtt_client *mc, int code) {
         mqtt_client_connect(mc);
         return;
     }
-    char why[2 * MQ_FAILURE_TEXT_MAX + 160];
+    char why[2 * MQ_FAILURE_TEXT_MAX + CONFIG_STR_MAX + 320];
     mqtt_client_describe_failure(mc, code, why, sizeof why);
     if (atomic_load(&mc->ever_connected)) {
         /* Paho reports its automatic reconnect attempts here too; it keeps trying by itself */
