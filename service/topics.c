@@ -20,6 +20,14 @@ void topics_build(topics *t, const svc_config *cfg) {
     snprintf(t->response, TOPIC_SIZE, "%s/%s/response", p, n);
     snprintf(t->ha_status, TOPIC_SIZE, "%s/status", cfg->ha_prefix);
     snprintf(t->ha_config, TOPIC_SIZE, "%s/device/%s/config", cfg->ha_prefix, n);
+    snprintf(t->prefix, sizeof t->prefix, "%s", p);
+    snprintf(t->ha_prefix, sizeof t->ha_prefix, "%s", cfg->ha_prefix);
+}
+
+/* topic equals root or lies below it (root + "/..."). */
+static bool topic_under(const char *topic, const char *root) {
+    size_t n = strlen(root);
+    return n > 0 && strncmp(topic, root, n) == 0 && (topic[n] == '\0' || topic[n] == '/');
 }
 
 topic_kind topics_kind(const topics *t, const char *topic, bool fleet_enabled) {
@@ -37,4 +45,40 @@ topic_kind topics_kind(const topics *t, const char *topic, bool fleet_enabled) {
 
 void topics_response(const topics *t, const char *id, char *out, size_t out_size) {
     snprintf(out, out_size, "%s/%s", t->response, id);
+}
+
+bool topics_reply_allowed(const topics *t, const char *topic,
+                          const char (*allowed_prefixes)[CONFIG_STR_MAX], size_t n_allowed,
+                          char *why, size_t why_size) {
+    static const char *const node_owned[] = {"request", "cancel",  "status",
+                                             "health",  "metrics", "errors"};
+    if (topic[0] == '$') {
+        snprintf(why, why_size, "topics starting with '$' belong to the broker");
+        return false;
+    }
+    if (topic_under(topic, t->ha_prefix)) {
+        snprintf(why, why_size, "'%s' is Home Assistant's discovery prefix", t->ha_prefix);
+        return false;
+    }
+    const size_t prefix_len = strlen(t->prefix);
+    if (topic_under(topic, t->prefix) && topic[prefix_len] == '/') {
+        const char *node_level = topic + prefix_len + 1;
+        const char *kind = strchr(node_level, '/');
+        for (size_t i = 0; kind != NULL && i < sizeof node_owned / sizeof node_owned[0]; i++) {
+            if (topic_under(kind + 1, node_owned[i])) {
+                snprintf(why, why_size, "it is a node's %s topic", node_owned[i]);
+                return false;
+            }
+        }
+    }
+    if (n_allowed == 0 || topic_under(topic, t->response)) {
+        return true;
+    }
+    for (size_t i = 0; i < n_allowed; i++) {
+        if (strncmp(topic, allowed_prefixes[i], strlen(allowed_prefixes[i])) == 0) {
+            return true;
+        }
+    }
+    snprintf(why, why_size, "it starts with none of mqtt.reply_prefixes");
+    return false;
 }
