@@ -131,17 +131,32 @@ static svc_error_code render_prompt(const edgelm_model *model, const svc_request
 }
 
 /* Where the answer goes: the MQTT 5 Response Topic, else the payload's reply_to, else (once the
- * id is known) the node's response topic for the id; "" while none is known. */
+ * id is known) the node's response topic for the id; "" while none is known, or when the topic
+ * asked for may not be used (then *refusal says why, and the refusal goes to the errors topic:
+ * a request must not make the node publish where it should not, not even an error). */
 static void choose_reply_topic(const event_handler *h, const mq_event *ev, const svc_request *req,
-                               char *out, size_t out_size) {
+                               char *out, size_t out_size, char *refusal, size_t refusal_size) {
+    const svc_config *cfg = h->deps.cfg;
+    const char *asked = ev->response_topic != NULL ? ev->response_topic
+                        : req->reply_to[0] != '\0' ? req->reply_to
+                                                   : NULL;
+    const char *what = ev->response_topic != NULL ? "the MQTT 5 Response Topic" : "field 'reply_to':";
     out[0] = '\0';
-    if (ev->response_topic != NULL &&
-        protocol_topic_ok(ev->response_topic, strlen(ev->response_topic))) {
-        snprintf(out, out_size, "%s", ev->response_topic);
-    } else if (req->reply_to[0] != '\0') {
-        snprintf(out, out_size, "%s", req->reply_to);
-    } else if (req->has_id) {
-        topics_response(h->deps.topics, req->id, out, out_size);
+    refusal[0] = '\0';
+    char why[256];
+    if (asked == NULL) {
+        if (req->has_id) {
+            topics_response(h->deps.topics, req->id, out, out_size);
+        }
+    } else if (!protocol_topic_ok(asked, strlen(asked))) {
+        snprintf(refusal, refusal_size,
+                 "%s expected a topic name of 1..%d bytes without wildcards or a leading $", what,
+                 PROTOCOL_TOPIC_MAX);
+    } else if (!topics_reply_allowed(h->deps.topics, asked, cfg->reply_prefixes.prefix,
+                                     (size_t)cfg->reply_prefixes.n, why, sizeof why)) {
+        snprintf(refusal, refusal_size, "%s '%.200s' is not allowed: %s", what, asked, why);
+    } else {
+        snprintf(out, out_size, "%s", asked);
     }
 }
 
@@ -151,8 +166,12 @@ static void handle_request(event_handler *h, const mq_event *ev, bool stopping) 
     char msg[512];
     svc_error_code code = protocol_parse_request(ev->payload, ev->payload_len, &cfg->limits,
                                                  &cfg->sampling, &req, msg, sizeof msg);
-    char reply_topic[PROTOCOL_TOPIC_MAX + 1];
-    choose_reply_topic(h, ev, &req, reply_topic, sizeof reply_topic);
+    char reply_topic[PROTOCOL_TOPIC_MAX + 1], refusal[512];
+    choose_reply_topic(h, ev, &req, reply_topic, sizeof reply_topic, refusal, sizeof refusal);
+    if (refusal[0] != '\0' && code == SVC_OK) {
+        code = SVC_ERR_INVALID_REQUEST;
+        snprintf(msg, sizeof msg, "%s", refusal);
+    }
     svc_job *job = NULL;
     if (code != SVC_OK) {
         reject(h, ev, reply_topic, req.id, code, msg);

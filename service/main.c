@@ -24,6 +24,10 @@
 #include <unistd.h>
 
 #define LOOP_TICK_MS 50
+/* Shutdown: after the broker confirmed the unsubscribe, messages it had already sent may still be
+ * arriving; wait until none came for QUIET_MS (at most CLOSE_MAX_MS in all), answering each. */
+#define SHUTDOWN_QUIET_MS 300.0
+#define SHUTDOWN_CLOSE_MAX_MS 3000.0
 
 static volatile sig_atomic_t g_stop_signals = 0;
 static volatile sig_atomic_t g_reload = 0;
@@ -220,10 +224,12 @@ static bool install_signals(void) {
     return sigaction(SIGPIPE, &sa, NULL) == 0;
 }
 
-/* The main loop: events, timers, signals; then the orderly shutdown. */
+/* The main loop: events, timers, signals; then the orderly shutdown: finish or cancel the running
+ * request, stop the broker sending requests (unsubscribe) while still answering every request that
+ * arrives (busy), and only then leave, so no request is acknowledged and never answered. */
 static void run(app *a) {
-    bool stopping = false;
-    double grace_until = 0.0;
+    bool stopping = false, closing = false, awaiting_unsubscribe = false;
+    double grace_until = 0.0, close_until = 0.0, last_message_ms = 0.0;
     int seen_stop_signals = 0;
     for (;;) {
         if (g_reload) {
@@ -243,21 +249,54 @@ static void run(app *a) {
                 grace_until = 0.0;
             }
         }
-        if (stopping) {
-            if (!worker_busy(a->worker)) {
+        const double now = svc_now_ms();
+        if (stopping && !closing && !worker_busy(a->worker)) {
+            closing = true;
+            close_until = now + SHUTDOWN_CLOSE_MAX_MS;
+            last_message_ms = now;
+            awaiting_unsubscribe = event_handler_stop_requests(a->events);
+        }
+        if (closing) {
+            bool unsubscribed = !awaiting_unsubscribe || event_handler_requests_stopped(a->events);
+            if ((unsubscribed && now - last_message_ms >= SHUTDOWN_QUIET_MS) || now >= close_until) {
                 break;
             }
-            if (svc_now_ms() >= grace_until) {
-                worker_stop_running(a->worker, JOB_STOP_SHUTDOWN);
-            }
+        } else if (stopping && now >= grace_until) {
+            worker_stop_running(a->worker, JOB_STOP_SHUTDOWN);
         }
         mq_event *ev = mqtt_client_next_event(a->mqtt, LOOP_TICK_MS);
         if (ev != NULL) {
+            if (ev->type == MQ_EV_MESSAGE) {
+                last_message_ms = svc_now_ms();
+            }
             event_handler_handle_event(a->events, ev, stopping);
             mq_event_free(ev);
         }
         event_handler_tick(a->events);
     }
+    /* whatever is still in the event queue was acknowledged by Paho: answer it too */
+    mq_event *ev;
+    while ((ev = mqtt_client_next_event(a->mqtt, 0)) != NULL) {
+        event_handler_handle_event(a->events, ev, true);
+        mq_event_free(ev);
+    }
+}
+
+/* --check-config goes as far as start-up would: the files named exist and can be read, and the
+ * model loads (the engine maps it and checks every field, so this is cheap), then is freed. */
+static bool check_files_and_model(const svc_config *c, char *err, size_t err_size) {
+    if (!config_check_files(c, err, err_size)) {
+        return false;
+    }
+    edgelm_model *model = NULL;
+    char why[512], where[CONFIG_PATH_MAX + 16];
+    if (edgelm_model_load(c->model_path, NULL, &model, why, sizeof why) != EDGELM_OK) {
+        snprintf(err, err_size, "%s: option 'model.path': %s",
+                 config_option_where(c, "model.path", where, sizeof where), why);
+        return false;
+    }
+    edgelm_model_free(model);
+    return true;
 }
 
 int main(int argc, char **argv) {
@@ -272,9 +311,18 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (a.cli.check_config) {
+        if (!check_files_and_model(&a.cfg, err, sizeof err)) {
+            fprintf(stderr, "edgelmd: %s\n", err);
+            return 1;
+        }
         config_print(&a.cfg, stdout);
         fprintf(stderr, "edgelmd: configuration OK\n");
         return 0;
+    }
+    /* a missing CA file would otherwise fail every connect attempt, forever */
+    if (!config_check_files(&a.cfg, err, sizeof err)) {
+        fprintf(stderr, "edgelmd: %s\n", err);
+        return 1;
     }
     log_set_level((log_level)a.cfg.log_level);
     if (!install_signals()) {

@@ -1,6 +1,8 @@
 /* metrics.c - counters, health, metrics and Home Assistant discovery JSON (see metrics.h). */
 #include "metrics.h"
 
+#include "protocol.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <pthread.h>
@@ -128,9 +130,22 @@ void metrics_record(metrics *m, svc_outcome outcome, const metrics_sample *s) {
 }
 
 void metrics_set_last_error(metrics *m, const char *message) {
+    /* The message may quote what a client sent: bytes that are not UTF-8 become U+FFFD (it goes
+     * into JSON for strict parsers), and it is cut at a character boundary to fit. */
+    size_t clean_len = 0;
+    char *clean = protocol_utf8_clean(message, strlen(message), &clean_len);
     pthread_mutex_lock(&m->lock);
-    snprintf(m->last_error, sizeof m->last_error, "%s", message);
+    size_t n = clean != NULL ? clean_len : 0;
+    if (n >= sizeof m->last_error) {
+        n = sizeof m->last_error - 1;
+        while (n > 0 && ((unsigned char)clean[n] & 0xC0) == 0x80) {
+            n--; /* clean[n] continues a character: cut before that character */
+        }
+    }
+    memcpy(m->last_error, clean != NULL ? clean : "", n);
+    m->last_error[n] = '\0';
     pthread_mutex_unlock(&m->lock);
+    free(clean);
 }
 
 /* One of m's change counters, read under the lock. */

@@ -12,6 +12,7 @@
 #include "service_harness.h"
 #include "test_util.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -327,6 +328,203 @@ static void test_oversized_payload(client *c, broker *b) {
     node_stop(&n, c);
 }
 
+/* ---- hostile payloads --------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint64_t rng_next(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Reply topics a request must not be able to use (see topics_reply_allowed). */
+static const char *const forbidden_replies[] = {
+    "edgelm/h/status",     "edgelm/h/health",       "edgelm/h/metrics",
+    "edgelm/h/errors",     "edgelm/h/request",      "edgelm/other/request",
+    "edgelm/fleet/request", "homeassistant/status", "homeassistant/device/h/config",
+    "edgelm/other/cancel", "somebody/else/replies", "edgelm/other/response/x",
+};
+#define N_FORBIDDEN (sizeof forbidden_replies / sizeof forbidden_replies[0])
+
+/* Payload number i into buf (deterministic); its MQTT 5 Response Topic into *response_topic
+ * (NULL = none). Returns the length. */
+static size_t hostile_payload(int i, char *buf, size_t size, const char **response_topic) {
+    static const char *const bodies[] = {
+        "\"prompt\":\"Once\",\"max_tokens\":2}",
+        "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":1,"
+        "\"reply_to\":\"test/replies/a\"}",
+        "\"prompt\":\"Once\",\"max_tokens\":2,\"stream\":true,\"temperature\":0.7,"
+        "\"top_p\":0,\"seed\":5}",
+        "\"prompt\":\"x\",\"json_schema\":{\"type\":\"object\"},\"max_tokens\":3}",
+    };
+    *response_topic = NULL;
+    const int kind = i % 10;
+    int n = snprintf(buf, size, "{\"v\":1,\"id\":\"h%05d\",%s", i, bodies[(i / 10) % 4]);
+    switch (kind) {
+    case 0: /* random bytes */
+        n = (int)(rng_next() % 300);
+        for (int k = 0; k < n; k++) {
+            buf[k] = (char)(rng_next() & 0xFF);
+        }
+        break;
+    case 1: /* one byte of a valid request changed */
+    case 2:
+        if (n > 0) {
+            buf[rng_next() % (uint64_t)n] = (char)(rng_next() & 0xFF);
+        }
+        break;
+    case 3: /* invalid UTF-8 in a key or a value */
+        n = snprintf(buf, size,
+                     i % 20 == 3 ? "{\"v\":1,\"id\":\"h%05d\",\"prompt\":\"Once\",\"k\xff\xfe\":1}"
+                                 : "{\"v\":1,\"id\":\"h%05d\",\"prompt\":\"On\xc3\x28\xed\xa0\x80\"}",
+                     i);
+        break;
+    case 4: /* \u0000 in an id, a key, a role or reply_to */
+        n = snprintf(buf, size,
+                     (i / 10) % 4 == 0   ? "{\"v\":1,\"id\":\"h%05d\\u0000b\",\"prompt\":\"x\"}"
+                     : (i / 10) % 4 == 1 ? "{\"v\":1,\"id\":\"h%05d\",\"max_tokens\\u0000x\":1,"
+                                           "\"prompt\":\"x\"}"
+                     : (i / 10) % 4 == 2 ? "{\"v\":1,\"id\":\"h%05d\",\"messages\":[{\"role\":"
+                                           "\"user\\u0000\",\"content\":\"x\"}]}"
+                                         : "{\"v\":1,\"id\":\"h%05d\",\"prompt\":\"x\","
+                                           "\"reply_to\":\"test/replies/a\\u0000b\"}",
+                     i);
+        break;
+    case 5: /* reply_to a topic it must not use */
+        n = snprintf(buf, size,
+                     "{\"v\":1,\"id\":\"h%05d\",\"prompt\":\"x\",\"max_tokens\":1,"
+                     "\"reply_to\":\"%s\"}",
+                     i, forbidden_replies[(i / 10) % N_FORBIDDEN]);
+        break;
+    case 6: /* a Response Topic it must not use */
+        *response_topic = forbidden_replies[(i / 10 + 5) % N_FORBIDDEN];
+        break;
+    case 7: { /* impossible values and types */
+        static const char *const fields[] = {
+            "\"max_tokens\":1e308", "\"max_tokens\":-1",     "\"max_tokens\":\"x\"",
+            "\"temperature\":-3",   "\"top_p\":2",           "\"top_k\":1.5",
+            "\"seed\":-2",          "\"deadline_ms\":-5",    "\"stop\":[1,2]",
+            "\"stream\":\"yes\"",   "\"v\":2",               "\"unknown_field\":1",
+            "\"messages\":[]",      "\"prompt\":\"\"",       "\"prompt\":[\"a\"]",
+            "\"id\":null",
+        };
+        n = snprintf(buf, size, "{\"v\":1,\"id\":\"h%05d\",\"prompt\":\"x\",%s}", i,
+                     fields[(i / 10) % (sizeof fields / sizeof fields[0])]);
+        break;
+    }
+    case 8: /* truncated, or nested far too deep */
+        if ((i / 10) % 2 == 0) {
+            n = (int)(rng_next() % (uint64_t)(n > 1 ? n - 1 : 1));
+        } else {
+            n = snprintf(buf, size, "{\"v\":1,\"id\":\"h%05d\",\"prompt\":", i);
+            for (int k = 0; k < 3000 && (size_t)n + 2 < size; k++) {
+                buf[n++] = '[';
+            }
+        }
+        break;
+    default: /* a valid request to an allowed reply topic */
+        n = snprintf(buf, size,
+                     "{\"v\":1,\"id\":\"h%05d\",\"prompt\":\"Once\",\"max_tokens\":2,"
+                     "\"reply_to\":\"test/replies/%d\"}",
+                     i, i);
+        break;
+    }
+    return n > 0 ? (size_t)n : 0;
+}
+
+static bool reply_topic_allowed(const char *topic) {
+    return strncmp(topic, "edgelm/h/response/", 18) == 0 || strcmp(topic, "edgelm/h/errors") == 0 ||
+           strncmp(topic, "test/replies/", 13) == 0;
+}
+
+/* 8. Thousands of hostile payloads: each gets exactly one answer (result or error), every message
+ * the node publishes is valid UTF-8 JSON, and none lands outside the allowed reply topics. */
+static void test_hostile_payloads(broker *b) {
+    const char *env = getenv("EDGELM_HOSTILE_PAYLOADS");
+    const int n_payloads = env != NULL && atoi(env) > 0 ? atoi(env) : 5000;
+    client *observer = client_new(b->port, "hostile-observer", 5, true);
+    client *sender = client_new(b->port, "hostile-sender", 5, true);
+    CHECK(observer != NULL && sender != NULL);
+    if (observer == NULL || sender == NULL) {
+        client_free(observer);
+        client_free(sender);
+        return;
+    }
+    node n = {.id = "h",
+              .mqtt_extra = "reply_prefixes = [\"test/replies/\"];",
+              .limits_extra = "max_tokens = 128; shutdown_grace_ms = 20000;"};
+    if (!node_start(&n, observer, b->port, model, 2, false)) {
+        return;
+    }
+    client_subscribe(observer, "#");
+    static char buf[16384];
+    for (int i = 0; i < n_payloads; i++) {
+        const char *response_topic = NULL;
+        size_t len = hostile_payload(i, buf, sizeof buf, &response_topic);
+        client_publish_full(sender, "edgelm/h/request", buf, len, response_topic, NULL, 0, 0);
+        if (i % 50 == 49) {
+            usleep(20000); /* let the queue drain now and then, so some requests run */
+        }
+    }
+    /* wait until the answers stop coming */
+    int finals = 0, last = -1;
+    for (double until = test_now_ms() + WAIT_MS * 2; test_now_ms() < until;) {
+        finals = client_count_msgs(observer, "edgelm/h/errors", "\"type\":\"error\"");
+        pthread_mutex_lock(&observer->lock);
+        size_t n_msgs = observer->n;
+        pthread_mutex_unlock(&observer->lock);
+        if ((int)n_msgs == last) {
+            break;
+        }
+        last = (int)n_msgs;
+        usleep(2000000);
+    }
+    int answers = 0, misplaced = 0, bad_utf8 = 0, bad_json = 0;
+    pthread_mutex_lock(&observer->lock);
+    for (size_t k = 0; k < observer->n; k++) {
+        const msg *m = &observer->msgs[k];
+        cJSON *j = cJSON_ParseWithLength(m->payload, (size_t)m->len);
+        const char *type = jstr(j, "type", NULL);
+        const bool from_node = strcmp(type, "result") == 0 || strcmp(type, "error") == 0 ||
+                               strcmp(type, "token") == 0;
+        const bool request_topic = strstr(m->topic, "/request") != NULL;
+        if (from_node || !request_topic) {
+            if (!utf8_valid((const unsigned char *)m->payload, (size_t)m->len)) {
+                bad_utf8++;
+                fprintf(stderr, "invalid UTF-8 on %s: %.*s\n", m->topic, m->len, m->payload);
+            }
+        }
+        if (from_node) {
+            if (!reply_topic_allowed(m->topic)) {
+                misplaced++;
+                fprintf(stderr, "reply on %s: %.*s\n", m->topic, m->len, m->payload);
+            }
+            answers += strcmp(type, "token") != 0;
+        } else if (!request_topic && j == NULL && strcmp(m->payload, "online") != 0 &&
+                   strcmp(m->payload, "offline") != 0) {
+            bad_json++;
+            fprintf(stderr, "not JSON on %s: %.*s\n", m->topic, m->len, m->payload);
+        }
+        cJSON_Delete(j);
+    }
+    pthread_mutex_unlock(&observer->lock);
+    fprintf(stderr,
+            "hostile payloads: %d sent, %d answers (%d on the errors topic), %d misplaced, %d "
+            "invalid UTF-8, %d not JSON\n",
+            n_payloads, answers, finals, misplaced, bad_utf8, bad_json);
+    CHECK_MSG(answers == n_payloads, "%d hostile payloads got %d answers", n_payloads, answers);
+    CHECK(misplaced == 0 && bad_utf8 == 0 && bad_json == 0);
+    const char *id = send_request(sender, "h", "\"prompt\":\"Once\",\"max_tokens\":2", "h-after");
+    client_subscribe(sender, "edgelm/h/response/#");
+    CHECK_MSG(wait_final(sender, "h", id, WAIT_MS) != NULL || count_finals(observer, "h", id) == 1,
+              "the node stopped serving after the hostile payloads (%s)", n.log);
+    node_stop(&n, observer);
+    client_free(observer);
+    client_free(sender);
+}
+
 int main(void) {
     if (find_mosquitto() == NULL) {
         test_skip("mosquitto is not installed (Debian: apt-get install mosquitto)");
@@ -344,14 +542,21 @@ int main(void) {
     if (c == NULL || test_failures > 0) {
         return test_finish("test_service_faults", 0);
     }
-    test_shutdown_window(c, &b);
-    test_oversized_payload(c, &b);
-    test_connection_cut(c, &b);
-    test_kill9(c, &b);
-    test_deadlines_under_load(c, &b);
-    test_broker_frozen(c, &b);
-    test_reconnect_soak(c, &b);
-    (void)utf8_valid;
+    /* EDGELM_FAULT_CASES="hostile soak" runs only those (for working on one) */
+    const char *only = getenv("EDGELM_FAULT_CASES");
+#define RUN_CASE(name, call)                                                                       \
+    if (only == NULL || strstr(only, name) != NULL) {                                              \
+        call;                                                                                      \
+    }
+    RUN_CASE("shutdown", test_shutdown_window(c, &b));
+    RUN_CASE("oversized", test_oversized_payload(c, &b));
+    RUN_CASE("cut", test_connection_cut(c, &b));
+    RUN_CASE("kill9", test_kill9(c, &b));
+    RUN_CASE("deadlines", test_deadlines_under_load(c, &b));
+    RUN_CASE("frozen", test_broker_frozen(c, &b));
+    RUN_CASE("hostile", test_hostile_payloads(&b));
+    RUN_CASE("soak", test_reconnect_soak(c, &b));
+#undef RUN_CASE
     client_free(c);
     kill(b.pid, SIGTERM);
     process_wait_exit(b.pid, WAIT_MS);
