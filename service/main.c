@@ -17,6 +17,9 @@
 
 #include <edgelm.h>
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,8 +302,22 @@ static bool check_files_and_model(const svc_config *c, char *err, size_t err_siz
     return true;
 }
 
+/* Request payloads (up to limits.max_payload_bytes, 64 KiB) are copied, parsed and tokenized on
+ * three threads; glibc's default raises its mmap threshold as such blocks are freed and then keeps
+ * them in per-thread heaps: 3,000 junk payloads of up to 70 KB left RssAnon at 12.8 MB (from 1.3).
+ * A fixed 16 KiB threshold sends those blocks to mmap, returned on free, and trimming at 64 KiB
+ * gives freed heap tops back: 2.7 MB after the same payloads. The engine's large buffers are
+ * allocated once per session, so the extra mmap calls cost nothing per token. */
+static void limit_heap_retention(void) {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 16 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 64 * 1024);
+#endif
+}
+
 int main(int argc, char **argv) {
     static app a; /* large (topics, config); one per process */
+    limit_heap_retention();
     int rc = parse_args(argc, argv, &a.cli);
     if (rc >= 0) {
         return rc;

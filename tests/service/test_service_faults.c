@@ -459,6 +459,8 @@ static void test_hostile_payloads(broker *b) {
         return;
     }
     client_subscribe(observer, "#");
+    usleep(300000);
+    const long rss_start = process_rss_anon_kb(n.pid);
     static char buf[16384];
     for (int i = 0; i < n_payloads; i++) {
         const char *response_topic = NULL;
@@ -481,6 +483,7 @@ static void test_hostile_payloads(broker *b) {
         last = (int)n_msgs;
         usleep(2000000);
     }
+    const long rss_end = process_rss_anon_kb(n.pid);
     int answers = 0, misplaced = 0, bad_utf8 = 0, bad_json = 0;
     pthread_mutex_lock(&observer->lock);
     for (size_t k = 0; k < observer->n; k++) {
@@ -512,8 +515,8 @@ static void test_hostile_payloads(broker *b) {
     pthread_mutex_unlock(&observer->lock);
     fprintf(stderr,
             "hostile payloads: %d sent, %d answers (%d on the errors topic), %d misplaced, %d "
-            "invalid UTF-8, %d not JSON\n",
-            n_payloads, answers, finals, misplaced, bad_utf8, bad_json);
+            "invalid UTF-8, %d not JSON; RssAnon %ld kB before, %ld kB after\n",
+            n_payloads, answers, finals, misplaced, bad_utf8, bad_json, rss_start, rss_end);
     CHECK_MSG(answers == n_payloads, "%d hostile payloads got %d answers", n_payloads, answers);
     CHECK(misplaced == 0 && bad_utf8 == 0 && bad_json == 0);
     const char *id = send_request(sender, "h", "\"prompt\":\"Once\",\"max_tokens\":2", "h-after");
