@@ -70,16 +70,19 @@ static bool utf8_valid(const char *s, size_t n) {
     return true;
 }
 
-/* Whether a JSON text (already known to parse) has a \u0000 escape in one of its strings. cJSON
- * hands strings out as C strings, so "a\u0000b" would silently become "a": an id, a key, a
- * role or a reply topic other than the one sent. */
-static bool has_nul_escape(const char *p, size_t n) {
+/* Whether a JSON text (already known to parse) has U+0000 in one of its strings: a \u0000
+ * escape, or a raw NUL byte (invalid JSON that cJSON nevertheless accepts). cJSON hands strings
+ * out as C strings, so "a\u0000b" would silently become "a": an id, a key, a role or a reply
+ * topic other than the one sent. */
+static bool has_nul_in_string(const char *p, size_t n) {
     bool in_string = false;
     for (size_t i = 0; i < n; i++) {
         if (!in_string) {
             in_string = p[i] == '"';
         } else if (p[i] == '"') {
             in_string = false;
+        } else if (p[i] == '\0') {
+            return true;
         } else if (p[i] == '\\' && i + 1 < n) {
             if (p[i + 1] == 'u' && n - i >= 6 && memcmp(p + i + 2, "0000", 4) == 0) {
                 return true;
@@ -413,7 +416,7 @@ svc_error_code protocol_parse_request(const void *payload, size_t len, const svc
         code = fail(msg, msg_size, SVC_ERR_INVALID_REQUEST, "payload must be a JSON object");
         goto done;
     }
-    if (has_nul_escape(payload, len)) {
+    if (has_nul_in_string(payload, len)) {
         code = fail(msg, msg_size, SVC_ERR_INVALID_REQUEST,
                     "payload: strings may not contain \\u0000 (U+0000)");
         goto done;
@@ -481,7 +484,7 @@ bool protocol_parse_cancel(const void *payload, size_t len, char *id, size_t id_
         snprintf(msg, msg_size, "cancel payload is not a JSON object");
         goto done;
     }
-    if (has_nul_escape(payload, len)) {
+    if (has_nul_in_string(payload, len)) {
         snprintf(msg, msg_size, "cancel: strings may not contain \\u0000 (U+0000)");
         goto done;
     }

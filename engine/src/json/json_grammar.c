@@ -149,6 +149,20 @@ static void end_match(js_walker *w) {
     w->lex.kind = L_NONE;
 }
 
+/* The candidate whose whole text is the bytes read so far, -1 if none. Not necessarily cand:
+ * the first candidate sharing those bytes may be a longer one (enum [22, 2] after "2"). */
+static int64_t match_complete(const js_walker *w) {
+    const js_lex *lx = &w->lex;
+    const js_lit *lits = w->schema->lits + lx->base;
+    const char *ctext = w->schema->text + lits[lx->cand].off;
+    for (uint32_t j = lx->cand; j <= lx->hi; j++) {
+        if (lits[j].len == lx->n && memcmp(w->schema->text + lits[j].off, ctext, lx->n) == 0) {
+            return j;
+        }
+    }
+    return -1;
+}
+
 /* Candidates are lits[base + cand .. base + hi]; cand is the first whose text starts with the
  * bytes read so far (the set of such candidates shrinks, so its minimum only moves up). */
 static int match_step(js_walker *w, uint8_t c) {
@@ -176,7 +190,9 @@ static int match_step(js_walker *w, uint8_t c) {
         }
         return R_OK;
     }
-    if (lits[lx->cand].len == pos) {
+    int64_t complete = match_complete(w);
+    if (complete >= 0) {
+        lx->cand = (uint32_t)complete;
         end_match(w);
         return R_PASS;
     }
@@ -429,7 +445,7 @@ bool js_can_end(const js_walker *w) {
     case L_NUM:
         return num_endable(w->lex.sub);
     case L_MATCH:
-        return w->schema->lits[w->lex.base + w->lex.cand].len == w->lex.n;
+        return match_complete(w) >= 0;
     default:
         return false;
     }
