@@ -610,9 +610,8 @@ static bool load_option(svc_config *c, const opt_def *o, const config_setting_t 
         memset(list, 0, sizeof *list);
         for (int i = 0; i < n; i++) {
             const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-            const char *v = config_setting_type(e) == CONFIG_TYPE_STRING
-                                ? config_setting_get_string(e)
-                                : NULL;
+            const char *v =
+                config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
             if (v == NULL || v[0] == '\0' || v[0] == '$' || strpbrk(v, "+#") != NULL) {
                 return fail_at(err, err_size, s, file,
                                "option '%s': element %d: expected a topic prefix (a non-empty "
@@ -620,8 +619,10 @@ static bool load_option(svc_config *c, const opt_def *o, const config_setting_t 
                                o->path, i + 1);
             }
             if (!config_set_string(list->prefix[i], sizeof list->prefix[i], v)) {
-                return fail_at(err, err_size, s, file, "option '%s': element %d is longer than "
-                               "%d bytes", o->path, i + 1, CONFIG_STR_MAX - 1);
+                return fail_at(err, err_size, s, file,
+                               "option '%s': element %d is longer than "
+                               "%d bytes",
+                               o->path, i + 1, CONFIG_STR_MAX - 1);
             }
         }
         list->n = n;

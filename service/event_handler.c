@@ -12,9 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CONNECTED_DUPLICATE_MS 500.0
+
 struct event_handler {
     event_handler_deps deps;
-    bool announced; /* CONNECTED handled since the last loss (ignore duplicates) */
+    bool announced;          /* CONNECTED handled since the last loss */
+    double announced_at_ms;  /* when: a second CONNECTED moments later is Paho's duplicate */
     uint64_t health_sent, metrics_sent;
     double metrics_at_ms;
     uint64_t id_counter;
@@ -140,7 +143,8 @@ static void choose_reply_topic(const event_handler *h, const mq_event *ev, const
     const char *asked = ev->response_topic != NULL ? ev->response_topic
                         : req->reply_to[0] != '\0' ? req->reply_to
                                                    : NULL;
-    const char *what = ev->response_topic != NULL ? "the MQTT 5 Response Topic" : "field 'reply_to':";
+    const char *what =
+        ev->response_topic != NULL ? "the MQTT 5 Response Topic" : "field 'reply_to':";
     out[0] = '\0';
     refusal[0] = '\0';
     char why[256];
@@ -329,11 +333,18 @@ static void handle_connected(event_handler *h) {
     const svc_config *cfg = h->deps.cfg;
     const topics *t = h->deps.topics;
     mqtt_client *mqtt = h->deps.mqtt;
-    if (h->announced) {
+    /* Paho 1.3 may call the connected callback twice for one connect (moments apart), and a
+     * connection cut while it is being set up may end without a connection-lost callback: so a
+     * CONNECTED is a duplicate only if it comes right after the last one. Announcing twice is
+     * harmless (subscriptions and retained messages are idempotent); not announcing a real
+     * reconnect would leave the broker's Will "offline" standing. */
+    const double now = svc_now_ms();
+    if (h->announced && now - h->announced_at_ms < CONNECTED_DUPLICATE_MS) {
         log_msg(LOG_DEBUG, "mqtt: duplicate connected callback ignored");
         return;
     }
     h->announced = true;
+    h->announced_at_ms = now;
     log_msg(LOG_INFO, "mqtt: connected (MQTT %s); node %s serving %s",
             mqtt_client_version(mqtt) == 5 ? "5" : "3.1.1", cfg->node_id, t->request);
     if (!h->stopping_requests) {
@@ -371,8 +382,7 @@ void event_handler_handle_event(event_handler *h, const mq_event *ev, bool stopp
         break;
     case MQ_EV_UNSUBSCRIBED:
         if (ev->code != 0) {
-            log_msg(LOG_WARN, "mqtt: unsubscribing the request topics failed (error %d)",
-                    ev->code);
+            log_msg(LOG_WARN, "mqtt: unsubscribing the request topics failed (error %d)", ev->code);
         }
         h->requests_stopped = true;
         break;

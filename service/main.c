@@ -261,7 +261,8 @@ static void run(app *a) {
         }
         if (closing) {
             bool unsubscribed = !awaiting_unsubscribe || event_handler_requests_stopped(a->events);
-            if ((unsubscribed && now - last_message_ms >= SHUTDOWN_QUIET_MS) || now >= close_until) {
+            if ((unsubscribed && now - last_message_ms >= SHUTDOWN_QUIET_MS) ||
+                now >= close_until) {
                 break;
             }
         } else if (stopping && now >= grace_until) {

@@ -482,8 +482,7 @@ static bool probe_tcp(const char *uri, char *why, size_t why_size) {
         } else if (errno == EINPROGRESS) {
             struct pollfd pfd = {.fd = fd, .events = POLLOUT};
             socklen_t len = sizeof err;
-            err = poll(&pfd, 1, 2000) == 1 &&
-                          getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0
+            err = poll(&pfd, 1, 2000) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0
                       ? err
                       : ETIMEDOUT;
         } else {

@@ -21,17 +21,17 @@ typedef enum job_stop {
 
 typedef struct svc_job {
     svc_request req;
-    char *prompt_text;        /* the text to generate from (messages already rendered) */
-    int32_t n_prompt_tokens;  /* counted at admission */
-    double repeat_penalty;    /* sampling defaults not carried by the request */
+    char *prompt_text;       /* the text to generate from (messages already rendered) */
+    int32_t n_prompt_tokens; /* counted at admission */
+    double repeat_penalty;   /* sampling defaults not carried by the request */
     int32_t repeat_last_n;
     char reply_topic[PROTOCOL_TOPIC_MAX + 1];
     char stream_topic[PROTOCOL_TOPIC_MAX + 8];
     unsigned char *correlation; /* MQTT 5 correlation data to echo, or NULL */
     size_t correlation_len;
-    double received_ms;       /* monotonic clock */
-    double deadline_at_ms;    /* monotonic; 0 = none */
-    atomic_int stop;          /* job_stop, set by the main loop, read by the worker */
+    double received_ms;    /* monotonic clock */
+    double deadline_at_ms; /* monotonic; 0 = none */
+    atomic_int stop;       /* job_stop, set by the main loop, read by the worker */
 } svc_job;
 
 void job_free(svc_job *job);

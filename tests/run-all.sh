@@ -1,19 +1,38 @@
 #!/usr/bin/env bash
-# The whole test suite, as README and CI run it: a warnings-as-errors release build with ctest,
-# then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The whole test suite, as README and CI run it:
+#   1. a warnings-as-errors release build with ctest (the fuzz corpora replayed included);
+#   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. every libFuzzer target for a bounded time (tests/run-fuzz.sh; EDGELM_FUZZ_SECONDS, 30);
+#   4. ThreadSanitizer over the service tests and the engine's threaded ones (tests/run-tsan.sh);
+#   5. valgrind memcheck of a short CLI run and a short edgelmd run (tests/run-valgrind.sh).
 # Models: $EDGELM_MODELS (default ../shared/models); tests needing absent models report SKIPPED.
+# The reconnect soak of test_service_faults runs 200 cycles in the release build and
+# EDGELM_SOAK_CYCLES (40) under the sanitizers, where each cycle is the same code, only slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
+soak_sanitized=${EDGELM_SOAK_CYCLES:-40}
+started=$SECONDS
+stage() { echo "== $* ($(( (SECONDS - started) / 60 )) min in) =="; }
 
-echo "== release build + tests =="
+stage "release build + tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEDGELM_WERROR=ON >/dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j 1
 
-echo "== AddressSanitizer + UndefinedBehaviorSanitizer build + tests =="
+stage "AddressSanitizer + UndefinedBehaviorSanitizer build + tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEDGELM_SANITIZE=ON -DEDGELM_WERROR=ON >/dev/null
 cmake --build build-asan -j "$jobs"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 EDGELM_SOAK_CYCLES=$soak_sanitized \
     ctest --test-dir build-asan --output-on-failure -j 1
-echo "all tests passed"
+
+stage "libFuzzer: each target for ${EDGELM_FUZZ_SECONDS:-30} s"
+bash tests/run-fuzz.sh "${EDGELM_FUZZ_SECONDS:-30}"
+
+stage "ThreadSanitizer"
+EDGELM_SOAK_CYCLES=$soak_sanitized bash tests/run-tsan.sh
+
+stage "valgrind memcheck"
+bash tests/run-valgrind.sh
+
+echo "all tests passed ($(( (SECONDS - started) / 60 )) min)"

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,7 +136,6 @@ const char *find_mosquitto(void) {
     return NULL;
 }
 
-
 bool broker_start(broker *b) {
     char *argv[] = {(char *)find_mosquitto(), "-c", b->conf, NULL};
     b->pid = process_spawn(argv, b->log);
@@ -171,8 +171,6 @@ bool broker_create(broker *b, const char *name) {
 }
 
 /* ---- the test client (Paho synchronous library in callback mode) ---------------------------- */
-
-
 
 static int on_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message *m) {
     client *c = ctx;
@@ -263,7 +261,8 @@ client *client_new(int port, const char *id, int version, bool clean) {
     if (MQTTClient_createWithOptions(&c->handle, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &co) !=
             MQTTCLIENT_SUCCESS ||
         MQTTClient_setCallbacks(c->handle, c, on_lost, on_arrived, NULL) != MQTTCLIENT_SUCCESS ||
-        (version == 5 && MQTTClient_setPublished(c->handle, c, on_published) != MQTTCLIENT_SUCCESS) ||
+        (version == 5 &&
+         MQTTClient_setPublished(c->handle, c, on_published) != MQTTCLIENT_SUCCESS) ||
         !client_connect(c, clean)) {
         fprintf(stderr, "test client %s cannot connect to %s\n", id, uri);
         return NULL;
@@ -307,7 +306,7 @@ bool client_subscribe(client *c, const char *topic) {
 
 /* Publish; response_topic / corr only for MQTT 5. */
 void client_publish_full(client *c, const char *topic, const void *payload, size_t len,
-                     const char *response_topic, const char *corr, int corr_len, int retained) {
+                         const char *response_topic, const char *corr, int corr_len, int retained) {
     MQTTClient_message m = MQTTClient_message_initializer;
     m.payload = (void *)(uintptr_t)payload;
     m.payloadlen = (int)len;
@@ -452,14 +451,12 @@ double jnum(const cJSON *o, const char *path1, const char *path2) {
 /* ---- edgelmd ----------------------------------------------------------------------------------
  */
 
-
 const char *edgelmd_path(void) {
     const char *p = getenv("EDGELMD");
     return p != NULL ? p : "edgelmd";
 }
 
-void write_node_conf(node *n, int port, const char *model, int queue_depth,
-                            int max_prompt_tokens) {
+void write_node_conf(node *n, int port, const char *model, int queue_depth, int max_prompt_tokens) {
     FILE *f = fopen(n->conf, "w");
     if (f == NULL) {
         return;
@@ -481,7 +478,7 @@ void write_node_conf(node *n, int port, const char *model, int queue_depth,
 
 /* Start edgelmd and wait until it says online (watcher subscribed to its status). */
 bool node_start(node *n, client *watcher, int port, const char *model, int queue_depth,
-                       bool fleet) {
+                bool fleet) {
     snprintf(n->conf, sizeof n->conf, "%s/%s.conf", test_temp_dir(), n->id);
     snprintf(n->log, sizeof n->log, "%s/%s.log", test_temp_dir(), n->id);
     write_node_conf(n, port, model, queue_depth, 64);
@@ -605,8 +602,8 @@ bool wait_first_chunk(client *c, const char *node_id, const char *id) {
 
 /* Collect the stream of id: chunks seq 0..n-1 without gaps, concatenated. Returns false on a gap.
  */
-bool collect_stream(client *c, const char *node_id, const char *id, int n_expected,
-                           char *text, size_t text_size) {
+bool collect_stream(client *c, const char *node_id, const char *id, int n_expected, char *text,
+                    size_t text_size) {
     char topic[160];
     snprintf(topic, sizeof topic, "edgelm/%s/response/%s/stream", node_id, id);
     text[0] = '\0';
@@ -636,7 +633,7 @@ struct tcp_proxy {
     pthread_t thread;
     pthread_mutex_t lock;
     int pairs[PROXY_MAX_PAIRS][2]; /* client side, broker side; -1 = free */
-    volatile int stop;
+    atomic_bool stop;              /* set by tcp_proxy_stop, polled by the proxy thread */
 };
 
 static int connect_loopback(int port) {
@@ -667,7 +664,7 @@ static void proxy_close_pair(tcp_proxy *p, int i) {
 static void *proxy_main(void *arg) {
     tcp_proxy *p = arg;
     char buf[65536];
-    while (!p->stop) {
+    while (!atomic_load(&p->stop)) {
         struct pollfd fds[1 + 2 * PROXY_MAX_PAIRS];
         int who[1 + 2 * PROXY_MAX_PAIRS][2];
         nfds_t n = 0;
@@ -737,6 +734,7 @@ tcp_proxy *tcp_proxy_start(int target_port) {
         return NULL;
     }
     memset(p->pairs, -1, sizeof p->pairs);
+    atomic_init(&p->stop, false);
     p->target_port = target_port;
     p->port = free_port();
     p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -779,7 +777,7 @@ void tcp_proxy_stop(tcp_proxy *p) {
     if (p == NULL) {
         return;
     }
-    p->stop = 1;
+    atomic_store(&p->stop, true);
     pthread_join(p->thread, NULL);
     tcp_proxy_cut(p);
     close(p->listen_fd);

@@ -84,8 +84,7 @@ void client_free(client *c);
 bool client_subscribe(client *c, const char *topic);
 /* Publish at QoS 1 and wait for the PUBACK; response_topic / corr only for MQTT 5. */
 void client_publish_full(client *c, const char *topic, const void *payload, size_t len,
-                         const char *response_topic, const char *corr, int corr_len,
-                         int retained);
+                         const char *response_topic, const char *corr, int corr_len, int retained);
 void client_publish(client *c, const char *topic, const char *payload);
 /* Publish at QoS 1 over MQTT 5 and return the PUBACK's reason code (0 = delivered to a
  * subscriber or a session, 16 = no matching subscribers), -1 when no PUBACK came. */
@@ -115,8 +114,7 @@ void tcp_proxy_stop(tcp_proxy *p);
 const char *edgelmd_path(void);
 void write_node_conf(node *n, int port, const char *model, int queue_depth, int max_prompt_tokens);
 /* Start edgelmd and wait until it says online (watcher subscribed to its status). */
-bool node_start(node *n, client *watcher, int port, const char *model, int queue_depth,
-                bool fleet);
+bool node_start(node *n, client *watcher, int port, const char *model, int queue_depth, bool fleet);
 /* SIGTERM; checks exit status 0 and the retained offline status. */
 bool node_stop(node *n, client *watcher);
 /* Generate a tiny model and zero the output.weight rows of its end-of-generation tokens, so

@@ -28,8 +28,11 @@ static bool utf8_valid(const unsigned char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         unsigned c = s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                                 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        size_t len = c < 0x80             ? 1
+                     : (c & 0xE0) == 0xC0 ? 2
+                     : (c & 0xF0) == 0xE0 ? 3
+                     : (c & 0xF8) == 0xF0 ? 4
+                                          : 0;
         if (len == 0 || i + len > n || (len == 2 && c < 0xC2)) {
             return false;
         }
@@ -235,10 +238,10 @@ static void test_deadlines_under_load(client *c, broker *b) {
         }
         cut_by_deadline += strstr(m->payload, "\"finish_reason\":\"deadline\"") != NULL ||
                            strstr(m->payload, "\"code\":\"deadline\"") != NULL;
-        kinds[strstr(m->payload, "\"type\":\"result\"") != NULL       ? 0
+        kinds[strstr(m->payload, "\"type\":\"result\"") != NULL     ? 0
               : strstr(m->payload, "\"code\":\"deadline\"") != NULL ? 1
               : strstr(m->payload, "\"code\":\"busy\"") != NULL     ? 2
-                                                                     : 3]++;
+                                                                    : 3]++;
     }
     usleep(1000000);
     for (int i = 0; i < N; i++) {
@@ -279,8 +282,9 @@ static void test_reconnect_soak(client *c, broker *b) {
         const char *id = send_request(c, "soak", "\"prompt\":\"Once\",\"max_tokens\":3", "soak1");
         CHECK(wait_final(c, "soak", id, WAIT_MS) != NULL);
         rss_end = process_rss_anon_kb(n.pid);
-        fprintf(stderr, "reconnect soak: %d cuts, %d reconnects; RssAnon %ld kB after 10, %ld kB "
-                        "after %d\n",
+        fprintf(stderr,
+                "reconnect soak: %d cuts, %d reconnects; RssAnon %ld kB after 10, %ld kB "
+                "after %d\n",
                 cycles, back, rss_start, rss_end, cycles);
         CHECK_MSG(back == cycles, "the node came back %d times of %d (%s)", back, cycles, n.log);
         CHECK_MSG(rss_end - rss_start < 2048, "RssAnon grew %ld kB over %d reconnects",
@@ -341,10 +345,10 @@ static uint64_t rng_next(void) {
 
 /* Reply topics a request must not be able to use (see topics_reply_allowed). */
 static const char *const forbidden_replies[] = {
-    "edgelm/h/status",     "edgelm/h/health",       "edgelm/h/metrics",
-    "edgelm/h/errors",     "edgelm/h/request",      "edgelm/other/request",
-    "edgelm/fleet/request", "homeassistant/status", "homeassistant/device/h/config",
-    "edgelm/other/cancel", "somebody/else/replies", "edgelm/other/response/x",
+    "edgelm/h/status",      "edgelm/h/health",       "edgelm/h/metrics",
+    "edgelm/h/errors",      "edgelm/h/request",      "edgelm/other/request",
+    "edgelm/fleet/request", "homeassistant/status",  "homeassistant/device/h/config",
+    "edgelm/other/cancel",  "somebody/else/replies", "edgelm/other/response/x",
 };
 #define N_FORBIDDEN (sizeof forbidden_replies / sizeof forbidden_replies[0])
 
@@ -377,8 +381,9 @@ static size_t hostile_payload(int i, char *buf, size_t size, const char **respon
         break;
     case 3: /* invalid UTF-8 in a key or a value */
         n = snprintf(buf, size,
-                     i % 20 == 3 ? "{\"v\":1,\"id\":\"h%05d\",\"prompt\":\"Once\",\"k\xff\xfe\":1}"
-                                 : "{\"v\":1,\"id\":\"h%05d\",\"prompt\":\"On\xc3\x28\xed\xa0\x80\"}",
+                     i % 20 == 3
+                         ? "{\"v\":1,\"id\":\"h%05d\",\"prompt\":\"Once\",\"k\xff\xfe\":1}"
+                         : "{\"v\":1,\"id\":\"h%05d\",\"prompt\":\"On\xc3\x28\xed\xa0\x80\"}",
                      i);
         break;
     case 4: /* \u0000 in an id, a key, a role or reply_to */
@@ -403,11 +408,21 @@ static size_t hostile_payload(int i, char *buf, size_t size, const char **respon
         break;
     case 7: { /* impossible values and types */
         static const char *const fields[] = {
-            "\"max_tokens\":1e308", "\"max_tokens\":-1",     "\"max_tokens\":\"x\"",
-            "\"temperature\":-3",   "\"top_p\":2",           "\"top_k\":1.5",
-            "\"seed\":-2",          "\"deadline_ms\":-5",    "\"stop\":[1,2]",
-            "\"stream\":\"yes\"",   "\"v\":2",               "\"unknown_field\":1",
-            "\"messages\":[]",      "\"prompt\":\"\"",       "\"prompt\":[\"a\"]",
+            "\"max_tokens\":1e308",
+            "\"max_tokens\":-1",
+            "\"max_tokens\":\"x\"",
+            "\"temperature\":-3",
+            "\"top_p\":2",
+            "\"top_k\":1.5",
+            "\"seed\":-2",
+            "\"deadline_ms\":-5",
+            "\"stop\":[1,2]",
+            "\"stream\":\"yes\"",
+            "\"v\":2",
+            "\"unknown_field\":1",
+            "\"messages\":[]",
+            "\"prompt\":\"\"",
+            "\"prompt\":[\"a\"]",
             "\"id\":null",
         };
         n = snprintf(buf, size, "{\"v\":1,\"id\":\"h%05d\",\"prompt\":\"x\",%s}", i,
@@ -490,8 +505,8 @@ static void test_hostile_payloads(broker *b) {
         const msg *m = &observer->msgs[k];
         cJSON *j = cJSON_ParseWithLength(m->payload, (size_t)m->len);
         const char *type = jstr(j, "type", NULL);
-        const bool from_node = strcmp(type, "result") == 0 || strcmp(type, "error") == 0 ||
-                               strcmp(type, "token") == 0;
+        const bool from_node =
+            strcmp(type, "result") == 0 || strcmp(type, "error") == 0 || strcmp(type, "token") == 0;
         const bool request_topic = strstr(m->topic, "/request") != NULL;
         if (from_node || !request_topic) {
             if (!utf8_valid((const unsigned char *)m->payload, (size_t)m->len)) {

@@ -58,9 +58,9 @@ static void test_exact_text(client *c, broker *b, int *skipped) {
         snprintf(sub_topic, sizeof sub_topic, "edgelm/%s/response/#", s.id);
         client_subscribe(c, sub_topic);
         const char *id = send_request(c, s.id,
-                                 "\"prompt\":\"Once upon a time\",\"max_tokens\":64,"
-                                 "\"temperature\":0,\"stream\":true",
-                                 "exact-1");
+                                      "\"prompt\":\"Once upon a time\",\"max_tokens\":64,"
+                                      "\"temperature\":0,\"stream\":true",
+                                      "exact-1");
         msg *m = wait_final(c, s.id, id, WAIT_MS);
         cJSON *j = msg_json(m);
         CHECK_MSG(j != NULL && strcmp(jstr(j, "text", NULL), after) == 0,
@@ -182,13 +182,28 @@ int main(void) {
         cJSON_Delete(j);
     }
 
+    /* 1b. top_p 0 (documented: only the most probable token) is a result, the greedy text */
+    {
+        const char *id = send_request(
+            c, "a", "\"prompt\":\"Hello\",\"max_tokens\":8,\"temperature\":1.5,\"top_p\":0", "p0");
+        cJSON *j = msg_json(wait_final(c, "a", id, WAIT_MS));
+        id = send_request(c, "a", "\"prompt\":\"Hello\",\"max_tokens\":8,\"temperature\":0", "p0g");
+        cJSON *g = msg_json(wait_final(c, "a", id, WAIT_MS));
+        CHECK_MSG(j != NULL && strcmp(jstr(j, "type", NULL), "result") == 0,
+                  "top_p 0 was not answered with a result: %s",
+                  j != NULL ? jstr(j, "error", "message") : "(none)");
+        CHECK(j != NULL && g != NULL && strcmp(jstr(j, "text", NULL), jstr(g, "text", NULL)) == 0);
+        cJSON_Delete(j);
+        cJSON_Delete(g);
+    }
+
     /* 2. MQTT 5 Response Topic and Correlation Data echoed (result and chunks) */
     {
         static const char corr[] = {'\x00', '\x01', 'c', 'o', 'r', 'r', '\xff'};
         const char *payload = "{\"v\":1,\"id\":\"r5\",\"prompt\":\"Hi\",\"max_tokens\":5,"
                               "\"stream\":true}";
         client_publish_full(c, "edgelm/a/request", payload, strlen(payload), "test/rt/answer", corr,
-                 (int)sizeof corr, 0);
+                            (int)sizeof corr, 0);
         msg *m = client_wait_msg(c, "test/rt/answer", "\"type\":\"result\"", NULL, WAIT_MS);
         CHECK_MSG(m != NULL, "no result on the MQTT 5 response topic");
         CHECK(m != NULL && m->corr_len == (int)sizeof corr &&
@@ -204,12 +219,14 @@ int main(void) {
         CHECK(c3 != NULL);
         if (c3 != NULL) {
             client_subscribe(c3, "test/v3/#");
-            client_publish(c3, "edgelm/a/request",
+            client_publish(
+                c3, "edgelm/a/request",
                 "{\"v\":1,\"id\":\"v3\",\"prompt\":\"Hi\",\"max_tokens\":4,\"stream\":true,"
                 "\"reply_to\":\"test/v3/answer\"}");
             msg *m = client_wait_msg(c3, "test/v3/answer", "\"type\":\"result\"", NULL, WAIT_MS);
             CHECK_MSG(m != NULL, "3.1.1 client got no result on reply_to");
-            CHECK(client_wait_msg(c3, "test/v3/answer/stream", "\"seq\":0,", NULL, WAIT_MS) != NULL);
+            CHECK(client_wait_msg(c3, "test/v3/answer/stream", "\"seq\":0,", NULL, WAIT_MS) !=
+                  NULL);
             client_free(c3);
         }
     }
@@ -217,7 +234,8 @@ int main(void) {
     /* 4. malformed payloads, each answered with its code; the node keeps serving */
     {
         client_publish(c, "edgelm/a/request", "this is not json");
-        CHECK(client_wait_msg(c, "edgelm/a/errors", "invalid_request", "not valid JSON", WAIT_MS) != NULL);
+        CHECK(client_wait_msg(c, "edgelm/a/errors", "invalid_request", "not valid JSON", WAIT_MS) !=
+              NULL);
         const char *bad = "{\"v\":1,\"id\":\"m0\",\"prompt\":\"x\"";
         client_publish_full(c, "edgelm/a/request", bad, strlen(bad), "test/bad/0", NULL, 0, 0);
         CHECK(client_wait_msg(c, "test/bad/0", "invalid_request", NULL, WAIT_MS) != NULL);
@@ -284,7 +302,8 @@ int main(void) {
         free(big);
         CHECK(client_wait_msg(c, "test/bad/big", "too_large", NULL, WAIT_MS) != NULL);
         /* still serving */
-        const char *id = send_request(c, "a", "\"prompt\":\"Still there?\",\"max_tokens\":3", "alive");
+        const char *id =
+            send_request(c, "a", "\"prompt\":\"Still there?\",\"max_tokens\":3", "alive");
         msg *m = wait_final(c, "a", id, WAIT_MS);
         CHECK_MSG(m != NULL && strstr(m->payload, "\"type\":\"result\"") != NULL,
                   "node stopped serving after malformed payloads");
@@ -413,7 +432,8 @@ int main(void) {
         }
         cJSON_Delete(j);
         client_publish(c, "homeassistant/status", "online");
-        CHECK_MSG(client_wait_msg(c, "homeassistant/device/a/config", "edgelm_a", NULL, WAIT_MS) != NULL,
+        CHECK_MSG(client_wait_msg(c, "homeassistant/device/a/config", "edgelm_a", NULL, WAIT_MS) !=
+                      NULL,
                   "discovery not re-sent when Home Assistant came online");
     }
 
@@ -459,8 +479,8 @@ int main(void) {
         for (int i = 0; i < N; i++) {
             char topic[64];
             snprintf(topic, sizeof topic, "test/fleet/fl%d", i);
-            CHECK_MSG(client_count_msgs(c, topic, NULL) == 1, "fleet request fl%d answered %d times", i,
-                      client_count_msgs(c, topic, NULL));
+            CHECK_MSG(client_count_msgs(c, topic, NULL) == 1,
+                      "fleet request fl%d answered %d times", i, client_count_msgs(c, topic, NULL));
         }
         CHECK_MSG(by_f1 + by_f2 == N && by_f1 > 0 && by_f2 > 0,
                   "fleet split f1=%d f2=%d (node a must not take fleet work)", by_f1, by_f2);
@@ -510,7 +530,8 @@ int main(void) {
                 }
             }
             CHECK_MSG(back, "test client could not reconnect");
-            client_subscribe(w, "edgelm/r/response/#"); /* a no-op when the broker kept the session */
+            client_subscribe(w,
+                             "edgelm/r/response/#"); /* a no-op when the broker kept the session */
             client_subscribe(w, "edgelm/r/status");
             msg *m = wait_final(w, "r", "rs1", WAIT_MS * 2);
             cJSON *j = msg_json(m);

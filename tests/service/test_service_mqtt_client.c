@@ -131,17 +131,14 @@ int main(void) {
 
     char settings[1024];
     snprintf(settings, sizeof settings,
-             "broker = \"ssl://127.0.0.1:%d\"; tls = { ca_file = \"%s/other-ca.crt\"; };",
-             tls_port, dir);
-    expect_connect_error("wrong-ca", settings, model, "certificate verify failed",
-                         "tls.ca_file");
-    snprintf(settings, sizeof settings,
-             "broker = \"ssl://127.0.0.1:%d\"; tls = { ca_file = \"%s/ca.crt\"; };", b.port,
+             "broker = \"ssl://127.0.0.1:%d\"; tls = { ca_file = \"%s/other-ca.crt\"; };", tls_port,
              dir);
+    expect_connect_error("wrong-ca", settings, model, "certificate verify failed", "tls.ca_file");
+    snprintf(settings, sizeof settings,
+             "broker = \"ssl://127.0.0.1:%d\"; tls = { ca_file = \"%s/ca.crt\"; };", b.port, dir);
     expect_connect_error("plaintext-port", settings, model, "plaintext listener", "tcp://");
     snprintf(settings, sizeof settings,
-             "broker = \"tcp://127.0.0.1:%d\"; username = \"user\"; password = \"wrong\";",
-             b.port);
+             "broker = \"tcp://127.0.0.1:%d\"; username = \"user\"; password = \"wrong\";", b.port);
     expect_connect_error("wrong-password-5", settings, model, "refused the connection",
                          "mqtt.password");
     snprintf(settings, sizeof settings,
@@ -155,8 +152,7 @@ int main(void) {
 
     /* and the right settings connect */
     snprintf(settings, sizeof settings,
-             "broker = \"ssl://127.0.0.1:%d\"; tls = { ca_file = \"%s/ca.crt\"; };", tls_port,
-             dir);
+             "broker = \"ssl://127.0.0.1:%d\"; tls = { ca_file = \"%s/ca.crt\"; };", tls_port, dir);
     char conf[700], log[700];
     snprintf(conf, sizeof conf, "%s/right.conf", dir);
     snprintf(log, sizeof log, "%s/right.log", dir);
