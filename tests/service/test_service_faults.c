@@ -128,7 +128,7 @@ static void expect_one_final_after_cancel(client *c, const char *node_id, const 
     send_cancel(c, node_id, id);
     msg *m = wait_final(c, node_id, id, WAIT_MS);
     CHECK_MSG(m != NULL && strstr(m->payload, "\"finish_reason\":\"cancelled\"") != NULL,
-              "%s: final answer after the fault: %s", id, m ? m->payload : "(none)");
+              "%s: final answer after the fault: %.300s", id, m ? m->payload : "(none)");
     usleep(1000000);
     int finals = count_finals(c, node_id, id);
     CHECK_MSG(finals == 1, "%s: %d final answers", id, finals);
