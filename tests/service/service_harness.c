@@ -45,6 +45,11 @@ pid_t process_spawn(char *const argv[], const char *log_path) {
             dup2(fd, 2);
             close(fd);
         }
+        /* the test's own sockets (its MQTT clients, the proxy's connections) stay in the test:
+         * a copy held by the child would keep a "cut" connection half alive */
+        for (int other = 3; other < 1024; other++) {
+            close(other);
+        }
         execv(argv[0], argv);
         _exit(127);
     }
