@@ -144,7 +144,7 @@ static void choose_reply_topic(const event_handler *h, const mq_event *ev, const
                         : req->reply_to[0] != '\0' ? req->reply_to
                                                    : NULL;
     const char *what =
-        ev->response_topic != NULL ? "the MQTT 5 Response Topic" : "field 'reply_to':";
+        ev->response_topic != NULL ? "the MQTT 5 Response Topic:" : "field 'reply_to':";
     out[0] = '\0';
     refusal[0] = '\0';
     char why[256];
