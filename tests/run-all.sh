@@ -6,8 +6,9 @@
 #   4. ThreadSanitizer over the service tests and the engine's threaded ones (tests/run-tsan.sh);
 #   5. valgrind memcheck of a short CLI run and a short edgelmd run (tests/run-valgrind.sh).
 # Models: $EDGELM_MODELS (default ../shared/models); tests needing absent models report SKIPPED.
-# The reconnect soak of test_service_faults runs 200 cycles in the release build and
-# EDGELM_SOAK_CYCLES (40) under the sanitizers, where each cycle is the same code, only slower.
+# The reconnect soak of test_service_faults runs 50 cycles in the release build (each takes ~3 s,
+# Paho's reconnect delay; EDGELM_SOAK_CYCLES=200 for a longer soak) and EDGELM_SOAK_CYCLES (40)
+# under the sanitizers, where each cycle is the same code, only slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
