@@ -1,8 +1,22 @@
 /* mqtt_client.c - the Paho MQTTAsync wrapper (see mqtt_client.h).
  * Threads: Paho's callbacks (its receive thread) copy into mq_event and signal the main loop;
  * publishing may come from the worker and the main loop at once, so the handle is used under
- * handle_lock (which also guards the rare re-creation for the 3.1.1 fallback).
- * Paho 1.3.12 quirks handled here: the connected callback may fire twice for one connect (the main
+ * handle_lock (which also guards its re-creation).
+ *
+ * One Paho handle per connection. Paho 1.3.12 (Debian 12) has a use-after-free in its own
+ * reconnect path: when a QoS 1 publish meets a socket that just died, the message stays in the
+ * client's outbound list while its topic is freed with the command; resending it after a
+ * reconnect reads freed memory (ASan: strlen in the receive thread), and dropping it frees the
+ * topic twice. So Paho's automaticReconnect and its offline buffer are not used:
+ *  - after a connection loss the main loop (mqtt_client_tick) retires the handle and connects a
+ *    new one, at once and then with back-off (1 s doubling to MQ_RETRY_MAX_S). A retired handle
+ *    that still holds in-flight messages is never touched again (it is inert without
+ *    reconnecting; only its few KB stay); one with none is destroyed;
+ *  - QoS 1 messages live in our own outbox until the broker's PUBACK; those not acknowledged on a
+ *    connection are sent again on the next one (at-least-once, as QoS 1 promises). Messages
+ *    published while disconnected wait there too, up to mqtt.max_buffered.
+ * Every callback carries its handle's generation; callbacks of a retired handle are ignored.
+ * Other Paho quirks handled here: the connected callback may fire twice for one connect (the main
  * loop ignores a CONNECTED while already announced), a QoS 1 message may be handed over twice
  * (recent deliveries are remembered by msgid + content hash for a few seconds and dropped).
  */
@@ -34,6 +48,44 @@
 #define MQ_PACKET_OVERHEAD (16 * 1024)
 #define MQ_FAILURE_TEXT_MAX 256
 
+/* The identity Paho's callbacks carry: which client and which of its handles. One per handle; a
+ * retired handle's stays allocated (Paho may hold it), on the client's list until it is freed. */
+typedef struct handle_context {
+    struct mqtt_client *mc;
+    unsigned generation;
+    bool kept;                 /* its handle was retired but not destroyed */
+    atomic_bool has_connected; /* a later connect failure is the connection's end, not a refusal */
+    struct handle_context *next;
+} handle_context;
+
+/* A QoS 1 message until the broker acknowledges it. */
+typedef struct outbox_entry {
+    char *topic;
+    unsigned char *payload;
+    size_t payload_len;
+    bool retain;
+    int expiry_s;
+    unsigned char *correlation;
+    size_t correlation_len;
+    unsigned sent_generation; /* handle it was handed to; 0 = waiting to be sent */
+    int token;                /* Paho's token on that handle */
+    int connections_lost;     /* connections that ended while it was in flight */
+    struct outbox_entry *next;
+} outbox_entry;
+
+/* An acknowledgement that arrived before its publisher had recorded the token (see outbox_send). */
+typedef struct early_ack {
+    unsigned generation;
+    int token;
+    bool refused; /* the broker refused the message (reason >= 0x80): drop, do not resend */
+} early_ack;
+
+#define MQ_EARLY_ACKS 32
+/* A message in flight on this many connections in a row that all ended is given up: a message the
+ * broker will never take (larger than its max_packet_size: it drops the connection instead of
+ * answering) must not bring the connection down forever. */
+#define MQ_MAX_CONNECTIONS_LOST 5
+
 typedef struct delivery_key {
     uint64_t hash;
     int msgid;
@@ -59,10 +111,21 @@ struct mqtt_client {
 
     pthread_mutex_t handle_lock;
     MQTTAsync handle;
-    int version; /* 5 or 4 */
+    handle_context *contexts; /* the current handle's first, then retired ones (under handle_lock) */
+    atomic_uint generation;   /* the current handle's */
+    int version;              /* 5 or 4 */
     atomic_bool connected;
-    atomic_bool ever_connected; /* from then on Paho's automaticReconnect does the retrying */
+    atomic_bool ever_connected;
+    atomic_bool lost; /* the current connection was lost: the main loop replaces the handle */
     atomic_size_t max_payload;
+    unsigned retired_kept; /* retired handles left alone because they held in-flight messages */
+
+    /* QoS 1 messages not yet acknowledged, oldest first (under outbox_lock) */
+    pthread_mutex_t outbox_lock;
+    outbox_entry *outbox_head, *outbox_tail;
+    int outbox_count;
+    early_ack early[MQ_EARLY_ACKS];
+    int early_next;
 
     pthread_mutex_t ev_lock;
     pthread_cond_t ev_cond;
@@ -75,6 +138,8 @@ struct mqtt_client {
     bool retry_pending;
     double retry_at_ms;
     int retry_delay_s;
+    bool was_connected;        /* as last seen by mqtt_client_tick */
+    double connected_since_ms; /* when it saw the connection come up */
 
     /* disconnect completion */
     atomic_bool disconnected;
@@ -84,6 +149,9 @@ struct mqtt_client {
     char failure_text[MQ_FAILURE_TEXT_MAX]; /* Paho's message, if any */
     char tls_error[MQ_FAILURE_TEXT_MAX];    /* OpenSSL's reason, if any */
 };
+
+static void outbox_requeue(mqtt_client *mc);
+static void outbox_flush_locked(mqtt_client *mc);
 
 static double now_ms(void) {
     struct timespec ts;
@@ -170,8 +238,14 @@ static char *take_copy(char **cursor, const void *src, size_t n) {
 /* ---- Paho callbacks: copy, enqueue, return ----------------------------------------------------
  */
 
+/* The client when the callback's handle is the current one, else NULL (a retired handle). */
+static mqtt_client *current_client(void *context) {
+    handle_context *hc = context;
+    return hc->generation == atomic_load(&hc->mc->generation) ? hc->mc : NULL;
+}
+
 static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_message *message) {
-    mqtt_client *mc = context;
+    mqtt_client *mc = ((handle_context *)context)->mc;
     size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic_name);
     size_t plen = message->payloadlen > 0 ? (size_t)message->payloadlen : 0;
     uint64_t hash = fnv1a(fnv1a(14695981039346656037ull, topic_name, tlen), message->payload, plen);
@@ -219,14 +293,22 @@ consumed:
 }
 
 static void on_connection_lost(void *context, char *cause) {
-    mqtt_client *mc = context;
+    mqtt_client *mc = current_client(context);
+    if (mc == NULL) {
+        return;
+    }
     atomic_store(&mc->connected, false);
+    atomic_store(&mc->lost, true);
     enqueue_simple(mc, MQ_EV_CONNECTION_LOST, 0);
     (void)cause;
 }
 
 static void on_connected(void *context, char *cause) {
-    mqtt_client *mc = context;
+    mqtt_client *mc = current_client(context);
+    if (mc == NULL) {
+        return;
+    }
+    atomic_store(&((handle_context *)context)->has_connected, true);
     atomic_store(&mc->connected, true);
     atomic_store(&mc->ever_connected, true);
     enqueue_simple(mc, MQ_EV_CONNECTED, 0);
@@ -268,8 +350,13 @@ static int on_tls_error(const char *str, size_t len, void *context) {
     return 1;
 }
 
+/* Paho also reports a connect failure when a connection that was up dies (its connect command is
+ * still open): that is a loss, handled through on_connection_lost, not a refused connect. */
 static void on_connect_failure5(void *context, MQTTAsync_failureData5 *response) {
-    mqtt_client *mc = context;
+    mqtt_client *mc = current_client(context);
+    if (mc == NULL || atomic_load(&((handle_context *)context)->has_connected)) {
+        return;
+    }
     remember_failure_text(mc, response != NULL ? response->message : NULL);
     int code = response == NULL                                 ? -1
                : response->reasonCode != MQTTREASONCODE_SUCCESS ? (int)response->reasonCode
@@ -278,45 +365,82 @@ static void on_connect_failure5(void *context, MQTTAsync_failureData5 *response)
 }
 
 static void on_connect_failure(void *context, MQTTAsync_failureData *response) {
-    mqtt_client *mc = context;
+    mqtt_client *mc = current_client(context);
+    if (mc == NULL || atomic_load(&((handle_context *)context)->has_connected)) {
+        return;
+    }
     remember_failure_text(mc, response != NULL ? response->message : NULL);
     enqueue_simple(mc, MQ_EV_CONNECT_FAILED, response != NULL ? response->code : -1);
 }
 
 static void on_disconnect_done(void *context, MQTTAsync_successData *response) {
-    mqtt_client *mc = context;
+    mqtt_client *mc = ((handle_context *)context)->mc;
     atomic_store(&mc->disconnected, true);
     (void)response;
 }
 
 static void on_disconnect_failed(void *context, MQTTAsync_failureData *response) {
-    mqtt_client *mc = context;
+    mqtt_client *mc = ((handle_context *)context)->mc;
     atomic_store(&mc->disconnected, true);
     (void)response;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
-/* Create the Paho handle for mc->version. Caller holds handle_lock (or has no other thread). */
+/* Create a Paho handle for mc->version, with a new generation. Caller holds handle_lock (or has no
+ * other thread) and has retired the previous handle. */
 static bool create_handle(mqtt_client *mc, char *err, size_t err_size) {
+    handle_context *hc = calloc(1, sizeof *hc);
+    if (hc == NULL) {
+        snprintf(err, err_size, "mqtt: out of memory");
+        mc->handle = NULL;
+        return false;
+    }
+    hc->mc = mc;
+    hc->generation = atomic_load(&mc->generation) + 1;
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
     co.struct_version = 2;
     co.MQTTVersion = mc->version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-    co.sendWhileDisconnected = 1;
-    co.allowDisconnectedSendAtAnyTime = 1;
-    co.maxBufferedMessages = mc->max_buffered;
-    co.deleteOldestMessages = 0;
+    co.sendWhileDisconnected = 0; /* our outbox holds what waits for a connection */
     int rc = MQTTAsync_createWithOptions(&mc->handle, mc->broker, mc->client_id,
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
         snprintf(err, err_size, "mqtt: cannot create a client for %s: %s", mc->broker,
                  MQTTAsync_strerror(rc));
         mc->handle = NULL;
+        free(hc);
         return false;
     }
-    MQTTAsync_setCallbacks(mc->handle, mc, on_connection_lost, on_message, NULL);
-    MQTTAsync_setConnected(mc->handle, mc, on_connected);
+    hc->next = mc->contexts;
+    mc->contexts = hc;
+    atomic_store(&mc->generation, hc->generation);
+    MQTTAsync_setCallbacks(mc->handle, hc, on_connection_lost, on_message, NULL);
+    MQTTAsync_setConnected(mc->handle, hc, on_connected);
     return true;
+}
+
+/* Retire the current handle (caller holds handle_lock). One that still holds in-flight messages
+ * may hold the dangling publication described at the top of this file: destroying it would free
+ * that topic a second time, so it is left alone, disconnected and idle. */
+static void retire_handle(mqtt_client *mc) {
+    if (mc->handle == NULL) {
+        return;
+    }
+    MQTTAsync_token *tokens = NULL;
+    bool in_flight = MQTTAsync_getPendingTokens(mc->handle, &tokens) != MQTTASYNC_SUCCESS ||
+                     (tokens != NULL && tokens[0] != -1);
+    if (tokens != NULL) {
+        MQTTAsync_free(tokens);
+    }
+    if (in_flight) {
+        mc->contexts->kept = true;
+        mc->retired_kept++;
+        log_msg(LOG_DEBUG, "mqtt: retired a client with messages in flight (%u so far)",
+                mc->retired_kept);
+    } else {
+        MQTTAsync_destroy(&mc->handle);
+    }
+    mc->handle = NULL;
 }
 
 mqtt_client *mqtt_client_create(const svc_config *cfg, const char *status_topic, char *err,
@@ -351,11 +475,14 @@ mqtt_client *mqtt_client_create(const svc_config *cfg, const char *status_topic,
     atomic_init(&mc->connected, false);
     atomic_init(&mc->ever_connected, false);
     atomic_init(&mc->disconnected, false);
+    atomic_init(&mc->lost, false);
+    atomic_init(&mc->generation, 0u);
     atomic_init(&mc->max_payload, (size_t)cfg->limits.max_payload_bytes);
     mc->retry_delay_s = 1;
     pthread_mutex_init(&mc->handle_lock, NULL);
     pthread_mutex_init(&mc->ev_lock, NULL);
     pthread_mutex_init(&mc->failure_lock, NULL);
+    pthread_mutex_init(&mc->outbox_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -423,12 +550,10 @@ bool mqtt_client_connect(mqtt_client *mc) {
     co.username = mc->username[0] ? mc->username : NULL;
     co.password = mc->password[0] ? mc->password : NULL;
     co.ssl = use_tls ? &ssl : NULL;
-    co.automaticReconnect = 1;
-    co.minRetryInterval = 1;
-    co.maxRetryInterval = MQ_RETRY_MAX_S;
+    co.automaticReconnect = 0; /* see the top of this file: mqtt_client_tick reconnects */
     co.connectTimeout = 10;
-    co.context = mc;
     pthread_mutex_lock(&mc->handle_lock);
+    co.context = mc->contexts; /* the current handle's */
     int rc = mc->handle != NULL ? MQTTAsync_connect(mc->handle, &co) : MQTTASYNC_FAILURE;
     pthread_mutex_unlock(&mc->handle_lock);
     MQTTProperties_free(&props);
@@ -566,7 +691,7 @@ void mqtt_client_on_connect_failed(mqtt_client *mc, int code) {
         log_msg(LOG_WARN, "mqtt: %s refused MQTT 5; falling back to 3.1.1", mc->broker);
         char err[256];
         pthread_mutex_lock(&mc->handle_lock);
-        MQTTAsync_destroy(&mc->handle);
+        retire_handle(mc);
         mc->version = 4;
         bool ok = create_handle(mc, err, sizeof err);
         pthread_mutex_unlock(&mc->handle_lock);
@@ -579,12 +704,11 @@ void mqtt_client_on_connect_failed(mqtt_client *mc, int code) {
     }
     char why[2 * MQ_FAILURE_TEXT_MAX + CONFIG_STR_MAX + 320];
     mqtt_client_describe_failure(mc, code, why, sizeof why);
-    if (atomic_load(&mc->ever_connected)) {
-        /* Paho reports its automatic reconnect attempts here too; it keeps trying by itself */
-        log_msg(LOG_DEBUG, "mqtt: reconnect attempt to %s failed: %s", mc->broker, why);
-        return;
-    }
-    log_msg(LOG_WARN, "mqtt: cannot connect to %s: %s; retrying in %d s", mc->broker, why,
+    /* after a first connection, failed reconnects are expected while a broker restarts: said once
+     * per back-off step at most, at info level */
+    log_msg(atomic_load(&mc->ever_connected) ? LOG_INFO : LOG_WARN,
+            "mqtt: cannot %s %s: %s; retrying in %d s",
+            atomic_load(&mc->ever_connected) ? "reconnect to" : "connect to", mc->broker, why,
             mc->retry_delay_s);
     mc->retry_pending = true;
     mc->retry_at_ms = now_ms() + mc->retry_delay_s * 1000.0;
@@ -593,6 +717,26 @@ void mqtt_client_on_connect_failed(mqtt_client *mc, int code) {
 }
 
 void mqtt_client_tick(mqtt_client *mc) {
+    if (atomic_exchange(&mc->lost, false)) {
+        /* a fresh handle for the next connection (see the top of this file); the first attempt
+         * goes at once, failures back off */
+        char err[CONFIG_STR_MAX + 96];
+        pthread_mutex_lock(&mc->handle_lock);
+        retire_handle(mc);
+        bool ok = create_handle(mc, err, sizeof err);
+        pthread_mutex_unlock(&mc->handle_lock);
+        outbox_requeue(mc);
+        if (!ok) {
+            log_msg(LOG_ERROR, "%s", err);
+        }
+        /* a connection that held for a while is retried at once; one dropped right after it came
+         * up (a broker refusing us, a session taken over) waits, so it cannot spin */
+        const double t = now_ms();
+        const bool held = mc->was_connected && t - mc->connected_since_ms >= 1000.0;
+        mc->was_connected = false;
+        mc->retry_pending = true;
+        mc->retry_at_ms = held ? t : t + mc->retry_delay_s * 1000.0;
+    }
     if (mc->retry_pending && now_ms() >= mc->retry_at_ms) {
         mc->retry_pending = false;
         if (!atomic_load(&mc->connected)) {
@@ -600,7 +744,16 @@ void mqtt_client_tick(mqtt_client *mc) {
         }
     }
     if (atomic_load(&mc->connected)) {
-        mc->retry_delay_s = 1;
+        if (!mc->was_connected) {
+            mc->was_connected = true;
+            mc->connected_since_ms = now_ms();
+        }
+        if (now_ms() - mc->connected_since_ms >= 1000.0) {
+            mc->retry_delay_s = 1;
+        }
+        pthread_mutex_lock(&mc->handle_lock);
+        outbox_flush_locked(mc); /* what waited for this connection */
+        pthread_mutex_unlock(&mc->handle_lock);
     }
 }
 
@@ -699,45 +852,272 @@ bool mqtt_client_unsubscribe(mqtt_client *mc, char *const *topics, int n_topics)
     return true;
 }
 
+/* ---- publishing: QoS 0 straight to Paho, QoS 1 through the outbox -----------------------------
+ * Lock order: handle_lock, then outbox_lock; outbox_lock is never held while calling Paho (its
+ * callbacks take it and may run under Paho's own mutex). handle_lock serialises the senders, so
+ * an entry with sent_generation 0 is handed to Paho by one thread at a time. */
+
+static void outbox_entry_free(outbox_entry *e) { free(e); }
+
+/* Unlink e (caller holds outbox_lock). */
+static void outbox_remove(mqtt_client *mc, outbox_entry *e) {
+    outbox_entry **link = &mc->outbox_head;
+    outbox_entry *prev = NULL;
+    while (*link != NULL && *link != e) {
+        prev = *link;
+        link = &(*link)->next;
+    }
+    if (*link == NULL) {
+        return;
+    }
+    *link = e->next;
+    if (mc->outbox_tail == e) {
+        mc->outbox_tail = prev;
+    }
+    mc->outbox_count--;
+    outbox_entry_free(e);
+}
+
+/* The broker answered the message with this token on handle `generation`: drop it (acknowledged,
+ * or refused for good), or remember the answer when its publisher has not recorded the token yet. */
+static void outbox_answered(mqtt_client *mc, unsigned generation, int token) {
+    pthread_mutex_lock(&mc->outbox_lock);
+    outbox_entry *e = mc->outbox_head;
+    while (e != NULL && !(e->sent_generation == generation && e->token == token)) {
+        e = e->next;
+    }
+    if (e != NULL) {
+        outbox_remove(mc, e);
+    } else {
+        mc->early[mc->early_next] = (early_ack){generation, token, true};
+        mc->early_next = (mc->early_next + 1) % MQ_EARLY_ACKS;
+    }
+    pthread_mutex_unlock(&mc->outbox_lock);
+}
+
+/* A publish failed without the broker refusing it (the connection went): send it again later. */
+static void outbox_unsent(mqtt_client *mc, unsigned generation, int token) {
+    pthread_mutex_lock(&mc->outbox_lock);
+    for (outbox_entry *e = mc->outbox_head; e != NULL; e = e->next) {
+        if (e->sent_generation == generation && e->token == token) {
+            e->sent_generation = 0;
+        }
+    }
+    pthread_mutex_unlock(&mc->outbox_lock);
+}
+
+static void on_published(void *context, MQTTAsync_successData *response) {
+    handle_context *hc = context;
+    outbox_answered(hc->mc, hc->generation, response != NULL ? response->token : 0);
+}
+
+static void on_published5(void *context, MQTTAsync_successData5 *response) {
+    handle_context *hc = context;
+    outbox_answered(hc->mc, hc->generation, response != NULL ? response->token : 0);
+}
+
+static void on_publish_failed(void *context, MQTTAsync_failureData *response) {
+    handle_context *hc = context;
+    if (response != NULL) {
+        outbox_unsent(hc->mc, hc->generation, response->token);
+    }
+}
+
+static void on_publish_failed5(void *context, MQTTAsync_failureData5 *response) {
+    handle_context *hc = context;
+    if (response == NULL) {
+        return;
+    }
+    if (response->reasonCode >= 0x80) {
+        /* the broker refused it (not authorized, too large, quota...): sending it again would
+         * only be refused again */
+        log_msg(LOG_WARN, "mqtt: the broker refused a message: %s (reason %d)",
+                MQTTReasonCode_toString(response->reasonCode), (int)response->reasonCode);
+        outbox_answered(hc->mc, hc->generation, response->token);
+    } else {
+        outbox_unsent(hc->mc, hc->generation, response->token);
+    }
+}
+
+/* MQTT 5 properties of a message: expiry and the request's correlation data (echoed). */
+static void add_message_properties(MQTTProperties *props, int expiry_s, const void *correlation,
+                                   size_t correlation_len) {
+    MQTTProperty prop;
+    if (expiry_s > 0) {
+        memset(&prop, 0, sizeof prop);
+        prop.identifier = MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL;
+        prop.value.integer4 = (unsigned)expiry_s;
+        MQTTProperties_add(props, &prop);
+    }
+    if (correlation != NULL && correlation_len > 0 && correlation_len < 65536) {
+        memset(&prop, 0, sizeof prop);
+        prop.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
+        prop.value.data.data = (char *)(uintptr_t)correlation; /* Paho copies; it only reads */
+        prop.value.data.len = (int)correlation_len;
+        MQTTProperties_add(props, &prop);
+    }
+}
+
+/* Hand e to Paho on the current handle (caller holds handle_lock; e is unsent). */
+static bool outbox_send(mqtt_client *mc, outbox_entry *e) {
+    handle_context *hc = mc->contexts;
+    MQTTAsync_message m = MQTTAsync_message_initializer;
+    m.payload = e->payload;
+    m.payloadlen = (int)e->payload_len;
+    m.qos = 1;
+    m.retained = e->retain;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.context = hc;
+    if (mc->version == 5) {
+        ro.onSuccess5 = on_published5;
+        ro.onFailure5 = on_publish_failed5;
+        add_message_properties(&m.properties, e->expiry_s, e->correlation, e->correlation_len);
+    } else {
+        ro.onSuccess = on_published;
+        ro.onFailure = on_publish_failed;
+    }
+    int rc = MQTTAsync_sendMessage(mc->handle, e->topic, &m, &ro);
+    MQTTProperties_free(&m.properties);
+    if (rc != MQTTASYNC_SUCCESS) {
+        if (rc != MQTTASYNC_DISCONNECTED) {
+            log_msg(LOG_WARN, "mqtt: publish to %s failed: %s (kept for the next connection)",
+                    e->topic, MQTTAsync_strerror(rc));
+        }
+        return false;
+    }
+    pthread_mutex_lock(&mc->outbox_lock);
+    bool answered = false;
+    for (int i = 0; i < MQ_EARLY_ACKS; i++) {
+        early_ack *a = &mc->early[i];
+        if (a->refused && a->generation == hc->generation && a->token == ro.token) {
+            a->refused = false;
+            answered = true;
+        }
+    }
+    if (answered) {
+        outbox_remove(mc, e);
+    } else {
+        e->sent_generation = hc->generation;
+        e->token = ro.token;
+    }
+    pthread_mutex_unlock(&mc->outbox_lock);
+    return true;
+}
+
+/* Send what waits, oldest first, while connected (caller holds handle_lock). */
+static void outbox_flush_locked(mqtt_client *mc) {
+    while (mc->handle != NULL && atomic_load(&mc->connected) && MQTTAsync_isConnected(mc->handle)) {
+        pthread_mutex_lock(&mc->outbox_lock);
+        outbox_entry *e = mc->outbox_head;
+        while (e != NULL && e->sent_generation != 0) {
+            e = e->next;
+        }
+        pthread_mutex_unlock(&mc->outbox_lock);
+        if (e == NULL || !outbox_send(mc, e)) {
+            return;
+        }
+    }
+}
+
+/* Everything handed to a retired handle waits for the next connection. */
+static void outbox_requeue(mqtt_client *mc) {
+    pthread_mutex_lock(&mc->outbox_lock);
+    outbox_entry *e = mc->outbox_head;
+    while (e != NULL) {
+        outbox_entry *next = e->next;
+        if (e->sent_generation != 0 && ++e->connections_lost >= MQ_MAX_CONNECTIONS_LOST) {
+            log_msg(LOG_ERROR,
+                    "mqtt: gave up a %zu-byte message to %s: %d connections ended while it was "
+                    "in flight (larger than the broker's max_packet_size?)",
+                    e->payload_len, e->topic, e->connections_lost);
+            outbox_remove(mc, e);
+        } else {
+            e->sent_generation = 0;
+        }
+        e = next;
+    }
+    pthread_mutex_unlock(&mc->outbox_lock);
+}
+
+/* Copy p into a new entry (one allocation: entry, topic, payload, correlation data). */
+static outbox_entry *outbox_entry_new(const mq_publish *p) {
+    const size_t topic_len = strlen(p->topic);
+    const size_t corr_len =
+        p->correlation != NULL && p->correlation_len < 65536 ? p->correlation_len : 0;
+    outbox_entry *e = calloc(1, sizeof *e + topic_len + 1 + p->payload_len + 1 + corr_len + 1);
+    if (e == NULL) {
+        return NULL;
+    }
+    char *cursor = (char *)(e + 1);
+    e->topic = take_copy(&cursor, p->topic, topic_len);
+    e->payload = (unsigned char *)take_copy(&cursor, p->payload, p->payload_len);
+    e->payload_len = p->payload_len;
+    if (corr_len > 0) {
+        e->correlation = (unsigned char *)take_copy(&cursor, p->correlation, corr_len);
+        e->correlation_len = corr_len;
+    }
+    e->retain = p->retain;
+    e->expiry_s = p->expiry_s;
+    return e;
+}
+
 bool mqtt_client_publish(mqtt_client *mc, const mq_publish *p) {
     if (p->payload_len > (size_t)INT32_MAX) {
         return false;
     }
-    MQTTAsync_message m = MQTTAsync_message_initializer;
-    m.payload = (void *)(uintptr_t)p->payload; /* Paho's field is not const; it only reads */
-    m.payloadlen = (int)p->payload_len;
-    m.qos = p->qos;
-    m.retained = p->retain;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    pthread_mutex_lock(&mc->handle_lock);
-    if (mc->handle == NULL || (p->drop_when_offline && !MQTTAsync_isConnected(mc->handle))) {
+    if (p->qos == 0) {
+        MQTTAsync_message m = MQTTAsync_message_initializer;
+        m.payload = (void *)(uintptr_t)p->payload; /* Paho's field is not const; it only reads */
+        m.payloadlen = (int)p->payload_len;
+        m.retained = p->retain;
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        pthread_mutex_lock(&mc->handle_lock);
+        if (mc->version == 5) {
+            add_message_properties(&m.properties, p->expiry_s, p->correlation,
+                                   p->correlation_len);
+        }
+        int rc = mc->handle != NULL && atomic_load(&mc->connected)
+                     ? MQTTAsync_sendMessage(mc->handle, p->topic, &m, &ro)
+                     : MQTTASYNC_DISCONNECTED;
         pthread_mutex_unlock(&mc->handle_lock);
+        MQTTProperties_free(&m.properties);
+        if (rc != MQTTASYNC_SUCCESS) {
+            log_msg(LOG_DEBUG, "mqtt: QoS 0 publish to %s dropped: %s", p->topic,
+                    MQTTAsync_strerror(rc));
+            return false;
+        }
+        return true;
+    }
+    if (p->drop_when_offline && !atomic_load(&mc->connected)) {
         return false;
     }
-    if (mc->version == 5) {
-        MQTTProperty prop;
-        if (p->expiry_s > 0) {
-            memset(&prop, 0, sizeof prop);
-            prop.identifier = MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL;
-            prop.value.integer4 = (unsigned)p->expiry_s;
-            MQTTProperties_add(&m.properties, &prop);
-        }
-        if (p->correlation != NULL && p->correlation_len > 0 && p->correlation_len < 65536) {
-            memset(&prop, 0, sizeof prop);
-            prop.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
-            prop.value.data.data = (char *)(uintptr_t)p->correlation;
-            prop.value.data.len = (int)p->correlation_len;
-            MQTTProperties_add(&m.properties, &prop);
-        }
+    outbox_entry *e = outbox_entry_new(p);
+    if (e == NULL) {
+        log_msg(LOG_ERROR, "mqtt: out of memory for a message to %s", p->topic);
+        return false;
     }
-    int rc = MQTTAsync_sendMessage(mc->handle, p->topic, &m, &ro);
+    pthread_mutex_lock(&mc->handle_lock);
+    pthread_mutex_lock(&mc->outbox_lock);
+    const bool full = mc->outbox_count >= mc->max_buffered;
+    if (!full) {
+        if (mc->outbox_tail != NULL) {
+            mc->outbox_tail->next = e;
+        } else {
+            mc->outbox_head = e;
+        }
+        mc->outbox_tail = e;
+        mc->outbox_count++;
+    }
+    pthread_mutex_unlock(&mc->outbox_lock);
+    if (full) {
+        pthread_mutex_unlock(&mc->handle_lock);
+        log_msg(LOG_ERROR, "mqtt: message to %s dropped: %d messages already wait for the broker "
+                           "(mqtt.max_buffered)", p->topic, mc->max_buffered);
+        outbox_entry_free(e);
+        return false;
+    }
+    outbox_flush_locked(mc);
     pthread_mutex_unlock(&mc->handle_lock);
-    MQTTProperties_free(&m.properties);
-    if (rc != MQTTASYNC_SUCCESS) {
-        log_msg(p->qos > 0 ? LOG_ERROR : LOG_DEBUG, "mqtt: publish to %s failed: %s", p->topic,
-                MQTTAsync_strerror(rc));
-        return false;
-    }
     return true;
 }
 
@@ -750,8 +1130,8 @@ void mqtt_client_disconnect(mqtt_client *mc, int timeout_ms) {
     dopts.timeout = timeout_ms;
     dopts.onSuccess = on_disconnect_done;
     dopts.onFailure = on_disconnect_failed;
-    dopts.context = mc;
     pthread_mutex_lock(&mc->handle_lock);
+    dopts.context = mc->contexts;
     int rc = mc->handle != NULL ? MQTTAsync_disconnect(mc->handle, &dopts) : MQTTASYNC_FAILURE;
     pthread_mutex_unlock(&mc->handle_lock);
     if (rc != MQTTASYNC_SUCCESS) {
@@ -765,6 +1145,13 @@ void mqtt_client_disconnect(mqtt_client *mc, int timeout_ms) {
         nanosleep(&ts, NULL);
     }
     atomic_store(&mc->connected, false);
+    pthread_mutex_lock(&mc->outbox_lock);
+    const int undelivered = mc->outbox_count;
+    pthread_mutex_unlock(&mc->outbox_lock);
+    if (undelivered > 0) {
+        log_msg(LOG_WARN, "mqtt: %d message(s) not acknowledged by the broker at exit",
+                undelivered);
+    }
     log_msg(LOG_DEBUG, "mqtt: disconnected");
 }
 
@@ -774,6 +1161,22 @@ void mqtt_client_free(mqtt_client *mc) {
     }
     if (mc->handle != NULL) {
         MQTTAsync_destroy(&mc->handle);
+        mc->handle = NULL;
+    }
+    outbox_entry *e = mc->outbox_head;
+    while (e != NULL) {
+        outbox_entry *next = e->next;
+        outbox_entry_free(e);
+        e = next;
+    }
+    /* the contexts of retired handles that were kept stay: Paho still holds them */
+    handle_context *hc = mc->contexts;
+    while (hc != NULL) {
+        handle_context *next = hc->next;
+        if (!hc->kept) {
+            free(hc);
+        }
+        hc = next;
     }
     mq_event *ev = mc->head;
     while (ev != NULL) {
@@ -784,6 +1187,7 @@ void mqtt_client_free(mqtt_client *mc) {
     pthread_mutex_destroy(&mc->handle_lock);
     pthread_mutex_destroy(&mc->ev_lock);
     pthread_mutex_destroy(&mc->failure_lock);
+    pthread_mutex_destroy(&mc->outbox_lock);
     pthread_cond_destroy(&mc->ev_cond);
     free(mc);
 }

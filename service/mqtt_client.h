@@ -1,8 +1,10 @@
 /* mqtt_client.h - edgelmd's wrapper around Paho MQTTAsync (MQTT 5, falling back to 3.1.1).
  * Paho's callbacks run on Paho's threads and only copy what arrived into an event and enqueue
  * it; the main loop takes events with mqtt_client_next_event() and does all the thinking
- * (subscribing after a connect included). Publishing is thread-safe. Results (QoS 1) are
- * buffered by Paho while disconnected; token chunks (QoS 0) are dropped when not connected.
+ * (subscribing after a connect included). Publishing is thread-safe. QoS 1 messages (results,
+ * errors, status) stay in the client's outbox until the broker acknowledges them, and are sent
+ * again on the next connection if it went first; token chunks (QoS 0) are dropped when not
+ * connected. Each connection has its own Paho handle (see mqtt_client.c for why).
  * Session: clean start off + session expiry, Last Will "offline" retained on the status topic.
  */
 #ifndef EDGELMD_MQTT_CLIENT_H
@@ -44,7 +46,8 @@ typedef struct mqtt_client mqtt_client;
  * Last Will and the `offline` of a disconnect go. NULL + message on error. */
 mqtt_client *mqtt_client_create(const svc_config *cfg, const char *status_topic, char *err,
                                 size_t err_size);
-/* Start connecting (asynchronously). Reconnects after a loss are automatic. */
+/* Start connecting (asynchronously). After a loss, mqtt_client_tick reconnects: at once when the
+ * connection had held for a second, else after the back-off delay. */
 bool mqtt_client_connect(mqtt_client *mc);
 /* Handle a CONNECT_FAILED event: falls back to MQTT 3.1.1 when the broker refused version 5
  * (and the configuration allows it), else retries later with back-off. Call from the main loop. */
@@ -52,7 +55,8 @@ void mqtt_client_on_connect_failed(mqtt_client *mc, int code);
 /* Why the last connect failed, in words: the broker's reason (not authorized, bad user name or
  * password), the TLS error (certificate verify failed; a plaintext port) or Paho's message. */
 void mqtt_client_describe_failure(mqtt_client *mc, int code, char *out, size_t out_size);
-/* Call periodically from the main loop (runs scheduled connect retries). */
+/* Call periodically from the main loop: replaces a lost connection's handle, runs scheduled
+ * connects and sends what waits in the outbox once connected. */
 void mqtt_client_tick(mqtt_client *mc);
 /* Wait up to timeout_ms for an event; NULL on timeout. Caller frees with mq_event_free. */
 mq_event *mqtt_client_next_event(mqtt_client *mc, int timeout_ms);
@@ -81,7 +85,8 @@ typedef struct mq_publish {
     bool drop_when_offline; /* QoS 0 token chunks: never buffer */
 } mq_publish;
 
-/* Publish (any thread). false when refused (buffer full, bad topic, dropped while offline). */
+/* Publish (any thread). QoS 1 is copied into the outbox (false when mqtt.max_buffered messages
+ * already wait); QoS 0, and QoS 1 with drop_when_offline, give false when not connected. */
 bool mqtt_client_publish(mqtt_client *mc, const mq_publish *p);
 
 /* Publish `offline` on the status topic, then disconnect, letting queued QoS 1 messages go out

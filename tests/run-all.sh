@@ -6,13 +6,15 @@
 #   4. ThreadSanitizer over the service tests and the engine's threaded ones (tests/run-tsan.sh);
 #   5. valgrind memcheck of a short CLI run and a short edgelmd run (tests/run-valgrind.sh).
 # Models: $EDGELM_MODELS (default ../shared/models); tests needing absent models report SKIPPED.
-# The reconnect soak of test_service_faults runs 50 cycles in the release build (each takes ~3 s,
-# Paho's reconnect delay; EDGELM_SOAK_CYCLES=200 for a longer soak) and EDGELM_SOAK_CYCLES (40)
-# under the sanitizers, where each cycle is the same code, only slower.
+# test_service_faults runs its reconnect soak for 20 cycles and sends 5000 hostile payloads in the
+# release build (EDGELM_SOAK_CYCLES=200 for a longer soak); under the sanitizers, where each cycle
+# is the same code only slower, 10 cycles and 1000 payloads (EDGELM_SANITIZED_SOAK_CYCLES,
+# EDGELM_SANITIZED_HOSTILE_PAYLOADS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
-soak_sanitized=${EDGELM_SOAK_CYCLES:-40}
+soak_sanitized=${EDGELM_SANITIZED_SOAK_CYCLES:-10}
+hostile_sanitized=${EDGELM_SANITIZED_HOSTILE_PAYLOADS:-1000}
 started=$SECONDS
 stage() { echo "== $* ($(( (SECONDS - started) / 60 )) min in) =="; }
 
@@ -25,13 +27,14 @@ stage "AddressSanitizer + UndefinedBehaviorSanitizer build + tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEDGELM_SANITIZE=ON -DEDGELM_WERROR=ON >/dev/null
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 EDGELM_SOAK_CYCLES=$soak_sanitized \
+    EDGELM_HOSTILE_PAYLOADS=$hostile_sanitized \
     ctest --test-dir build-asan --output-on-failure -j 1
 
 stage "libFuzzer: each target for ${EDGELM_FUZZ_SECONDS:-30} s"
 bash tests/run-fuzz.sh "${EDGELM_FUZZ_SECONDS:-30}"
 
 stage "ThreadSanitizer"
-EDGELM_SOAK_CYCLES=$soak_sanitized bash tests/run-tsan.sh
+EDGELM_SOAK_CYCLES=$soak_sanitized EDGELM_HOSTILE_PAYLOADS=$hostile_sanitized bash tests/run-tsan.sh
 
 stage "valgrind memcheck"
 bash tests/run-valgrind.sh
