@@ -1,5 +1,5 @@
 /* fuzz_kv_cache_file.c - libFuzzer target for the saved prompt state (KV-cache file,
- * model/state_file.c): the input is a whole state file for tests/fuzz/data/tiny.gguf, restored
+ * model/state_file.c): the input is a whole state file for the fuzz tiny.gguf, restored
  * with edgelm_session_state_load from memory, again with its trailing FNV-1a checksum recomputed
  * (so mutations reach the checks after it), and from a file with edgelm_session_state_load_file.
  * A restored state is saved and restored again, then a generation reuses its prefix.

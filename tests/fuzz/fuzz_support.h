@@ -1,6 +1,7 @@
 /* fuzz_support.h - small helpers shared by the fuzz targets (not by the engine): fatal checks that
  * abort (so libFuzzer and the replay driver both report the input), the path of a fixed input in
- * tests/fuzz/data, a per-process scratch file for APIs that take a path, and a strict UTF-8 check.
+ * <build>/tests/fuzz/data, a per-process scratch file for APIs that take a path, and a strict
+ * UTF-8 check.
  */
 #ifndef EDGELM_FUZZ_SUPPORT_H
 #define EDGELM_FUZZ_SUPPORT_H
@@ -20,7 +21,7 @@
 _Noreturn void fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* $EDGELM_FUZZ_DATA/name, else <source>/tests/fuzz/data/name, into buf; returns buf. */
+/* $EDGELM_FUZZ_DATA/name, else <build>/tests/fuzz/data/name, into buf; returns buf. */
 const char *fuzz_data_path(const char *name, char *buf, size_t buf_size);
 
 /* A file of this process under $TMPDIR (or /tmp), created on first use and removed at exit;

@@ -14,8 +14,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
  * bytes: a failed check inside calls abort() so both libFuzzer and the replay report it. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* tests/fuzz/data in the source tree (baked in by CMake as EDGELM_FUZZ_DATA_DIR); the environment
- * variable EDGELM_FUZZ_DATA overrides it, for binaries moved elsewhere. */
+/* <build>/tests/fuzz/data/tiny.gguf, made by edgelm-gen (tests/fuzz/CMakeLists.txt; the directory
+ * is baked in as EDGELM_FUZZ_DATA_DIR); EDGELM_FUZZ_DATA overrides it, for moved binaries. */
 #define FUZZ_TINY_MODEL "tiny.gguf"
 
 #endif /* EDGELM_FUZZ_TARGET_H */

@@ -1,5 +1,5 @@
 /* fuzz_tokenizer.c - libFuzzer target for the tokenizers: byte 0 of the input picks a vocabulary
- * (tests/fuzz/data/tiny.gguf's SentencePiece one, always; the shared models' stories260K and
+ * (the fuzz tiny.gguf's SentencePiece one, always; the shared models' stories260K and
  * llama.cpp vocab fixtures, SPM and byte-level BPE with every pre-tokenizer, when present under
  * $EDGELM_MODELS or ../shared/models), byte 1 the flags (add_bos, parse_special), the rest is text.
  * The text is encoded (the truncated count contract checked), every id decoded; then the same
