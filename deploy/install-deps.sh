@@ -2,8 +2,9 @@
 # Install the Debian 12 packages edgelm builds, tests and runs with, when any is missing.
 # Used by .ci/run and deploy/run-demo.sh; runs apt-get directly as root, through sudo otherwise.
 set -euo pipefail
+# (curl, wget: tools/get-model and its test; systemd: `systemd-analyze verify` of the unit)
 packages=(build-essential cmake pkg-config python3 libcjson-dev libpaho-mqtt-dev libconfig-dev
-          mosquitto mosquitto-clients openssl)
+          mosquitto mosquitto-clients openssl curl wget systemd)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,8 +5,9 @@
 # Needs (Debian 12): build-essential cmake libpaho-mqtt-dev libcjson-dev libconfig-dev mosquitto
 # mosquitto-clients. The broker listens on a free loopback port in a temp dir (no auth, gone at
 # exit); nothing else on the machine is touched.
-# Model: $EDGELM_MODEL, else models/stories260K.gguf, else ../shared/models/stories260K.gguf, else a
-# generated random-weight model (its text is gibberish: it only shows the pipeline works).
+# Model: $EDGELM_MODEL, else models/stories260K.gguf (in the repository: models/README.md), else
+# ../shared/models/stories260K.gguf, else a generated random-weight model (its text is gibberish:
+# it only shows the pipeline works; only when the repository's model was deleted).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prompt=${1:-"Once upon a time"}
@@ -21,8 +22,10 @@ mosquitto_bin=$(command -v mosquitto || true)
 for candidate in /usr/sbin/mosquitto /usr/local/sbin/mosquitto; do
     [ -z "$mosquitto_bin" ] && [ -x "$candidate" ] && mosquitto_bin=$candidate
 done
-[ -n "$mosquitto_bin" ] && command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null ||
+if [ -z "$mosquitto_bin" ] || ! command -v mosquitto_pub >/dev/null ||
+    ! command -v mosquitto_sub >/dev/null; then
     die "needs mosquitto and its clients: sudo apt-get install -y mosquitto mosquitto-clients"
+fi
 
 if [ ! -x build/edgelmd ] || [ ! -x build/edgelm-gen ]; then
     say "building (first run)..."
@@ -126,7 +129,11 @@ json_unescape() { # the reverse, for the text of a chunk (cJSON escapes " \ and 
             n) out+=$'\n' ;;
             t) out+=$'\t' ;;
             r | b | f) ;;
-            u) out+=$(printf "\\u${s:2:4}"); s=${s:4} ;;
+            u)
+                # shellcheck disable=SC2059 # the format is the \uXXXX escape itself
+                out+=$(printf "\\u${s:2:4}")
+                s=${s:4}
+                ;;
             *) out+=${s:1:1} ;;
         esac
         s=${s:2}
