@@ -692,7 +692,7 @@ bool config_load_file(svc_config *c, const char *path, char *err, size_t err_siz
         record_origin(c, k, in_path ? config_setting_source_line(s) : 0);
     }
     if (!config_set_string(c->source, sizeof c->source, path)) {
-        snprintf(err, err_size, "%s: path too long", path);
+        snprintf(err, err_size, "%.1024s: path too long", path); /* bounded: 32-bit -Wformat */
         goto fail;
     }
     ok = true;

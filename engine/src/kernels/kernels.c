@@ -182,6 +182,7 @@ bool kernels_build_table(kernel_level level, kernel_table *table) {
 #endif
 #undef FILL
     (void)before;
+    (void)drop_stale_gemms; /* unused where no SIMD level is compiled in (riscv64, armv6) */
     table->name = level_names[level];
     table->level = level;
     /* the F16 dot helper always equals the F16 vec_dot of the same table */
