@@ -193,7 +193,17 @@ static void handle_request(event_handler *h, const mq_event *ev, bool stopping) 
         goto done;
     }
     char *prior = NULL;
-    result_state st = results_claim(h->deps.results, req.id, &prior);
+    uint64_t fingerprint = results_fingerprint(ev->payload, ev->payload_len, reply_topic,
+                                               ev->correlation, ev->correlation_len);
+    result_state st = results_claim(h->deps.results, req.id, fingerprint, &prior);
+    if (st == RESULT_CONFLICT) {
+        log_msg(LOG_INFO, "request %s: the id is in use by another queued or running request",
+                req.id);
+        reject(h, ev, reply_topic, req.id, SVC_ERR_BUSY,
+               "id is in use by a different request that is still queued or running; use a "
+               "new id for each request, or retry when it has finished");
+        goto done;
+    }
     if (st == RESULT_DONE) {
         log_msg(LOG_INFO, "request %s: duplicate of a finished request; sending its reply again",
                 req.id);

@@ -11,8 +11,9 @@
 
 typedef struct entry {
     char id[PROTOCOL_ID_MAX + 1];
-    result_state state; /* RESULT_NEW = free slot */
-    char *message;      /* DONE only */
+    result_state state;   /* RESULT_NEW = free slot */
+    uint64_t fingerprint; /* of the request that claimed the id */
+    char *message;        /* DONE only */
     uint64_t used;      /* LRU clock */
 } entry;
 
@@ -86,12 +87,46 @@ static entry *free_slot(results *r) {
     return empty;
 }
 
-result_state results_claim(results *r, const char *id, char **message) {
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static uint64_t fnv1a_field(uint64_t h, const void *data, size_t len) {
+    uint64_t n = len;
+    h = fnv1a(h, &n, sizeof n);
+    return data != NULL ? fnv1a(h, data, len) : h;
+}
+
+uint64_t results_fingerprint(const void *payload, size_t payload_len, const char *reply_topic,
+                             const void *correlation, size_t correlation_len) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv1a_field(h, payload, payload_len);
+    h = fnv1a_field(h, reply_topic, reply_topic != NULL ? strlen(reply_topic) : 0);
+    return fnv1a_field(h, correlation, correlation != NULL ? correlation_len : 0);
+}
+
+result_state results_claim(results *r, const char *id, uint64_t fingerprint, char **message) {
     *message = NULL;
     pthread_mutex_lock(&r->lock);
     entry *e = find(r, id);
     result_state st = RESULT_NEW;
-    if (e != NULL) {
+    if (e != NULL && e->fingerprint != fingerprint) {
+        if (e->state != RESULT_DONE) {
+            pthread_mutex_unlock(&r->lock);
+            return RESULT_CONFLICT;
+        }
+        /* the id is reused for a different request: the old answer is not its answer */
+        free(e->message);
+        e->message = NULL;
+        e->state = RESULT_QUEUED;
+        e->fingerprint = fingerprint;
+        e->used = ++r->clock;
+    } else if (e != NULL) {
         st = e->state;
         e->used = ++r->clock;
         if (st == RESULT_DONE && e->message != NULL) {
@@ -102,6 +137,7 @@ result_state results_claim(results *r, const char *id, char **message) {
         if (e != NULL) {
             snprintf(e->id, sizeof e->id, "%s", id);
             e->state = RESULT_QUEUED;
+            e->fingerprint = fingerprint;
             e->used = ++r->clock;
         }
         /* no slot: cannot happen while live ids <= live_capacity; run it unregistered */

@@ -330,6 +330,13 @@ int main(void) {
         /* a duplicate of a running and of a queued id is ignored */
         send_request(c, "a", long_fields, "q1");
         send_request(c, "a", long_fields, "q2");
+        /* the running id reused for a different request (another question, another reply
+         * topic) is not a duplicate: it is refused busy on its own reply topic */
+        send_request(c, "a", "\"prompt\":\"Is the door open?\",\"reply_to\":\"test/conflict\"",
+                     "q1");
+        m = client_wait_msg(c, "test/conflict", "\"busy\"", "in use by a different request",
+                            WAIT_MS);
+        CHECK_MSG(m != NULL, "a reused running id with another payload was not refused busy");
         send_cancel(c, "a", "q2");
         m = wait_final(c, "a", "q2", WAIT_MS);
         CHECK_MSG(m != NULL && strstr(m->payload, "\"cancelled\"") != NULL &&
@@ -362,6 +369,15 @@ int main(void) {
                       strcmp(again->payload, first->payload) == 0,
                   "duplicate s1 did not get the same result");
         CHECK(client_count_msgs(c, "edgelm/a/response/s1/stream", NULL) <= 200);
+        /* the finished id reused for another question is a new request with its own answer
+         * (a fixed id in a Home Assistant script used to get the first answer forever) */
+        send_request(c, "a", "\"prompt\":\"Is the door open?\",\"max_tokens\":5", "s1");
+        cJSON *reused = msg_json(wait_final(c, "a", "s1", WAIT_MS));
+        CHECK_MSG(reused != NULL && strcmp(jstr(reused, "type", NULL), "result") == 0 &&
+                      jnum(reused, "usage", "completion_tokens") == 5,
+                  "a finished id reused with another prompt was not run again: %s",
+                  reused != NULL ? jstr(reused, "text", NULL) : "(no answer)");
+        cJSON_Delete(reused);
     }
 
     /* 6. deadlines: while running (result, finish deadline) and while queued (error) */
