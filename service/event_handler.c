@@ -16,8 +16,8 @@
 
 struct event_handler {
     event_handler_deps deps;
-    bool announced;          /* CONNECTED handled since the last loss */
-    double announced_at_ms;  /* when: a second CONNECTED moments later is Paho's duplicate */
+    bool announced;         /* CONNECTED handled since the last loss */
+    double announced_at_ms; /* when: a second CONNECTED moments later is Paho's duplicate */
     uint64_t health_sent, metrics_sent;
     double metrics_at_ms;
     uint64_t id_counter;
@@ -69,7 +69,7 @@ static void publish_discovery(event_handler *h) {
         return;
     }
     const topics *t = h->deps.topics;
-    char *s = metrics_discovery_json(h->deps.metrics, t->status, t->health, t->metrics);
+    char *s = metrics_discovery_json(h->deps.metrics, t);
     publish_text(h, t->ha_config, s, 1, true, true);
     free(s);
 }
@@ -88,6 +88,7 @@ static void reject(event_handler *h, const mq_event *ev, const char *reply_topic
         .payload = json,
         .payload_len = strlen(json),
         .qos = 1,
+        .retain = addressed && strcmp(reply_topic, h->deps.topics->answer) == 0,
         .correlation = addressed ? ev->correlation : NULL,
         .correlation_len = addressed ? ev->correlation_len : 0,
     };
@@ -264,6 +265,7 @@ static void handle_request(event_handler *h, const mq_event *ev, bool stopping) 
     }
     snprintf(job->reply_topic, sizeof job->reply_topic, "%s", reply_topic);
     snprintf(job->stream_topic, sizeof job->stream_topic, "%s/stream", reply_topic);
+    job->retain_reply = strcmp(reply_topic, h->deps.topics->answer) == 0;
     if (ev->correlation != NULL) {
         job->correlation = malloc(ev->correlation_len);
         if (job->correlation != NULL) {

@@ -316,6 +316,26 @@ static void limit_heap_retention(void) {
 #endif
 }
 
+/* The name results, health and Home Assistant show for the model: general.name, unless it is
+ * absent or only repeats the architecture (llama2.c conversions such as stories260K say "llama"),
+ * then the file name without its directory and ".gguf". */
+static void choose_model_name(const edgelm_model *model, const char *path, char *out,
+                              size_t out_size) {
+    char arch[64] = "";
+    edgelm_model_metadata_string(model, "general.architecture", arch, sizeof arch);
+    if (edgelm_model_metadata_string(model, "general.name", out, out_size) && out[0] != '\0' &&
+        strcmp(out, arch) != 0) {
+        return;
+    }
+    const char *slash = strrchr(path, '/');
+    const char *base = slash != NULL ? slash + 1 : path;
+    size_t len = strlen(base);
+    if (len > 5 && strcmp(base + len - 5, ".gguf") == 0) {
+        len -= 5;
+    }
+    snprintf(out, out_size, "%.*s", (int)(len < 200 ? len : 200), base);
+}
+
 int main(int argc, char **argv) {
     static app a; /* large (topics, config); one per process */
     limit_heap_retention();
@@ -362,10 +382,7 @@ int main(int argc, char **argv) {
         log_msg(LOG_ERROR, "cannot load the model: %s", err);
         goto fail;
     }
-    if (!edgelm_model_metadata_string(a.model, "general.name", a.model_name, sizeof a.model_name)) {
-        const char *slash = strrchr(a.cfg.model_path, '/');
-        snprintf(a.model_name, sizeof a.model_name, "%.200s", slash ? slash + 1 : a.cfg.model_path);
-    }
+    choose_model_name(a.model, a.cfg.model_path, a.model_name, sizeof a.model_name);
     metrics_set_model(a.metrics, a.model_name);
     a.mqtt = mqtt_client_create(&a.cfg, a.topics.status, err, sizeof err);
     if (a.mqtt == NULL) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <time.h>
 
 #define EMA_ALPHA 0.25 /* weight of the newest request in the moving averages */
@@ -29,7 +30,12 @@ struct metrics {
     double tokens_predicted_seconds_total;
     uint64_t kv_cache_hits_total;
     uint64_t cached_tokens_total;
+    uint64_t n_decode_total;
+    int32_t n_tokens_max;
     uint64_t requests[4]; /* by svc_outcome */
+    /* this measurement period: requests finished since the previous metrics message */
+    uint64_t period_prompt_tokens, period_predicted_tokens;
+    double period_prompt_s, period_predicted_s;
     /* last request and moving averages */
     double predicted_tps_last, predicted_tps_avg;
     double prompt_tps_last, prompt_tps_avg;
@@ -42,6 +48,13 @@ static double mono_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Wall-clock Unix time in milliseconds, for the ts field. */
+static double unix_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return floor((double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6);
 }
 
 static const char *const state_names[] = {"loading", "idle", "busy", "error"};
@@ -109,6 +122,14 @@ void metrics_record(metrics *m, svc_outcome outcome, const metrics_sample *s) {
         m->tokens_predicted_seconds_total += s->predicted_ms / 1000.0;
         m->cached_tokens_total += (uint64_t)(s->cached_tokens > 0 ? s->cached_tokens : 0);
         m->kv_cache_hits_total += s->cached_tokens > 0;
+        m->n_decode_total += (uint64_t)(s->n_forward_passes > 0 ? s->n_forward_passes : 0);
+        if (s->n_context_tokens > m->n_tokens_max) {
+            m->n_tokens_max = s->n_context_tokens;
+        }
+        m->period_prompt_tokens += (uint64_t)(s->prompt_tokens > 0 ? s->prompt_tokens : 0);
+        m->period_prompt_s += s->prompt_ms / 1000.0;
+        m->period_predicted_tokens += (uint64_t)(s->predicted_tokens > 0 ? s->predicted_tokens : 0);
+        m->period_predicted_s += s->predicted_ms / 1000.0;
         double ptps = s->predicted_ms > 0 ? s->predicted_tokens * 1000.0 / s->predicted_ms : 0.0;
         double itps = s->prompt_ms > 0 ? s->prompt_tokens * 1000.0 / s->prompt_ms : 0.0;
         if (s->predicted_tokens > 0) {
@@ -220,6 +241,8 @@ char *metrics_health_json(metrics *m) {
     }
     pthread_mutex_lock(&m->lock);
     cJSON_AddNumberToObject(root, "v", 1);
+    cJSON_AddNumberToObject(root, "ts", unix_ms());
+    cJSON_AddStringToObject(root, "node", m->node);
     cJSON_AddStringToObject(root, "state", state_names[m->state]);
     cJSON_AddStringToObject(root, "model", m->model);
     cJSON_AddNumberToObject(root, "queue_depth", (double)m->queue_depth);
@@ -243,64 +266,128 @@ char *metrics_json(metrics *m) {
     double temp = 0.0;
     bool have_temp = metrics_cpu_temp_c(&temp);
     pthread_mutex_lock(&m->lock);
+    double prompt_rate =
+        m->period_prompt_s > 0 ? (double)m->period_prompt_tokens / m->period_prompt_s : 0.0;
+    double predicted_rate = m->period_predicted_s > 0
+                                ? (double)m->period_predicted_tokens / m->period_predicted_s
+                                : 0.0;
+    m->period_prompt_tokens = m->period_predicted_tokens = 0;
+    m->period_prompt_s = m->period_predicted_s = 0.0;
+    const double deferred = (double)m->queue_depth;
     cJSON_AddNumberToObject(root, "v", 1);
+    cJSON_AddNumberToObject(root, "ts", unix_ms());
+    cJSON_AddStringToObject(root, "node", m->node);
+    /* llama.cpp's names and meanings */
     cJSON_AddNumberToObject(root, "prompt_tokens_total", (double)m->prompt_tokens_total);
     cJSON_AddNumberToObject(root, "prompt_seconds_total",
                             round2(m->prompt_seconds_total * 1000.0) / 1000.0);
     cJSON_AddNumberToObject(root, "tokens_predicted_total", (double)m->tokens_predicted_total);
     cJSON_AddNumberToObject(root, "tokens_predicted_seconds_total",
                             round2(m->tokens_predicted_seconds_total * 1000.0) / 1000.0);
-    cJSON_AddNumberToObject(root, "predicted_tokens_per_second", round2(m->predicted_tps_last));
-    cJSON_AddNumberToObject(root, "predicted_tokens_per_second_avg", round2(m->predicted_tps_avg));
-    cJSON_AddNumberToObject(root, "prompt_tokens_per_second", round2(m->prompt_tps_last));
-    cJSON_AddNumberToObject(root, "prompt_tokens_per_second_avg", round2(m->prompt_tps_avg));
-    cJSON_AddNumberToObject(root, "ttft_ms", round2(m->ttft_ms_last));
+    cJSON_AddNumberToObject(root, "prompt_tokens_seconds", round2(prompt_rate));
+    cJSON_AddNumberToObject(root, "predicted_tokens_seconds", round2(predicted_rate));
+    cJSON_AddNumberToObject(root, "n_decode_total", (double)m->n_decode_total);
+    cJSON_AddNumberToObject(root, "n_tokens_max", (double)m->n_tokens_max);
+    cJSON_AddNumberToObject(root, "requests_processing", m->state == SVC_STATE_BUSY ? 1 : 0);
+    cJSON_AddNumberToObject(root, "requests_deferred", deferred);
+    cJSON_AddNumberToObject(root, "prompt_tokens_cached_total", (double)m->cached_tokens_total);
+    /* edgelmd's own */
+    cJSON_AddNumberToObject(root, "last_predicted_tokens_seconds", round2(m->predicted_tps_last));
+    cJSON_AddNumberToObject(root, "last_prompt_tokens_seconds", round2(m->prompt_tps_last));
+    cJSON_AddNumberToObject(root, "last_ttft_ms", round2(m->ttft_ms_last));
     cJSON_AddNumberToObject(req, "ok", (double)m->requests[SVC_OUTCOME_OK]);
     cJSON_AddNumberToObject(req, "error", (double)m->requests[SVC_OUTCOME_ERROR]);
     cJSON_AddNumberToObject(req, "cancelled", (double)m->requests[SVC_OUTCOME_CANCELLED]);
     cJSON_AddNumberToObject(req, "rejected", (double)m->requests[SVC_OUTCOME_REJECTED]);
     cJSON_AddItemToObject(root, "requests_total", req);
-    cJSON_AddNumberToObject(root, "requests_processing", m->state == SVC_STATE_BUSY ? 1 : 0);
-    cJSON_AddNumberToObject(root, "queue_depth", (double)m->queue_depth);
     cJSON_AddNumberToObject(root, "kv_cache_hits_total", (double)m->kv_cache_hits_total);
-    cJSON_AddNumberToObject(root, "cached_tokens_total", (double)m->cached_tokens_total);
     cJSON_AddNumberToObject(root, "rss_bytes", (double)rss);
     if (have_temp) {
         cJSON_AddNumberToObject(root, "cpu_temp_c", round2(temp));
     }
     cJSON_AddNumberToObject(root, "uptime_s", floor(mono_s() - m->started_s));
     cJSON_AddStringToObject(root, "last_error", m->last_error);
+    /* deprecated names of protocol 1.0 (docs/protocol.md): kept for one release */
+    cJSON_AddNumberToObject(root, "predicted_tokens_per_second", round2(m->predicted_tps_last));
+    cJSON_AddNumberToObject(root, "predicted_tokens_per_second_avg", round2(m->predicted_tps_avg));
+    cJSON_AddNumberToObject(root, "prompt_tokens_per_second", round2(m->prompt_tps_last));
+    cJSON_AddNumberToObject(root, "prompt_tokens_per_second_avg", round2(m->prompt_tps_avg));
+    cJSON_AddNumberToObject(root, "ttft_ms", round2(m->ttft_ms_last));
+    cJSON_AddNumberToObject(root, "queue_depth", deferred);
+    cJSON_AddNumberToObject(root, "cached_tokens_total", (double)m->cached_tokens_total);
     pthread_mutex_unlock(&m->lock);
     char *s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return s;
 }
 
-/* One discovery component. */
-static cJSON *component(const char *platform, const char *name, const char *uid,
-                        const char *state_topic, const char *value_template) {
+/* s as the body of a single-quoted Jinja string literal (a topic prefix or node id may hold a
+ * quote or a backslash; the template must still parse). */
+static void jinja_quote(const char *s, char *out, size_t out_size) {
+    size_t n = 0;
+    for (; *s != '\0' && n + 3 < out_size; s++) {
+        if (*s == '\'' || *s == '\\') {
+            out[n++] = '\\';
+        }
+        out[n++] = *s;
+    }
+    out[n] = '\0';
+}
+
+/* One discovery component: platform, name, unique id, and the topic its state comes from (the
+ * command topic for the write-only platforms). */
+static cJSON *component(const char *platform, const char *name, const char *uid, const char *topic,
+                        const char *value_template) {
     cJSON *c = cJSON_CreateObject();
     if (c == NULL) {
         return NULL;
     }
+    bool commands = strcmp(platform, "text") == 0 || strcmp(platform, "button") == 0;
     cJSON_AddStringToObject(c, "platform", platform);
     cJSON_AddStringToObject(c, "name", name);
     cJSON_AddStringToObject(c, "unique_id", uid);
-    cJSON_AddStringToObject(c, "state_topic", state_topic);
+    cJSON_AddStringToObject(c, commands ? "command_topic" : "state_topic", topic);
     if (value_template != NULL) {
-        cJSON_AddStringToObject(c, "value_template", value_template);
+        cJSON_AddStringToObject(c, commands ? "command_template" : "value_template",
+                                value_template);
     }
     return c;
 }
 
-char *metrics_discovery_json(metrics *m, const char *status_topic, const char *health_topic,
-                             const char *metrics_topic) {
+/* The Last answer sensor's state: the text of a result, or the error message, cut to the 255
+ * characters a Home Assistant state holds; the rest goes into its attributes. */
+#define LAST_ANSWER_STATE                                                                          \
+    "{{ (value_json.text if value_json.type == 'result' else 'error: ' ~ "                         \
+    "value_json.error.message)[:255] }}"
+#define LAST_ANSWER_ATTRIBUTES                                                                     \
+    "{{ {'text': value_json.get('text'), 'json': value_json.get('json'), "                         \
+    "'finish_reason': value_json.get('finish_reason'), "                                           \
+    "'tokens_per_second': value_json.get('timings', {}).get('predicted_per_second'), "             \
+    "'id': value_json.get('id'), 'error': value_json.get('error', {}).get('message')} "            \
+    "| to_json }}"
+
+char *metrics_discovery_json(metrics *m, const topics *t) {
     char node[256], version[32], model[256];
     pthread_mutex_lock(&m->lock);
     snprintf(node, sizeof node, "%s", m->node);
     snprintf(version, sizeof version, "%s", m->version);
     snprintf(model, sizeof model, "%s", m->model);
     pthread_mutex_unlock(&m->lock);
+    double temp = 0.0;
+    const bool have_temp = metrics_cpu_temp_c(&temp);
+    struct utsname host;
+    const bool have_host = uname(&host) == 0;
+
+    /* the Ask entity's request: the typed text as the prompt, a fresh id (ids are the dedupe key:
+     * a fixed one would be a different request each time), answered on the retained answer
+     * topic so an automation's wait_for_trigger cannot miss a fast reply */
+    char answer_quoted[2 * TOPIC_SIZE];
+    jinja_quote(t->answer, answer_quoted, sizeof answer_quoted);
+    char ask_template[3 * TOPIC_SIZE];
+    snprintf(ask_template, sizeof ask_template,
+             "{{ {'v': 1, 'id': 'ha-' ~ (as_timestamp(now()) * 1000) | int, 'prompt': value, "
+             "'reply_to': '%s'} | to_json }}",
+             answer_quoted);
 
     char ident[300], uid[400], name[300];
     snprintf(ident, sizeof ident, "edgelm_%s", node);
@@ -319,43 +406,68 @@ char *metrics_discovery_json(metrics *m, const char *status_topic, const char *h
     cJSON_AddStringToObject(dev, "manufacturer", "edgelm");
     cJSON_AddStringToObject(dev, "model", model[0] ? model : "edgelmd");
     cJSON_AddStringToObject(dev, "sw_version", version);
+    if (have_host) {
+        cJSON_AddStringToObject(dev, "hw_version", host.machine);
+    }
     cJSON_AddStringToObject(origin, "name", "edgelmd");
     cJSON_AddStringToObject(origin, "sw_version", version);
-    cJSON_AddStringToObject(root, "availability_topic", status_topic);
+    cJSON_AddStringToObject(root, "availability_topic", t->status);
     cJSON_AddStringToObject(root, "payload_available", "online");
     cJSON_AddStringToObject(root, "payload_not_available", "offline");
     cJSON_AddNumberToObject(root, "qos", 1);
 
     struct {
-        const char *key, *platform, *name, *topic, *tpl, *unit, *dev_class, *state_class, *category;
+        const char *key, *platform, *name, *topic, *tpl, *unit, *dev_class, *state_class, *category,
+            *icon;
+        int precision; /* suggested_display_precision, -1 = none */
     } defs[] = {
-        {"online", "binary_sensor", "Online", status_topic, NULL, NULL, "connectivity", NULL,
-         "diagnostic"},
-        {"tokens_per_second", "sensor", "Tokens per second", metrics_topic,
-         "{{ value_json.predicted_tokens_per_second }}", "tok/s", NULL, "measurement", NULL},
-        {"prompt_tokens_per_second", "sensor", "Prompt tokens per second", metrics_topic,
-         "{{ value_json.prompt_tokens_per_second }}", "tok/s", NULL, "measurement", NULL},
-        {"queue_depth", "sensor", "Queue depth", health_topic, "{{ value_json.queue_depth }}", NULL,
-         NULL, "measurement", NULL},
-        {"busy", "binary_sensor", "Busy", health_topic,
-         "{{ 'ON' if value_json.state == 'busy' else 'OFF' }}", NULL, "running", NULL, NULL},
-        {"requests_total", "sensor", "Requests", metrics_topic,
+        {"ask", "text", "Ask", t->request, ask_template, NULL, NULL, NULL, NULL,
+         "mdi:chat-question", -1},
+        {"last_answer", "sensor", "Last answer", t->answer, LAST_ANSWER_STATE, NULL, NULL, NULL,
+         NULL, "mdi:chat-processing", -1},
+        {"tokens_per_second", "sensor", "Tokens per second", t->metrics,
+         "{{ value_json.predicted_tokens_seconds }}", "tok/s", NULL, "measurement", NULL,
+         "mdi:speedometer", 1},
+        {"prompt_tokens_per_second", "sensor", "Prompt tokens per second", t->metrics,
+         "{{ value_json.prompt_tokens_seconds }}", "tok/s", NULL, "measurement", NULL,
+         "mdi:speedometer", 1},
+        {"queue_depth", "sensor", "Requests waiting", t->health, "{{ value_json.queue_depth }}",
+         NULL, NULL, "measurement", NULL, "mdi:tray-full", 0},
+        {"busy", "binary_sensor", "Busy", t->health,
+         "{{ 'ON' if value_json.state == 'busy' else 'OFF' }}", NULL, "running", NULL, NULL, NULL,
+         -1},
+        {"requests_total", "sensor", "Requests", t->metrics,
          "{{ value_json.requests_total.ok + value_json.requests_total.error + "
          "value_json.requests_total.cancelled + value_json.requests_total.rejected }}",
-         NULL, NULL, "total_increasing", NULL},
-        {"last_error", "sensor", "Last error", metrics_topic, "{{ value_json.last_error }}", NULL,
-         NULL, NULL, "diagnostic"},
+         NULL, NULL, "total_increasing", NULL, "mdi:counter", 0},
+        {"last_error", "sensor", "Last error", t->metrics,
+         "{{ value_json.last_error if value_json.last_error else 'none' }}", NULL, NULL, NULL,
+         "diagnostic", "mdi:alert-circle-outline", -1},
+        {"memory", "sensor", "Memory", t->metrics,
+         "{{ (value_json.rss_bytes / 1048576) | round(1) }}", "MiB", "data_size", "measurement",
+         "diagnostic", NULL, 1},
+        {"cpu_temperature", "sensor", "CPU temperature", t->metrics,
+         "{{ value_json.cpu_temp_c | default(None) }}",
+         "\xc2\xb0"
+         "C",
+         "temperature", "measurement", "diagnostic", NULL, 1},
     };
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+        if (strcmp(defs[i].key, "cpu_temperature") == 0 && !have_temp) {
+            continue; /* this board exposes no thermal zone */
+        }
         snprintf(uid, sizeof uid, "%s_%s", ident, defs[i].key);
         cJSON *c = component(defs[i].platform, defs[i].name, uid, defs[i].topic, defs[i].tpl);
         if (c == NULL) {
             cJSON_Delete(root);
             return NULL;
         }
-        if (strcmp(defs[i].key, "online") == 0) {
-            cJSON_AddStringToObject(c, "payload_on", "online");
-            cJSON_AddStringToObject(c, "payload_off", "offline");
+        if (strcmp(defs[i].key, "ask") == 0) {
+            cJSON_AddNumberToObject(c, "max", 255);
+            cJSON_AddStringToObject(c, "mode", "text");
+        } else if (strcmp(defs[i].key, "last_answer") == 0) {
+            cJSON_AddStringToObject(c, "json_attributes_topic", t->answer);
+            cJSON_AddStringToObject(c, "json_attributes_template", LAST_ANSWER_ATTRIBUTES);
         }
         if (defs[i].unit != NULL) {
             cJSON_AddStringToObject(c, "unit_of_measurement", defs[i].unit);
@@ -366,8 +478,14 @@ char *metrics_discovery_json(metrics *m, const char *status_topic, const char *h
         if (defs[i].state_class != NULL) {
             cJSON_AddStringToObject(c, "state_class", defs[i].state_class);
         }
+        if (defs[i].precision >= 0) {
+            cJSON_AddNumberToObject(c, "suggested_display_precision", defs[i].precision);
+        }
         if (defs[i].category != NULL) {
             cJSON_AddStringToObject(c, "entity_category", defs[i].category);
+        }
+        if (defs[i].icon != NULL) {
+            cJSON_AddStringToObject(c, "icon", defs[i].icon);
         }
         cJSON_AddItemToObject(cmps, uid, c);
     }

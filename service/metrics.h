@@ -1,7 +1,11 @@
 /* metrics.h - edgelmd's health, counters and Home Assistant discovery (docs/protocol.md).
  * The worker records each finished request; the main loop publishes health when something
  * changed, metrics every metrics.interval_s (and after requests), and the discovery document.
- * Counter names follow llama.cpp's Prometheus names where one exists. Thread-safe (one mutex).
+ * Names follow llama.cpp server's Prometheus metrics (llamacpp:<name>) where one exists, with
+ * its meaning: the *_tokens_seconds rates cover the requests finished since the previous metrics
+ * message (0 when none), as llama.cpp's cover those since the previous scrape. Every message
+ * carries the node id and a wall-clock time stamp, so a stale retained one shows as such.
+ * Thread-safe (one mutex).
  */
 #ifndef EDGELMD_METRICS_H
 #define EDGELMD_METRICS_H
@@ -9,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "topics.h"
 
 typedef enum svc_state {
     SVC_STATE_LOADING = 0,
@@ -31,6 +37,8 @@ typedef struct metrics_sample {
     int32_t predicted_tokens;
     double predicted_ms;
     double ttft_ms;
+    int32_t n_forward_passes; /* model evaluations (llama.cpp's n_decode) */
+    int32_t n_context_tokens; /* context positions the request used: prompt + generated */
 } metrics_sample;
 
 typedef struct metrics metrics;
@@ -48,13 +56,14 @@ void metrics_set_last_error(metrics *m, const char *message);
 uint64_t metrics_health_version(metrics *m);
 uint64_t metrics_metrics_version(metrics *m);
 
-/* JSON documents (malloc'd, NULL on out of memory). */
+/* JSON documents (malloc'd, NULL on out of memory). metrics_json also starts the next
+ * measurement period of the *_tokens_seconds rates (call it once per published message). */
 char *metrics_health_json(metrics *m);
 char *metrics_json(metrics *m);
-/* Home Assistant device discovery for homeassistant/device/<node>/config; its sensors read the
- * node's status, health and metrics topics (see topics.h). */
-char *metrics_discovery_json(metrics *m, const char *status_topic, const char *health_topic,
-                             const char *metrics_topic);
+/* Home Assistant device discovery for <ha prefix>/device/<node>/config: an Ask text entity that
+ * publishes a request answered on the node's retained answer topic, a Last answer sensor on that
+ * topic, and sensors on the health and metrics topics; availability from the status topic. */
+char *metrics_discovery_json(metrics *m, const topics *t);
 
 /* Resident set size of this process from /proc/self/status (0 when unknown). */
 uint64_t metrics_rss_bytes(void);

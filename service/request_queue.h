@@ -27,6 +27,7 @@ typedef struct svc_job {
     int32_t repeat_last_n;
     char reply_topic[PROTOCOL_TOPIC_MAX + 1];
     char stream_topic[PROTOCOL_TOPIC_MAX + 8];
+    bool retain_reply; /* the reply goes to the node's answer topic, where it is retained */
     unsigned char *correlation; /* MQTT 5 correlation data to echo, or NULL */
     size_t correlation_len;
     double received_ms;    /* monotonic clock */

@@ -14,7 +14,7 @@ typedef struct entry {
     result_state state;   /* RESULT_NEW = free slot */
     uint64_t fingerprint; /* of the request that claimed the id */
     char *message;        /* DONE only */
-    uint64_t used;      /* LRU clock */
+    uint64_t used;        /* LRU clock */
 } entry;
 
 struct results {

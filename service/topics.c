@@ -18,6 +18,7 @@ void topics_build(topics *t, const svc_config *cfg) {
     snprintf(t->metrics, TOPIC_SIZE, "%s/%s/metrics", p, n);
     snprintf(t->errors, TOPIC_SIZE, "%s/%s/errors", p, n);
     snprintf(t->response, TOPIC_SIZE, "%s/%s/response", p, n);
+    snprintf(t->answer, TOPIC_SIZE, "%s/%s/answer", p, n);
     snprintf(t->ha_status, TOPIC_SIZE, "%s/status", cfg->ha_prefix);
     snprintf(t->ha_config, TOPIC_SIZE, "%s/device/%s/config", cfg->ha_prefix, n);
     snprintf(t->prefix, sizeof t->prefix, "%s", p);
@@ -50,8 +51,8 @@ void topics_response(const topics *t, const char *id, char *out, size_t out_size
 bool topics_reply_allowed(const topics *t, const char *topic,
                           const char (*allowed_prefixes)[CONFIG_STR_MAX], size_t n_allowed,
                           char *why, size_t why_size) {
-    static const char *const node_owned[] = {"request", "cancel",  "status",
-                                             "health",  "metrics", "errors"};
+    static const char *const node_owned[] = {"request", "cancel", "status", "health",
+                                             "metrics", "errors", "answer"};
     if (topic[0] == '$') {
         snprintf(why, why_size, "topics starting with '$' belong to the broker");
         return false;
@@ -59,6 +60,9 @@ bool topics_reply_allowed(const topics *t, const char *topic,
     if (topic_under(topic, t->ha_prefix)) {
         snprintf(why, why_size, "'%s' is Home Assistant's discovery prefix", t->ha_prefix);
         return false;
+    }
+    if (topic_under(topic, t->answer)) {
+        return true; /* this node's own answer topic (retained; Home Assistant's Ask entity) */
     }
     const size_t prefix_len = strlen(t->prefix);
     if (topic_under(topic, t->prefix) && topic[prefix_len] == '/') {

@@ -26,6 +26,7 @@ typedef struct topics {
     char metrics[TOPIC_SIZE];            /* <prefix>/<node>/metrics */
     char errors[TOPIC_SIZE];             /* <prefix>/<node>/errors: refusals with no reply topic */
     char response[TOPIC_SIZE];           /* <prefix>/<node>/response (+ /<id>) */
+    char answer[TOPIC_SIZE];             /* <prefix>/<node>/answer: retained last answer (HA) */
     char ha_status[TOPIC_SIZE];          /* <ha prefix>/status: Home Assistant's birth message */
     char ha_config[TOPIC_SIZE];          /* <ha prefix>/device/<node>/config: discovery */
     char prefix[CONFIG_STR_MAX];         /* mqtt.topic_prefix */
@@ -47,8 +48,9 @@ void topics_response(const topics *t, const char *id, char *out, size_t out_size
 /* Whether a request may have its answer (and its stream, topic + "/stream") published on topic,
  * so that nobody can make the node publish into topics others rely on (a confused deputy):
  * never `$` topics, the Home Assistant prefix, or any node's request, cancel, status, health,
- * metrics or errors topics (<prefix>/<any>/<kind>[/...]); and when allowed_prefixes is not empty,
- * only topics starting with one of them (or the node's own response topics). false + why. */
+ * metrics, errors or answer topics (<prefix>/<any>/<kind>[/...]) but this node's own answer
+ * topic; and when allowed_prefixes is not empty, only topics starting with one of them (or the
+ * node's own response and answer topics). false + why. */
 bool topics_reply_allowed(const topics *t, const char *topic,
                           const char (*allowed_prefixes)[CONFIG_STR_MAX], size_t n_allowed,
                           char *why, size_t why_size);

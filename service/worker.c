@@ -33,6 +33,7 @@ void worker_reply(mqtt_client *mqtt, const svc_job *job, const char *json) {
         .payload = json,
         .payload_len = strlen(json),
         .qos = 1,
+        .retain = job->retain_reply,
         .correlation = job->correlation,
         .correlation_len = job->correlation_len,
     };
@@ -217,6 +218,12 @@ static void run_job(worker *w, svc_job *job) {
             .predicted_tokens = t.n_generated_tokens,
             .predicted_ms = predicted_ms,
             .ttft_ms = t.ttft_ms,
+            .n_forward_passes = t.n_forward_passes,
+            /* a context shift keeps the count at n_ctx at most */
+            .n_context_tokens =
+                t.n_prompt_tokens + t.n_generated_tokens < (int32_t)edgelm_session_n_ctx(w->session)
+                    ? t.n_prompt_tokens + t.n_generated_tokens
+                    : (int32_t)edgelm_session_n_ctx(w->session),
         };
         log_msg(LOG_INFO, "request %s: %s, %d+%d tokens, %.1f tok/s, ttft %.1f ms", req->id,
                 r.finish_reason, (int)t.n_prompt_tokens, (int)t.n_generated_tokens,

@@ -243,6 +243,8 @@ typedef struct edgelm_timings {
     double decode_ms;    /* wall time of the tokens generated after the first */
     double ttft_ms;      /* from the generate call to the first generated token's text */
     double sample_ms;
+    int32_t n_forward_passes; /* model evaluations: one per prefill chunk and per generated token
+                               * fed back (llama.cpp's n_decode) */
 } edgelm_timings;
 
 /* Start fresh (reset the KV cache), prefill the prompt, then sample and evaluate up to n_predict

@@ -338,7 +338,7 @@ sub node_a node-a "${pw[node-a]}" edgelm/node-a/request edgelm/node-a/cancel \
     edgelm/node-b/request edgelm/node-b/cancel 'edgelm/+/response/#' edgelm/node-b/status
 sub node_b node-b "${pw[node-b]}" edgelm/node-b/request edgelm/node-a/request
 # a client account tries to read requests (other clients' prompts) besides what it may read
-sub app app "${pw[app]}" 'edgelm/+/request' 'edgelm/+/response/#' 'edgelm/+/status' \
+sub app app "${pw[app]}" 'edgelm/+/request' 'edgelm/+/response/#' 'edgelm/+/answer' 'edgelm/+/status' \
     'edgelm/+/health' 'edgelm/+/metrics' 'edgelm/+/errors' 'homeassistant/#'
 
 # clients ask
@@ -355,6 +355,7 @@ denied app "${pw[app]}" edgelm/node-a/health fake-health
 denied app "${pw[app]}" edgelm/node-a/metrics fake-metrics
 denied app "${pw[app]}" edgelm/node-a/errors fake-errors
 denied app "${pw[app]}" edgelm/node-a/response/k1 fake-answer
+denied app "${pw[app]}" edgelm/node-a/answer fake-ha-answer
 denied app "${pw[app]}" homeassistant/device/node-a/config fake-discovery
 denied app "${pw[app]}" homeassistant/status fake-ha-status
 denied homeassistant "${pw[homeassistant]}" edgelm/node-a/status fake-status-ha
@@ -369,10 +370,12 @@ allowed node-a "${pw[node-a]}" edgelm/node-a/metrics metrics-a
 allowed node-a "${pw[node-a]}" edgelm/node-a/errors errors-a
 allowed node-a "${pw[node-a]}" edgelm/node-a/response/k1 answer-a
 allowed node-a "${pw[node-a]}" edgelm/node-a/response/k1/stream chunk-a
+allowed node-a "${pw[node-a]}" edgelm/node-a/answer ha-answer-a
 allowed node-a "${pw[node-a]}" homeassistant/device/node-a/config discovery-a
 # ... and nothing of another node's, no requests, no reply topics outside their own
 denied node-a "${pw[node-a]}" edgelm/node-b/status impersonate-b
 denied node-a "${pw[node-a]}" edgelm/node-b/response/k1 forged-b
+denied node-a "${pw[node-a]}" edgelm/node-b/answer forged-ha-answer-b
 denied node-a "${pw[node-a]}" homeassistant/device/node-b/config discovery-b
 denied node-a "${pw[node-a]}" edgelm/node-b/request node-to-node
 denied node-a "${pw[node-a]}" edgelm/fleet/request node-to-fleet
@@ -419,6 +422,7 @@ expect node_b yes "edgelm/node-b/request req-b"
 expect node_b no "edgelm/node-a/request req-a"
 expect app yes "edgelm/node-a/response/k1 answer-a"
 expect app yes "edgelm/node-a/response/k1/stream chunk-a"
+expect app yes "edgelm/node-a/answer ha-answer-a"
 expect app yes "edgelm/node-a/status online-a"
 expect app yes "edgelm/node-a/health health-a"
 expect app yes "edgelm/node-a/metrics metrics-a"

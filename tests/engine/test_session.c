@@ -82,6 +82,12 @@ static void test_generation(const edgelm_model *model) {
         CHECK(c.n_tokens == t.n_generated_tokens);
         CHECK(!c.utf8_split);
         CHECK(t.n_prompt_tokens > 0 && t.prompt_ms >= 0.0 && t.ttft_ms >= t.prompt_ms);
+        /* forward passes: one per prefill chunk of at most 32 tokens (the short prompt is one),
+         * then one per generated token fed back (the last one is not, unless EOG ended it) */
+        int32_t fed_back = why == EDGELM_FINISH_LENGTH ? t.n_generated_tokens - 1
+                                                       : t.n_generated_tokens;
+        CHECK_MSG(t.n_forward_passes == 1 + fed_back, "%d forward passes for %d+%d tokens",
+                  (int)t.n_forward_passes, (int)t.n_prompt_tokens, (int)t.n_generated_tokens);
     }
     /* greedy is deterministic, also across thread counts */
     collected a, b;

@@ -402,7 +402,11 @@ int main(void) {
 
     /* 7. health, metrics (tokens/s > 0) and Home Assistant discovery (re-sent on HA online) */
     {
-        CHECK(client_wait_msg(c, "edgelm/a/health", "\"state\":\"idle\"", NULL, WAIT_MS) != NULL);
+        msg *health = client_wait_msg(c, "edgelm/a/health", "\"state\":\"idle\"", NULL, WAIT_MS);
+        cJSON *hj = msg_json(health);
+        CHECK(hj != NULL && jnum(hj, "ts", NULL) > 1.7e12 &&
+              strcmp(jstr(hj, "node", NULL), "a") == 0);
+        cJSON_Delete(hj);
         /* metrics come every second: take them until one reflects the requests above */
         cJSON *j = NULL;
         for (double until = test_now_ms() + WAIT_MS; j == NULL && test_now_ms() < until;) {
@@ -415,7 +419,12 @@ int main(void) {
             }
         }
         msg *m = NULL;
-        CHECK(j != NULL && jnum(j, "predicted_tokens_per_second", NULL) > 0);
+        CHECK(j != NULL && jnum(j, "last_predicted_tokens_seconds", NULL) > 0);
+        CHECK(j != NULL && jnum(j, "predicted_tokens_per_second", NULL) > 0); /* deprecated */
+        CHECK(j != NULL && jnum(j, "n_decode_total", NULL) > 200);
+        CHECK(j != NULL && jnum(j, "n_tokens_max", NULL) > 200);
+        CHECK(j != NULL && jnum(j, "requests_deferred", NULL) == 0);
+        CHECK(j != NULL && jnum(j, "ts", NULL) > 1.7e12 && strcmp(jstr(j, "node", NULL), "a") == 0);
         CHECK(j != NULL && jnum(j, "tokens_predicted_total", NULL) > 200);
         CHECK(j != NULL && jnum(j, "requests_total", "ok") >= 3);
         CHECK(j != NULL && jnum(j, "requests_total", "cancelled") >= 2);
@@ -430,22 +439,25 @@ int main(void) {
         CHECK(strcmp(jstr(j, "availability_topic", NULL), "edgelm/a/status") == 0);
         CHECK(strcmp(jstr(j, "origin", "name"), "edgelmd") == 0);
         cJSON *cmps = cJSON_GetObjectItem(j, "components");
-        CHECK(cJSON_GetArraySize(cmps) == 7);
-        const char *keys[] = {"online",
-                              "tokens_per_second",
-                              "prompt_tokens_per_second",
-                              "queue_depth",
-                              "busy",
-                              "requests_total",
-                              "last_error"};
-        for (size_t i = 0; i < 7; i++) {
+        /* the components (their schema and templates: tests/service/test_home_assistant.py) */
+        const char *keys[] = {
+            "ask",         "last_answer", "tokens_per_second", "prompt_tokens_per_second",
+            "queue_depth", "busy",        "requests_total",    "last_error",
+            "memory"};
+        const size_t n_keys = sizeof keys / sizeof keys[0];
+        int n_cmps = cJSON_GetArraySize(cmps);
+        CHECK_MSG(n_cmps == (int)n_keys || n_cmps == (int)n_keys + 1, /* + CPU temperature */
+                  "%d discovery components", n_cmps);
+        for (size_t i = 0; i < n_keys; i++) {
             char k[64];
             snprintf(k, sizeof k, "edgelm_a_%s", keys[i]);
             const cJSON *comp = cJSON_GetObjectItem(cmps, k);
+            const char *topic_key = i == 0 ? "command_topic" : "state_topic";
             CHECK_MSG(comp != NULL && jstr(comp, "platform", NULL)[0] != '\0' &&
-                          jstr(comp, "state_topic", NULL)[0] != '\0',
+                          jstr(comp, topic_key, NULL)[0] != '\0',
                       "discovery component %s", k);
         }
+        CHECK(cJSON_GetObjectItem(cmps, "edgelm_a_online") == NULL); /* only ever unavailable */
         cJSON_Delete(j);
         client_publish(c, "homeassistant/status", "online");
         CHECK_MSG(client_wait_msg(c, "homeassistant/device/a/config", "edgelm_a", NULL, WAIT_MS) !=

@@ -233,6 +233,7 @@ static edgelm_status eval_tokens(edgelm_session *s, const int32_t *tokens, int32
         const int32_t len = n - i < FORWARD_CHUNK ? n - i : FORWARD_CHUNK;
         s->have_logits = false;
         forward_batch(&s->fs, tokens + i, len, s->n_past, i + len == n);
+        s->timings.n_forward_passes++;
         memcpy(s->tokens + s->n_past, tokens + i, (size_t)len * sizeof *tokens);
         s->n_past += len;
         if (exact) {
