@@ -725,6 +725,35 @@ static bool option_is_default(const svc_config *c, const char *option) {
     return c->origin[k].line == 0 && c->origin[k].value_hash == value_hash(c, k);
 }
 
+/* Home Assistant takes a discovery topic's node id only from A-Z a-z 0-9 _ - (its
+ * discovery topic pattern); anything else and the device silently never appears. */
+static bool node_id_fits_home_assistant(const char *id) {
+    for (const char *p = id; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-')) {
+            return false;
+        }
+    }
+    return id[0] != '\0';
+}
+
+/* id with every run of other bytes (a UTF-8 character counts once) made one '_'. */
+static void node_id_suggest(const char *id, char *out, size_t out_size) {
+    size_t n = 0;
+    bool in_run = false;
+    for (const char *p = id; *p && n + 1 < out_size; p++) {
+        char one[2] = {*p, '\0'};
+        if (node_id_fits_home_assistant(one)) {
+            out[n++] = *p;
+            in_run = false;
+        } else if (!in_run) {
+            out[n++] = '_';
+            in_run = true;
+        }
+    }
+    out[n] = '\0';
+}
+
 /* node.id "" = this machine's host name without its domain; client_id "" = "edgelmd-<node>".
  * Derived values count as defaults, so messages about them name the file, not a flag. */
 static void derive_ids(svc_config *c) {
@@ -738,7 +767,10 @@ static void derive_ids(svc_config *c) {
         if (dot != NULL && dot != host) {
             *dot = '\0';
         }
-        config_set_string(c->node_id, sizeof c->node_id, host);
+        /* a host name may hold what a Home Assistant discovery topic may not */
+        char fitted[256];
+        node_id_suggest(host, fitted, sizeof fitted);
+        config_set_string(c->node_id, sizeof c->node_id, fitted);
         record_origin(c, option_index("node.id"), 0);
     }
     if (c->client_id[0] == '\0') {
@@ -765,6 +797,14 @@ static bool check_topic_parts(const svc_config *c, char *err, size_t err_size) {
     if (!topic_segment_ok(c->node_id, false)) {
         return fail_option(c, "node.id", err, err_size, "\"%s\" must be non-empty without / + #",
                            c->node_id);
+    }
+    if (c->ha_discovery && !node_id_fits_home_assistant(c->node_id)) {
+        char suggestion[CONFIG_STR_MAX];
+        node_id_suggest(c->node_id, suggestion, sizeof suggestion);
+        return fail_option(c, "node.id", err, err_size,
+                           "\"%s\": Home Assistant discovery takes only letters A-Z a-z, digits, "
+                           "'_' and '-' (try \"%s\"), or set homeassistant.discovery = false",
+                           c->node_id, suggestion);
     }
     if (!topic_segment_ok(c->topic_prefix, true) || c->topic_prefix[0] == '$') {
         return fail_option(c, "mqtt.topic_prefix", err, err_size,
