@@ -2,9 +2,10 @@
 # Install the Debian 12 packages edgelm builds, tests and runs with, when any is missing.
 # Used by .ci/run and deploy/run-demo.sh; runs apt-get directly as root, through sudo otherwise.
 set -euo pipefail
-# (curl, wget: tools/get-model and its test; systemd: `systemd-analyze verify` of the unit)
+# (curl, wget: tools/get-model and its test; systemd: `systemd-analyze verify` of the unit;
+#  python3-jinja2, python3-yaml: test_home_assistant renders the discovery templates and examples)
 packages=(build-essential cmake pkg-config python3 libcjson-dev libpaho-mqtt-dev libconfig-dev
-          mosquitto mosquitto-clients openssl curl wget systemd)
+          mosquitto mosquitto-clients openssl curl wget systemd python3-jinja2 python3-yaml)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -46,6 +46,11 @@ except ImportError:  # a pyenv/venv python without Debian's python3-jinja2 on it
               file=sys.stderr)
         sys.exit(77)
 
+try:
+    import yaml  # Debian: python3-yaml (a dependency of many; checked below)
+except ImportError:
+    yaml = None
+
 checks = 0
 failures = 0
 
@@ -248,6 +253,132 @@ def ask(env, broker, doc, question):
     return request
 
 
+
+# ---- the example scripts and automations of deploy/homeassistant/ ---------------------------
+SAMPLE_STATES = {"sensor.living_room_temperature": "21.5", "sensor.outside_temperature": "7.0",
+                 "binary_sensor.front_door": "off", "sensor.washing_machine_status": "done"}
+
+
+class Home:
+    """Just enough of Home Assistant's state machine and script engine to run the examples'
+    steps: variables, mqtt.publish, wait_template, input_text.set_value and stop. The Last
+    answer sensor's state and attributes are what its discovery templates make of the node's
+    retained answer, as in Home Assistant."""
+
+    def __init__(self, env, broker, doc):
+        self.env, self.broker, self.doc = env, broker, doc
+        self.last = next(c for c in doc["components"].values() if c["name"] == "Last answer")
+        node = doc["device"]["name"].split(" ", 1)[1]
+        self.answer_entity = f"sensor.edgelm_{node.lower().replace('-', '_')}_last_answer"
+        self.answer_raw = None
+        self.input_text = {}
+        env.globals["states"] = self.states
+        env.globals["state_attr"] = self.state_attr
+
+    def _answer(self):
+        if self.answer_raw is None:
+            return None, {}
+        state = render(self.env, self.last["value_template"], self.answer_raw)
+        attributes = json.loads(render(self.env, self.last["json_attributes_template"],
+                                       self.answer_raw))
+        return state, attributes
+
+    def states(self, entity_id):
+        if entity_id == self.answer_entity:
+            return self._answer()[0] or "unknown"
+        return SAMPLE_STATES.get(entity_id, "unknown")
+
+    def state_attr(self, entity_id, name):
+        return self._answer()[1].get(name) if entity_id == self.answer_entity else None
+
+    def value(self, template, variables):
+        """Render a step's template (nested in lists and dicts) with the script's variables;
+        like Home Assistant, a result that reads as a number, bool or None becomes one."""
+        if isinstance(template, dict):
+            return {k: self.value(v, variables) for k, v in template.items()}
+        if isinstance(template, list):
+            return [self.value(v, variables) for v in template]
+        if not isinstance(template, str):
+            return template
+        out = self.env.from_string(template).render(**variables).strip()
+        for parse in (int, float):
+            try:
+                return parse(out)
+            except ValueError:
+                pass
+        return {"True": True, "False": False, "None": None}.get(out, out)
+
+    def run(self, where, steps, variables):
+        """Run steps; returns (variables, response, the request sent, the answer received)."""
+        response = request = answer = None
+        for step in steps:
+            if "variables" in step:
+                for k, v in step["variables"].items():
+                    variables[k] = self.value(v, variables)
+            elif step.get("action") == "mqtt.publish":
+                data = step["data"]
+                topic = self.value(data["topic"], variables)
+                payload = self.env.from_string(data["payload"]).render(**variables).strip()
+                request = json.loads(payload)
+                self.broker.publish(topic, payload)
+            elif "wait_template" in step:
+                answer = self.broker.retained(request.get("reply_to", ""),
+                                              f'"id":"{request.get("id")}"', 120)
+                check(answer is not None, f"{where}: no answer on the answer topic")
+                self.answer_raw = answer
+                check(self.value(step["wait_template"], variables) is True,
+                      f"{where}: wait_template stays false after the answer came")
+            elif step.get("action") == "input_text.set_value":
+                value = self.value(step["data"]["value"], variables)
+                self.input_text[step["target"]["entity_id"]] = value
+                check(isinstance(value, str) and 0 < len(value) <= 255,
+                      f"{where}: input_text value {value!r}")
+            elif "stop" in step:
+                response = variables.get(step.get("response_variable"))
+            else:
+                check(False, f"{where}: a step this test cannot run: {step}")
+        return variables, response, request, answer
+
+
+def check_examples(env, broker, doc):
+    if yaml is None:
+        check(False, "PyYAML is missing (Debian: python3-yaml): the examples were not run")
+        return
+    home = Home(env, broker, doc)
+    folder = os.path.join(SOURCE, "deploy", "homeassistant")
+    with open(os.path.join(folder, "scripts.yaml")) as f:
+        scripts = yaml.safe_load(f)
+    for name, script in scripts.items():
+        fields = {k: v.get("default") for k, v in script.get("fields", {}).items()}
+        fields["question"] = "Once upon a time"
+        _, response, request, answer = home.run(f"script {name}", script["sequence"], fields)
+        check(request is not None and request["id"].startswith("ha-"), f"{name}: request {request}")
+        check(isinstance(response, dict) and response.get("text") and
+              response.get("finish_reason") in ("stop", "length", "stop_word") and
+              response.get("error") is None, f"{name}: response {response}")
+        if answer is not None and isinstance(response, dict):
+            check(response["text"] == json.loads(answer)["text"].strip(),
+                  f"{name}: response text is the whole answer")
+    with open(os.path.join(folder, "automations.yaml")) as f:
+        automations = yaml.safe_load(f)
+    for automation in automations:
+        name = automation["id"]
+        check({"triggers", "actions"} <= set(automation) and "trigger" not in automation,
+              f"{name}: current syntax (triggers:/actions:, HA 2024.10+)")
+        _, _, request, answer = home.run(f"automation {name}", automation["actions"], {})
+        if answer is not None:
+            result = json.loads(answer)
+            check(result.get("type") == "result", f"{name}: {answer[:300]}")
+            value = home.input_text.get("input_text.house_summary")
+            print(f"{NAME}: {name}: input_text.house_summary = {value!r} "
+                  f"(finish {result.get('finish_reason')}, json {result.get('json')!r:.120})",
+                  file=sys.stderr)
+            if result.get("finish_reason") == "stop":
+                check(isinstance(result.get("json"), dict) and
+                      {"summary", "needs_attention"} <= set(result["json"]),
+                      f"{name}: the answer follows the schema: {result.get('json')}")
+                check(value == result["json"]["summary"][:255], f"{name}: input_text is the summary")
+
 def main():
     edgelmd = os.environ.get("EDGELMD", "")
     model = os.path.join(SOURCE, "models", "stories260K.gguf")
@@ -336,6 +467,9 @@ def main():
         check(states[metrics_topic] is not None, "metrics after two requests")
         if states[metrics_topic] is not None:
             check_templates(env, doc, {metrics_topic: states[metrics_topic]}, False)
+
+        # the examples in deploy/homeassistant/, as Home Assistant would run them
+        check_examples(env, broker, doc)
 
         # availability: a clean shutdown leaves the retained "offline"
         node.send_signal(signal.SIGTERM)
