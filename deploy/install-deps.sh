@@ -10,6 +10,12 @@ missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# node + npm for tests/integrations/test_node_red.sh and tests/dashboard (Node-RED 4.1 needs
+# Node.js >= 18.5; Debian 12's nodejs is 18.20). Checked by command, not package: a NodeSource
+# nodejs provides npm itself and conflicts with Debian's npm package.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    missing+=(nodejs npm)
+fi
 [ "${#missing[@]}" -eq 0 ] && exit 0
 echo "install-deps: installing ${missing[*]}" >&2
 sudo_cmd=()
