@@ -18,10 +18,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../support/checks.sh
 . "$here/../support/checks.sh"
+# shellcheck source=SCRIPTDIR/../support/services.sh
+. "$here/../support/services.sh"
 started=$SECONDS
 
-skip() { echo "$NAME: *** SKIPPED: $*" >&2; exit 77; }
-say() { printf '%s: %s\n' "$NAME" "$*" >&2; }
 
 # ---- what the machine must have ------------------------------------------------------------------
 chromium=${EDGELM_CHROMIUM:-/usr/bin/chromium}
@@ -32,26 +32,13 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 [ "$node_major" -ge 20 ] 2>/dev/null ||
     skip "Node.js $(node --version 2>/dev/null) is too old: playwright-core needs 20 or later (Debian 12's nodejs is 18)"
 command -v python3 >/dev/null || skip "python3 not found"
-mosquitto_bin=""
-for candidate in "$(command -v mosquitto 2>/dev/null)" /usr/sbin/mosquitto /usr/local/sbin/mosquitto; do
-    [ -z "$mosquitto_bin" ] && [ -n "$candidate" ] && [ -x "$candidate" ] && mosquitto_bin=$candidate
-done
-[ -n "$mosquitto_bin" ] || skip "mosquitto not installed (Debian package mosquitto)"
+find_mosquitto
 command -v mosquitto_sub >/dev/null || skip "mosquitto_sub not installed (Debian package mosquitto-clients)"
 build=${EDGELM_BUILD_DIR:-$src/build}
 EDGELMD=${EDGELMD:-$build/edgelmd}
 EDGELM_GEN=${EDGELM_GEN:-$(dirname "$EDGELMD")/edgelm-gen}
 [ -x "$EDGELMD" ] || skip "edgelmd not built ($EDGELMD)"
-model=""
-for candidate in "$src/models/stories260K.gguf" "${EDGELM_MODELS:-/nonexistent}/stories260K.gguf" \
-    "${EDGELM_MODELS_DEFAULT:-/nonexistent}/stories260K.gguf"; do
-    [ -z "$model" ] && [ -f "$candidate" ] && model=$candidate
-done
-if [ -z "$model" ] && [ -x "$EDGELM_GEN" ]; then
-    model=$tmp/tiny.gguf
-    "$EDGELM_GEN" "$model" --preset tiny --quiet || model=""
-fi
-[ -n "$model" ] || skip "no model (models/stories260K.gguf) and no edgelm-gen"
+find_model "$src" "$EDGELM_GEN"
 out=${EDGELM_DASHBOARD_OUT:-$build/tests/dashboard}
 mkdir -p "$out"
 
@@ -64,13 +51,6 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-show() { # FILE...: the end of each file, after a failure
-    local f
-    for f in "$@"; do
-        echo "    --- $f" >&2
-        tail -n 30 "$f" 2>/dev/null | sed 's/^/    /' >&2
-    done
-}
 
 # ---- npm: mqtt (through build.sh) and playwright-core, in the build tree, reused ------------------
 npm_dir=$build/dashboard-npm
@@ -104,10 +84,6 @@ done
 check "build.sh put mqtt.min.js beside the page" test -s "$tmp/site/www/mqtt.min.js"
 
 # ---- mosquitto: TCP + websockets on free loopback ports ------------------------------------------
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 # start_broker NAME SETTINGS: mosquitto with SETTINGS (lines) and two listeners, $tmp/broker-NAME.conf
 # and broker-NAME.log; sets broker_port (TCP) and broker_ws_port; true once both listen.
 start_broker() {

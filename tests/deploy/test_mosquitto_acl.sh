@@ -14,16 +14,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../support/checks.sh
 . "$here/../support/checks.sh"
+# shellcheck source=SCRIPTDIR/../support/services.sh
+. "$here/../support/services.sh"
 conf_dir=${EDGELM_MOSQUITTO_DIR:-$src/deploy/mosquitto} # another dir: to try a changed ACL
 
-mosquitto_bin=""
-for candidate in "$(command -v mosquitto 2>/dev/null)" /usr/sbin/mosquitto /usr/local/sbin/mosquitto; do
-    [ -z "$mosquitto_bin" ] && [ -n "$candidate" ] && [ -x "$candidate" ] && mosquitto_bin=$candidate
-done
 for tool in mosquitto_pub mosquitto_sub mosquitto_passwd; do
     command -v "$tool" >/dev/null || { echo "$NAME: SKIPPED: $tool not installed" >&2; exit 77; }
 done
-[ -n "$mosquitto_bin" ] || { echo "$NAME: SKIPPED: mosquitto not installed" >&2; exit 77; }
+find_mosquitto
 
 pids=()
 cleanup() {
@@ -33,35 +31,8 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-say() { printf '%s: %s\n' "$NAME" "$*" >&2; }
-fail() { # DESCRIPTION [FILE...]: count a failure and show the files
-    local desc=$1 f
-    shift
-    checks=$((checks + 1))
-    failures=$((failures + 1))
-    echo "FAIL: $desc" >&2
-    for f in "$@"; do
-        echo "    --- $f" >&2
-        tail -n 40 "$f" 2>/dev/null | sed 's/^/    /' >&2
-    done
-}
-pass() { checks=$((checks + 1)); }
-# wait_for FILE STRING [SECONDS]: true once FILE contains STRING (fixed string)
-wait_for() {
-    local i limit=$(( ${3:-20} * 10 ))
-    for ((i = 0; i < limit; i++)); do
-        grep -qF -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 fails() { ! "$@"; }                      # COMMAND...: true when it fails
 has_line() { grep -qxF -- "$2" "$1"; }  # FILE LINE: FILE holds exactly this line
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' \
-        2>/dev/null || echo $((20000 + RANDOM % 40000))
-}
 # start_broker CONF LOG PORT...: mosquitto in the background; true once every port listens
 start_broker() {
     local conf=$1 log=$2 p i

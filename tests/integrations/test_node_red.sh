@@ -19,13 +19,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 # shellcheck source=SCRIPTDIR/../support/checks.sh
 . "$here/../support/checks.sh"
+# shellcheck source=SCRIPTDIR/../support/services.sh
+. "$here/../support/services.sh"
 started_s=$SECONDS
 
-say() { printf '%s: %s\n' "$NAME" "$*" >&2; }
-skip() {
-    say "*** SKIPPED: $*"
-    exit 77
-}
 pids=()
 cleanup() {
     local p
@@ -38,32 +35,6 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail() { # DESCRIPTION [FILE...]: count a failure and show the files
-    local desc=$1 f
-    shift
-    checks=$((checks + 1))
-    failures=$((failures + 1))
-    echo "FAIL: $desc" >&2
-    for f in "$@"; do
-        echo "    --- $f" >&2
-        tail -n 40 "$f" 2>/dev/null | sed 's/^/    /' >&2
-    done
-}
-pass() { checks=$((checks + 1)); }
-# wait_for FILE STRING [SECONDS]: true once FILE contains STRING (fixed string)
-wait_for() {
-    local i limit=$((${3:-20} * 10))
-    for ((i = 0; i < limit; i++)); do
-        grep -qF -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' \
-        2>/dev/null || echo $((20000 + RANDOM % 40000))
-}
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
 # ---- what the machine must have -------------------------------------------------------------
@@ -74,27 +45,14 @@ done
 node_version=$(node -p 'process.versions.node')
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>18||(a===18&&b>=5)?0:1)' ||
     skip "Node.js $node_version is too old for Node-RED 4.1 (needs >= 18.5)"
-mosquitto_bin=""
-for candidate in "$(command -v mosquitto 2>/dev/null)" /usr/sbin/mosquitto /usr/local/sbin/mosquitto; do
-    [ -z "$mosquitto_bin" ] && [ -n "$candidate" ] && [ -x "$candidate" ] && mosquitto_bin=$candidate
-done
-[ -n "$mosquitto_bin" ] || skip "mosquitto not installed"
+find_mosquitto
 for tool in mosquitto_pub mosquitto_sub curl python3; do
     command -v "$tool" >/dev/null || skip "$tool not installed"
 done
 EDGELMD=${EDGELMD:-$src/build/edgelmd}
 EDGELM_GEN=${EDGELM_GEN:-$(dirname "$EDGELMD")/edgelm-gen}
 [ -x "$EDGELMD" ] || skip "edgelmd not built ($EDGELMD)"
-model=""
-for candidate in "$src/models/stories260K.gguf" "${EDGELM_MODELS:-/nonexistent}/stories260K.gguf" \
-    "${EDGELM_MODELS_DEFAULT:-/nonexistent}/stories260K.gguf"; do
-    [ -z "$model" ] && [ -f "$candidate" ] && model=$candidate
-done
-if [ -z "$model" ] && [ -x "$EDGELM_GEN" ]; then
-    model=$tmp/tiny.gguf
-    "$EDGELM_GEN" "$model" --preset tiny --quiet || model=""
-fi
-[ -n "$model" ] || skip "no model (models/stories260K.gguf missing and no edgelm-gen)"
+find_model "$src" "$EDGELM_GEN"
 
 # ---- the package's protocol module, unit-tested (node --test, no npm needed) ------------------
 check "lib/protocol.js unit tests (node --test node_red_protocol.test.js)" \
