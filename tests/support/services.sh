@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # services.sh - helpers for the shell tests that run real servers (mosquitto, edgelmd, Node-RED,
 # a browser), sourced after checks.sh (which gives $tmp, check and finish):
 #   NAME=test_x; . "$here/../support/checks.sh"; . "$here/../support/services.sh"
@@ -58,6 +59,7 @@ find_model() {
         [ -z "$model" ] && [ -f "$candidate" ] && model=$candidate
     done
     if [ -z "$model" ] && [ -n "${2:-}" ] && [ -x "$2" ]; then
+        # shellcheck disable=SC2154 # tmp comes from checks.sh
         model=$tmp/tiny.gguf
         "$2" "$model" --preset tiny --quiet || model=""
     fi
