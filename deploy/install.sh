@@ -260,8 +260,8 @@ kernel_arch=$(uname -m)
 if [ -z "$from_build" ]; then
     case $kernel_arch in
     x86_64 | i?86 | aarch64 | arm64 | armv7l | armv8l | riscv64) ;;
-    armv6l) say "note: armv6 (Raspberry Pi 1 / Zero / Zero W): untested; the NEON kernels are" \
-        "not used, the scalar ones are" ;;
+    armv6l) say "note: armv6 (Raspberry Pi 1 / Zero / Zero W): no NEON, so the scalar kernels" \
+        "run (tested under qemu's ARM1176, the boards' core, not on a board)" ;;
     *) say "warning: '$kernel_arch' is not a board edgelm was tested on; building anyway" ;;
     esac
     apt_install build-essential cmake libpaho-mqtt-dev libcjson-dev libconfig-dev

@@ -208,7 +208,10 @@ fail_at(char *err, size_t err_size, const config_setting_t *s, const char *fallb
  * L suffix keeps 64 bits. The value alone cannot show it, so the literal is found again in the
  * file (after the setting's name on the setting's line, by a scan that skips comments and strings
  * and follows the group nesting) and its text is parsed whole. libconfig's value must equal the
- * text's as libconfig truncates it; when it does not, the setting is refused, never guessed at. */
+ * text's as libconfig truncates it; when it does not, the setting is refused, never guessed at.
+ * Where long has 32 bits (armhf) libconfig 1.5 saturates instead of wrapping; libconfig 1.7
+ * (Debian 13) keeps a decimal literal beyond 32 bits in 64, refuses one beyond 64 bits as a
+ * syntax error, and reads a leading 0 as octal (see libconfig_agrees). */
 
 /* The text of the file settings come from, read once per config_load_file. */
 typedef struct source_text {
@@ -430,13 +433,17 @@ static int digit_value(char ch, unsigned base) {
 
 /* An integer literal as written in the file. */
 typedef struct int_literal {
-    char text[48];   /* as written, e.g. "0x100000005" or "4294967301L" (cut if longer) */
-    bool in_int64;   /* its value fits in 64 bits; beyond, it is outside every range */
-    long long value; /* when in_int64 */
+    char text[48];         /* as written, e.g. "0x100000005" or "4294967301L" (cut if longer) */
+    bool in_int64;         /* its value fits in 64 bits; beyond, it is outside every range */
+    long long value;       /* when in_int64 */
+    bool hex;              /* 0x...: libconfig reads it with strtoul, a decimal one with atoi */
+    bool octal;            /* 0[0-7]+, no suffix: octal for libconfig 1.7, decimal for 1.5 */
+    long long octal_value; /* then its value read as octal */
 } int_literal;
 
-/* Parse libconfig 1.5's integer syntax, [-+]?[0-9]+ or 0[xX][0-9A-Fa-f]+, then L or LL (decimal
- * even with leading zeros, as libconfig reads it). false when text is not one. */
+/* Parse libconfig's integer syntax, [-+]?[0-9]+ or 0[xX][0-9A-Fa-f]+, then L or LL (decimal even
+ * with leading zeros, as libconfig 1.5 reads it; the octal reading too, for 1.7). false when text
+ * is not one. */
 static bool parse_integer_literal(const char *text, size_t len, int_literal *lit) {
     snprintf(lit->text, sizeof lit->text, "%.*s", (int)len, text);
     size_t i = 0;
@@ -449,6 +456,20 @@ static bool parse_integer_literal(const char *text, size_t len, int_literal *lit
     if (len - i > 2 && text[i] == '0' && (text[i + 1] == 'x' || text[i + 1] == 'X')) {
         base = 16;
         i += 2;
+    }
+    lit->hex = base == 16;
+    lit->octal = base == 10 && len - i >= 2 && text[i] == '0';
+    lit->octal_value = 0;
+    for (size_t k = i; lit->octal && k < len; k++) {
+        int d = digit_value(text[k], 8);
+        if (d < 0 || lit->octal_value > (LLONG_MAX - d) / 8) {
+            lit->octal = false;
+        } else {
+            lit->octal_value = lit->octal_value * 8 + d;
+        }
+    }
+    if (negative) {
+        lit->octal_value = -lit->octal_value;
     }
     uint64_t magnitude = 0;
     bool overflow = false;
@@ -472,16 +493,32 @@ static bool parse_integer_literal(const char *text, size_t len, int_literal *lit
     return true;
 }
 
-/* libconfig read the same number as lit says, as far as it can hold it. */
-static bool libconfig_agrees(const config_setting_t *s, const int_literal *lit) {
+/* libconfig read the same number as lit says, as far as it can hold it. A leading-zero literal
+ * that libconfig read as octal (1.7 does) takes that value. */
+static bool libconfig_agrees(const config_setting_t *s, int_literal *lit) {
     if (!lit->in_int64) {
         return true; /* libconfig saturated it; it is out of every range anyway */
     }
-    if (config_setting_type(s) == CONFIG_TYPE_INT64) {
-        return config_setting_get_int64(s) == lit->value;
+    bool int64 = config_setting_type(s) == CONFIG_TYPE_INT64;
+    long long got = int64 ? config_setting_get_int64(s) : config_setting_get_int(s);
+    if (lit->octal && got == lit->octal_value) {
+        lit->value = got;
+        return true;
     }
-    /* a plain literal: libconfig kept the low 32 bits */
-    return (uint32_t)config_setting_get_int(s) == (uint32_t)(uint64_t)lit->value;
+    if (int64) {
+        return got == lit->value;
+    }
+    /* a plain literal: libconfig kept its low 32 bits (atoi, strtoul with a 64-bit long) or,
+     * where long has 32 bits (armhf), saturated it: a decimal to INT32_MAX or INT32_MIN, hex to
+     * all ones */
+    if ((uint32_t)(uint64_t)got == (uint32_t)(uint64_t)lit->value) {
+        return true;
+    }
+    if (lit->hex) {
+        return lit->value > (long long)UINT32_MAX && got == -1;
+    }
+    return (lit->value > INT32_MAX && got == INT32_MAX) ||
+           (lit->value < INT32_MIN && got == INT32_MIN);
 }
 
 /* The integer literal of an INT or INT64 setting, from its text in the file (see above). false

@@ -56,10 +56,13 @@ struct thread_pool {
     pthread_cond_t done_cond;
 };
 
+/* (YIELD is ARMv6K and later: not for plain ARMv6, Raspberry Pi OS's baseline for the Pi 1 and
+ * Zero, whose assembler refuses it) */
 static inline void cpu_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
+#elif defined(__aarch64__) || (defined(__arm__) && (__ARM_ARCH >= 7 || defined(__ARM_ARCH_6K__) || \
+                                                    defined(__ARM_ARCH_6KZ__)))
     __asm__ __volatile__("yield" ::: "memory");
 #endif
 }
