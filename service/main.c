@@ -6,6 +6,7 @@
  * only consumer of MQTT events; signal handlers only set flags; SIGHUP reloads here.
  */
 #include "config.h"
+#include "crash_report.h"
 #include "event_handler.h"
 #include "log.h"
 #include "metrics.h"
@@ -212,6 +213,9 @@ static void reload(app *a) {
 }
 
 static bool install_signals(void) {
+    if (!crash_report_install()) {
+        return false;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);

@@ -67,14 +67,16 @@ void process_forget(pid_t pid) {
     }
 }
 
-/* Wait for pid to exit; returns its exit status, or -1 on timeout / signal death. */
+/* Wait for pid to exit; its exit status, 128 + signal, or -1 on timeout. */
 int process_wait_exit(pid_t pid, int timeout_ms) {
     for (int waited = 0; waited < timeout_ms; waited += 20) {
         int status;
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid) {
             process_forget(pid);
-            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            return WIFEXITED(status)     ? WEXITSTATUS(status)
+                   : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+                                         : -1;
         }
         usleep(20000);
     }
@@ -497,12 +499,70 @@ bool node_start(node *n, client *watcher, int port, const char *model, int queue
     return ok;
 }
 
+void node_report(node *n, const char *why) {
+    int status;
+    pid_t r = n->pid > 0 ? waitpid(n->pid, &status, WNOHANG) : -1;
+    if (r == n->pid) {
+        process_forget(n->pid);
+        if (WIFSIGNALED(status)) {
+            fprintf(stderr, "edgelmd %s (%s): killed by signal %d (%s)\n", n->id, why,
+                    WTERMSIG(status), strsignal(WTERMSIG(status)));
+        } else {
+            fprintf(stderr, "edgelmd %s (%s): exited with status %d\n", n->id, why,
+                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        }
+        n->pid = -1;
+    } else if (r == 0) {
+        fprintf(stderr, "edgelmd %s (%s): still running as pid %d; its threads:\n", n->id, why,
+                (int)n->pid);
+        /* where it hangs, when gdb is there (a hang is otherwise invisible in CI's log) */
+        char cmd[200];
+        snprintf(cmd, sizeof cmd,
+                 "command -v gdb >/dev/null && timeout 60 gdb -p %d -batch -nx "
+                 "-ex 'thread apply all bt' 2>/dev/null | grep -E '^(Thread|#)' | head -n 120 >&2",
+                 (int)n->pid);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "(no stacks: gdb missing or failed)\n");
+        }
+    } else {
+        fprintf(stderr, "edgelmd %s: %s\n", n->id, why);
+    }
+    enum { TAIL_LINES = 40 };
+    FILE *f = fopen(n->log, "r");
+    if (f == NULL) {
+        fprintf(stderr, "edgelmd %s: no log at %s\n", n->id, n->log);
+        return;
+    }
+    char lines[TAIL_LINES][512];
+    long count = 0;
+    while (fgets(lines[count % TAIL_LINES], sizeof lines[0], f) != NULL) {
+        count++;
+    }
+    fclose(f);
+    fprintf(stderr, "---- last lines of %s ----\n", n->log);
+    for (long i = count > TAIL_LINES ? count - TAIL_LINES : 0; i < count; i++) {
+        fputs(lines[i % TAIL_LINES], stderr);
+    }
+    fprintf(stderr, "----\n");
+}
+
 bool node_stop(node *n, client *watcher) {
     char status[64];
     snprintf(status, sizeof status, "edgelm/%s/status", n->id);
+    if (n->pid <= 0) {
+        CHECK_MSG(false, "edgelmd %s was not running at its stop (log %s)", n->id, n->log);
+        return false;
+    }
     kill(n->pid, SIGTERM);
     int rc = process_wait_exit(n->pid, WAIT_MS);
     CHECK_MSG(rc == 0, "edgelmd %s: SIGTERM exit status %d (log %s)", n->id, rc, n->log);
+    if (rc != 0) {
+        node_report(n, rc > 128 ? "died of a signal" : rc < 0 ? "no exit after SIGTERM" : "exit");
+        if (rc < 0) {
+            kill(n->pid, SIGKILL);
+            process_wait_exit(n->pid, WAIT_MS);
+        }
+    }
     CHECK_MSG(client_wait_msg(watcher, status, "offline", NULL, WAIT_MS) != NULL,
               "edgelmd %s: no offline status after SIGTERM", n->id);
     return rc == 0;

@@ -22,7 +22,8 @@ void process_kill_all(void);
 pid_t process_spawn(char *const argv[], const char *log_path);
 /* Stop tracking pid (it was reaped elsewhere). */
 void process_forget(pid_t pid);
-/* Wait for pid to exit; returns its exit status, or -1 on timeout / signal death. */
+/* Wait for pid to exit; returns its exit status, 128 + the signal when a signal killed it (as a
+ * shell says), or -1 on timeout. */
 int process_wait_exit(pid_t pid, int timeout_ms);
 /* RssAnon of pid in KiB from /proc/<pid>/status, -1 when unreadable. */
 long process_rss_anon_kb(pid_t pid);
@@ -117,6 +118,10 @@ void write_node_conf(node *n, int port, const char *model, int queue_depth, int 
 bool node_start(node *n, client *watcher, int port, const char *model, int queue_depth, bool fleet);
 /* SIGTERM; checks exit status 0 and the retained offline status. */
 bool node_stop(node *n, client *watcher);
+/* After a failed check about n: print whether edgelmd is still running (or how it ended, reaping
+ * it) and the last lines of its log, so a failure in CI shows its cause (the temporary directory
+ * with the log is removed when the test ends). */
+void node_report(node *n, const char *why);
 /* Generate a tiny model and zero the output.weight rows of its end-of-generation tokens, so
  * greedy decoding never picks them (every other logit of a random model beats 0 somewhere). */
 bool make_endless_model(const char *path);

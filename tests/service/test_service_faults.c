@@ -159,8 +159,11 @@ static void test_broker_frozen(client *c, broker *b) {
             client_subscribe(c, "edgelm/fz/#");
         }
     }
-    CHECK_MSG(client_wait_msg(c, "edgelm/fz/status", "online", NULL, WAIT_MS) != NULL,
-              "node did not come back online after SIGCONT (%s)", n.log);
+    bool back = client_wait_msg(c, "edgelm/fz/status", "online", NULL, WAIT_MS) != NULL;
+    CHECK_MSG(back, "node did not come back online after SIGCONT (%s)", n.log);
+    if (!back) {
+        node_report(&n, "not online after SIGCONT");
+    }
     expect_one_final_after_cancel(c, "fz", "fz1");
     const char *id = send_request(c, "fz", "\"prompt\":\"Once\",\"max_tokens\":3", "fz2");
     msg *m = wait_final(c, "fz", id, WAIT_MS);
@@ -181,8 +184,11 @@ static void test_connection_cut(client *c, broker *b) {
         client_subscribe(c, "edgelm/cut/response/#");
         CHECK(start_long_request(c, "cut", "cut1"));
         CHECK_MSG(tcp_proxy_cut(proxy) == 1, "the node had no connection through the proxy");
-        CHECK_MSG(client_wait_msg(c, "edgelm/cut/status", "online", NULL, WAIT_MS) != NULL,
-                  "node did not reconnect after the cut (%s)", n.log);
+        bool back = client_wait_msg(c, "edgelm/cut/status", "online", NULL, WAIT_MS) != NULL;
+        CHECK_MSG(back, "node did not reconnect after the cut (%s)", n.log);
+        if (!back) {
+            node_report(&n, "no reconnect after the cut");
+        }
         expect_one_final_after_cancel(c, "cut", "cut1");
         node_stop(&n, c);
     }
