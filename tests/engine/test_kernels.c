@@ -4,8 +4,9 @@
  * Usage: test_kernels               run the tests (every supported level)
  *        test_kernels --require L   exit 0 if this CPU/build runs level L, else 77 (skip); ctest
  *                                   uses it to run test_forward once per level
- *        test_kernels --bench [ROWS] print per-level throughput of the main dot products over
- *                                   ROWS rows of 2048 (256: in cache; 65536: from memory)
+ *        test_kernels --bench [ROWS [TOKENS]]  per-level throughput of the main matrix kernels
+ *                                   over ROWS rows of 2048 (256: in cache; 65536: from memory)
+ *                                   and TOKENS tokens (1: decode, GB/s; 32: a prefill chunk)
  */
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
@@ -13,6 +14,7 @@
 #include "kernels/tensor_types.h"
 #include "test_util.h"
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +26,17 @@
  * this fraction of sum |x_i y_i| (plus a tiny absolute floor for all-zero rows). */
 #define KQUANT_DOT_REL_TOL 1e-5
 #define KQUANT_DOT_ABS_TOL 1e-30
+
+/* Q4_0 and Q8_0 dots: exact integer block sums, then per block acc += (float)sumi * (dx * dy),
+ * which the reference (q4_0_vec_dot_fma) fuses and levels without FMA (SSE2, ARMv7 NEON) round
+ * twice. Each of the nb terms of either side carries at most two roundings (dx * dy, then the
+ * product or the fused add) and the running sum one per block, so each side is within
+ * (nb + 1) * u * sum |x_i y_i| of the exact dot (u = FLT_EPSILON / 2; sum |x_i y_i| over the
+ * dequantized values bounds every |term| and partial sum): the two differ by at most
+ * (nb + 1) * FLT_EPSILON * sum |x_i y_i|. Levels with FMA are bit-identical to the reference. */
+static double q0_dot_tolerance(int64_t n_blocks, double abs_terms) {
+    return (double)(n_blocks + 1) * (double)FLT_EPSILON * abs_terms + KQUANT_DOT_ABS_TOL;
+}
 
 /* ---- data ------------------------------------------------------------------------------------ */
 
@@ -159,6 +172,9 @@ static bool is_kquant(uint32_t type) {
            type == TENSOR_TYPE_Q5_K || type == TENSOR_TYPE_Q6_K;
 }
 
+/* Q4_0 and Q8_0: compared with q0_dot_tolerance */
+static bool is_q0(uint32_t type) { return type == TENSOR_TYPE_Q4_0 || type == TENSOR_TYPE_Q8_0; }
+
 /* Block counts: 1, odd, and large rows (TinyLlama's widest row is 5632 = 22 K-blocks). */
 static const int64_t block_counts[] = {1, 2, 3, 7, 22, 65, 176};
 
@@ -174,9 +190,8 @@ static void check_table_complete(const kernel_table *kt) {
         CHECK_MSG((kt->to_float[all_types[ti]] == NULL) == (ref->to_float == NULL),
                   "%s: %s to_float", kt->name, ref->name);
     }
-    CHECK(kt->q4_0_repacked_vec_dot != NULL && kt->fp16_to_fp32_row != NULL &&
-          kt->fp32_to_fp16_row != NULL && kt->f16_scale_row != NULL && kt->f16_mad_row != NULL &&
-          kt->f16_dot != NULL);
+    CHECK(kt->fp16_to_fp32_row != NULL && kt->fp32_to_fp16_row != NULL &&
+          kt->f16_scale_row != NULL && kt->f16_mad_row != NULL && kt->f16_dot != NULL);
 }
 
 static void check_activation_quantizers(const kernel_table *kt) {
@@ -216,8 +231,8 @@ static void check_activation_quantizers(const kernel_table *kt) {
     }
 }
 
-/* The dots of type against the reference (and the repacked Q4_0 dot, and to_float), over rows of
- * every block count and the four distributions; false if out of memory (no further checks). */
+/* The dots of type against the reference (and to_float), over rows of every block count and the
+ * four distributions; false if out of memory (no further checks). */
 static bool check_dots_of(const kernel_table *kt, uint32_t type) {
     const tensor_type_traits *ref = tensor_type_get_ref(type);
     const tensor_type_traits *act = tensor_type_get_ref(ref->vec_dot_type);
@@ -244,7 +259,7 @@ static bool check_dots_of(const kernel_table *kt, uint32_t type) {
             ref->vec_dot(n, &want, x, y);
             kt->vec_dot[type](n, &got, x, y);
             /* Q5_K: every level runs ggml's x86 order (q5_K_vec_dot_x86), bit for bit */
-            if (is_kquant(type) && type != TENSOR_TYPE_Q5_K) {
+            if ((is_kquant(type) && type != TENSOR_TYPE_Q5_K) || is_q0(type)) {
                 ref->to_float(x, xf, n);
                 activations_to_float(ref->vec_dot_type, y, yf, n);
                 double abs_terms = 0.0;
@@ -252,19 +267,15 @@ static bool check_dots_of(const kernel_table *kt, uint32_t type) {
                     abs_terms += fabs((double)xf[i] * (double)yf[i]);
                 }
                 const double err = fabs((double)got - (double)want);
-                CHECK_MSG(err <= KQUANT_DOT_REL_TOL * abs_terms + KQUANT_DOT_ABS_TOL,
-                          "%s: %s dot n=%lld: %.9g vs ref %.9g (err %.3g, sum|terms| %.3g)",
-                          kt->name, ref->name, (long long)n, (double)got, (double)want, err,
-                          abs_terms);
+                const double tol = is_q0(type)
+                                       ? q0_dot_tolerance(n / QK8_0, abs_terms)
+                                       : KQUANT_DOT_REL_TOL * abs_terms + KQUANT_DOT_ABS_TOL;
+                CHECK_MSG(
+                    err <= tol, "%s: %s dot n=%lld: %.9g vs ref %.9g (err %.3g, sum|terms| %.3g)",
+                    kt->name, ref->name, (long long)n, (double)got, (double)want, err, abs_terms);
             } else {
                 CHECK_MSG(same_bits(got, want), "%s: %s dot n=%lld: %.9g vs ref %.9g", kt->name,
                           ref->name, (long long)n, (double)got, (double)want);
-            }
-            if (type == TENSOR_TYPE_Q4_0) {
-                q4_0_vec_dot_x86_repacked(n, &want, x, y);
-                kt->q4_0_repacked_vec_dot(n, &got, x, y);
-                CHECK_MSG(same_bits(got, want), "%s: repacked q4_0 dot n=%lld: %.9g vs %.9g",
-                          kt->name, (long long)n, (double)got, (double)want);
             }
             if (kt->to_float[type] != NULL) {
                 float *a = malloc((size_t)n * sizeof(float));
@@ -297,29 +308,32 @@ static void check_dots(const kernel_table *kt) {
     }
 }
 
-/* Every gemm equals its own table's vec_dot bit for bit, for each (row, token), over row and
- * token counts around the kernels' register blocking (4 tokens) and their group sizes (32 tokens,
- * 16 super-blocks), and writes nothing outside its output rows. */
+/* Every gemm (gemv) equals its own table's vec_dot bit for bit, for each (row, token), over row
+ * and token counts around the kernels' register blocking (4 and 8 tokens, 8 and 16 rows) and their
+ * group sizes (32 tokens, 16 K-quant super-blocks, 16 and 128 Q4_0/Q8_0 blocks), and writes
+ * nothing outside its output rows. A gemv is only called with one token. */
 static void check_gemm(const kernel_table *kt, uint32_t type, tensor_gemm_fn gemm,
-                       tensor_vec_dot_fn vec_dot, const char *what) {
-    /* block counts around the kernels' groups (16 K-quant super-blocks, 64 Q4_0 blocks) */
-    static const int64_t gemm_blocks[] = {1, 3, 16, 17, 22, 64, 65};
-    static const int64_t gemm_rows[] = {1, 3, 5, 16, 17};
+                       tensor_vec_dot_fn vec_dot, const char *what, bool one_token) {
+    /* the 32-weight types also cross KC_Q0_SPAN (128 blocks) and reach TinyLlama's n_ff */
+    static const int64_t gemm_blocks[] = {1, 3, 16, 17, 22, 64, 65, 129, 176};
+    static const int64_t gemm_rows[] = {1, 3, 5, 8, 16, 17, 33};
     static const int64_t gemm_tokens[] = {1, 2, 3, 4, 5, 7, 8, 9, 32, 33, 37};
     const tensor_type_traits *ref = tensor_type_get_ref(type);
     const tensor_type_traits *act = tensor_type_get_ref(ref->vec_dot_type);
-    for (size_t bi = 0; bi < sizeof gemm_blocks / sizeof gemm_blocks[0]; bi++) {
+    const size_t n_block_counts = ref->block_size == QK_K ? 7 : 9;
+    for (size_t bi = 0; bi < n_block_counts; bi++) {
         const int64_t n = gemm_blocks[bi] * ref->block_size;
         const size_t w_stride = tensor_row_size(type, n);
         const size_t x_stride = tensor_row_size(ref->vec_dot_type, n);
-        const int64_t max_rows = 17, max_tokens = 37, out_stride = max_rows + 3;
+        const int64_t max_rows = 33, max_tokens = 37, out_stride = max_rows + 3;
         uint8_t *w = malloc(w_stride * (size_t)max_rows);
         uint8_t *x = malloc(x_stride * (size_t)max_tokens);
         float *xf = malloc((size_t)n * sizeof(float));
         float *out = malloc((size_t)(out_stride * max_tokens) * sizeof(float));
-        CHECK(w != NULL && x != NULL && xf != NULL && out != NULL);
-        if (w == NULL || x == NULL || xf == NULL || out == NULL) {
-            free(w), free(x), free(xf), free(out);
+        float *want = malloc((size_t)(max_rows * max_tokens) * sizeof(float));
+        CHECK(w != NULL && x != NULL && xf != NULL && out != NULL && want != NULL);
+        if (w == NULL || x == NULL || xf == NULL || out == NULL || want == NULL) {
+            free(w), free(x), free(xf), free(out), free(want);
             return;
         }
         for (int64_t r = 0; r < max_rows; r++) {
@@ -328,9 +342,14 @@ static void check_gemm(const kernel_table *kt, uint32_t type, tensor_gemm_fn gem
         for (int64_t t = 0; t < max_tokens; t++) {
             random_floats(xf, n, (int)(t % 4));
             act->from_float(xf, x + (size_t)t * x_stride, n);
+            for (int64_t r = 0; r < max_rows; r++) {
+                vec_dot(n, &want[t * max_rows + r], w + (size_t)r * w_stride,
+                        x + (size_t)t * x_stride);
+            }
         }
         for (size_t ri = 0; ri < sizeof gemm_rows / sizeof gemm_rows[0]; ri++) {
-            for (size_t ki = 0; ki < sizeof gemm_tokens / sizeof gemm_tokens[0]; ki++) {
+            for (size_t ki = 0; ki < (one_token ? 1 : sizeof gemm_tokens / sizeof gemm_tokens[0]);
+                 ki++) {
                 const int64_t n_rows = gemm_rows[ri], n_tokens = gemm_tokens[ki];
                 for (int64_t i = 0; i < out_stride * max_tokens; i++) {
                     out[i] = -12345.0f; /* sentinel */
@@ -340,17 +359,15 @@ static void check_gemm(const kernel_table *kt, uint32_t type, tensor_gemm_fn gem
                 for (int64_t t = 0; t < max_tokens; t++) {
                     for (int64_t r = 0; r < out_stride; r++) {
                         const float got = out[t * out_stride + r];
-                        float want = -12345.0f;
-                        if (t < n_tokens && r < n_rows) {
-                            vec_dot(n, &want, w + (size_t)r * w_stride, x + (size_t)t * x_stride);
-                        }
-                        if (!same_bits(got, want) && bad++ == 0) {
+                        const float expect =
+                            t < n_tokens && r < n_rows ? want[t * max_rows + r] : -12345.0f;
+                        if (!same_bits(got, expect) && bad++ == 0) {
                             CHECK_MSG(false,
                                       "%s: %s n=%lld rows=%lld tokens=%lld: out[t=%lld, "
                                       "r=%lld] = %.9g, vec_dot %.9g",
                                       kt->name, what, (long long)n, (long long)n_rows,
                                       (long long)n_tokens, (long long)t, (long long)r, (double)got,
-                                      (double)want);
+                                      (double)expect);
                         }
                     }
                 }
@@ -360,21 +377,22 @@ static void check_gemm(const kernel_table *kt, uint32_t type, tensor_gemm_fn gem
         free(x);
         free(xf);
         free(out);
+        free(want);
     }
 }
 
 static void check_gemms(const kernel_table *kt) {
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const uint32_t type = all_types[ti];
+        char what[48];
         if (kt->gemm[type] != NULL) {
-            char what[48];
             snprintf(what, sizeof what, "%s gemm", tensor_type_get_ref(type)->name);
-            check_gemm(kt, type, kt->gemm[type], kt->vec_dot[type], what);
+            check_gemm(kt, type, kt->gemm[type], kt->vec_dot[type], what, false);
         }
-    }
-    if (kt->q4_0_repacked_gemm != NULL) {
-        check_gemm(kt, TENSOR_TYPE_Q4_0, kt->q4_0_repacked_gemm, kt->q4_0_repacked_vec_dot,
-                   "repacked q4_0 gemm");
+        if (kt->gemv[type] != NULL && kt->gemv[type] != kt->gemm[type]) {
+            snprintf(what, sizeof what, "%s gemv", tensor_type_get_ref(type)->name);
+            check_gemm(kt, type, kt->gemv[type], kt->vec_dot[type], what, true);
+        }
     }
 }
 
@@ -487,8 +505,11 @@ static void check_selection(void) {
         CHECK(strcmp(t->name, r->name) == 0 && t->type_size == r->type_size &&
               t->vec_dot_type == r->vec_dot_type);
     }
-    CHECK(tensor_matrix_vec_dot(TENSOR_TYPE_Q4_0, 16) == kt->q4_0_repacked_vec_dot);
-    CHECK(tensor_matrix_vec_dot(TENSOR_TYPE_Q4_0, 12) == kt->vec_dot[TENSOR_TYPE_Q4_0]);
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        CHECK(tensor_matrix_gemm(all_types[ti]) == kt->gemm[all_types[ti]]);
+        CHECK(tensor_matrix_gemv(all_types[ti]) == kt->gemv[all_types[ti]]);
+    }
+    CHECK(tensor_matrix_gemm(4) == NULL && tensor_matrix_gemv(TENSOR_TYPE_COUNT) == NULL);
     CHECK(tensor_type_get(4) == NULL && tensor_type_get(TENSOR_TYPE_COUNT) == NULL);
     CHECK(kernels_level_from_name("avx2") == KERNEL_LEVEL_AVX2);
     CHECK(kernels_level_from_name("AVX2") == KERNEL_LEVEL_COUNT);
@@ -509,10 +530,12 @@ static void check_selection(void) {
 
 /* ---- benchmark (--bench) --------------------------------------------------------------------- */
 
-/* rows: 256 keeps ~0.3 MB of Q4_K rows in cache (the kernel itself); 65536 streams ~75 MB from
- * memory (closer to a real decode). Levels run interleaved, best of 12 passes each, so that a
- * busy machine disturbs them alike. */
-static void bench(int rows) {
+/* Decode: one token against rows of 2048 weights (the gemv where a level has one, else a loop of
+ * vec_dot), in GB/s of weights; rows 256 keeps ~0.3 MB of Q4_K rows in cache (the kernel itself),
+ * 65536 streams ~75 MB from memory (closer to a real decode). Prefill (tokens > 1): that many
+ * tokens at once through the gemm (else vec_dot loops), in G multiply-adds per second. Levels run
+ * interleaved, best of 12 passes each, so that a busy machine disturbs them alike. */
+static void bench(int rows, int n_tokens) {
     static const uint32_t types[] = {
         TENSOR_TYPE_Q4_K, TENSOR_TYPE_Q6_K, TENSOR_TYPE_Q5_K, TENSOR_TYPE_Q3_K, TENSOR_TYPE_Q2_K,
         TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q4_1, TENSOR_TYPE_Q5_0, TENSOR_TYPE_F16};
@@ -526,20 +549,29 @@ static void bench(int rows) {
             printf(" %8s", tables[level].name);
         }
     }
-    printf("   (GB/s of weights, %d rows of %lld)\n", rows, (long long)n);
+    if (n_tokens > 1) {
+        printf("   (G multiply-adds/s, %d rows of %lld x %d tokens)\n", rows, (long long)n,
+               n_tokens);
+    } else {
+        printf("   (GB/s of weights, %d rows of %lld)\n", rows, (long long)n);
+    }
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const tensor_type_traits *ref = tensor_type_get_ref(types[ti]);
         const size_t row_bytes = tensor_row_size(types[ti], n);
+        const size_t y_bytes = tensor_row_size(ref->vec_dot_type, n);
         uint8_t *x = malloc(row_bytes * (size_t)rows);
-        void *y = malloc(tensor_row_size(ref->vec_dot_type, n));
+        uint8_t *y = malloc(y_bytes * (size_t)n_tokens);
         float *yf = malloc((size_t)n * sizeof(float));
-        if (x == NULL || y == NULL || yf == NULL) {
-            free(x), free(y), free(yf);
+        float *out = malloc((size_t)rows * (size_t)n_tokens * sizeof(float));
+        if (x == NULL || y == NULL || yf == NULL || out == NULL) {
+            free(x), free(y), free(yf), free(out);
             return;
         }
         random_weights(types[ti], x, n * rows); /* also faults every page in */
-        random_floats(yf, n, 0);
-        tensor_type_get_ref(ref->vec_dot_type)->from_float(yf, y, n);
+        for (int t = 0; t < n_tokens; t++) {
+            random_floats(yf, n, 0);
+            tensor_type_get_ref(ref->vec_dot_type)->from_float(yf, y + (size_t)t * y_bytes, n);
+        }
         double best[KERNEL_LEVEL_COUNT];
         float sink = 0.0f;
         for (int level = 0; level < KERNEL_LEVEL_COUNT; level++) {
@@ -550,26 +582,36 @@ static void bench(int rows) {
                 if (!have[level] || (level == KERNEL_LEVEL_REF && pass >= 2)) {
                     continue;
                 }
+                const kernel_table *kt = &tables[level];
+                const tensor_gemm_fn mm = n_tokens == 1 ? kt->gemv[types[ti]] : kt->gemm[types[ti]];
                 const double t0 = test_now_ms() / 1e3;
-                for (int r = 0; r < rows; r++) {
-                    float out;
-                    tables[level].vec_dot[types[ti]](n, &out, x + (size_t)r * row_bytes, y);
-                    sink += out;
+                if (mm != NULL) {
+                    mm(n, rows, n_tokens, x, row_bytes, y, y_bytes, out, rows);
+                } else {
+                    for (int r = 0; r < rows; r++) {
+                        for (int t = 0; t < n_tokens; t++) {
+                            kt->vec_dot[types[ti]](n, &out[t * rows + r], x + (size_t)r * row_bytes,
+                                                   y + (size_t)t * y_bytes);
+                        }
+                    }
                 }
                 const double dt = test_now_ms() / 1e3 - t0;
+                sink += out[rows - 1];
                 best[level] = dt < best[level] ? dt : best[level];
             }
         }
         printf("%-5s", ref->name);
         for (int level = 0; level < KERNEL_LEVEL_COUNT; level++) {
             if (have[level]) {
-                printf(" %8.2f", (double)row_bytes * rows / best[level] / 1e9);
+                printf(" %8.2f", n_tokens > 1 ? (double)n * rows * n_tokens / best[level] / 1e9
+                                              : (double)row_bytes * rows / best[level] / 1e9);
             }
         }
         printf("%s\n", sink == 12345.0f ? " !" : "");
         free(x);
         free(y);
         free(yf);
+        free(out);
     }
 }
 
@@ -597,7 +639,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "--bench") == 0) {
-        bench(argc >= 3 ? atoi(argv[2]) : 256);
+        bench(argc >= 3 ? atoi(argv[2]) : 256, argc >= 4 ? atoi(argv[3]) : 1);
         return 0;
     }
     check_selection();

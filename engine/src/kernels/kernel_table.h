@@ -2,7 +2,8 @@
  * between the dispatcher (kernels.c, which picks a level once per process) and the per-ISA files
  * (x86/kernels_<isa>.c, arm/kernels_neon.c), which fill it. Each level starts from the table of
  * the level below and overrides only what it implements. test_kernels checks every entry against
- * the scalar reference (quant_ref.h), and every gemm against its level's vec_dot, bit for bit.
+ * the scalar reference (quant_ref.h), and every gemm and gemv against its level's vec_dot, bit
+ * for bit.
  * Types and declarations only.
  */
 #ifndef EDGELM_KERNEL_TABLE_H
@@ -44,11 +45,11 @@ typedef struct kernel_table {
     tensor_vec_dot_fn vec_dot[TENSOR_TYPE_COUNT];
     /* matrix x matrix equal to vec_dot[type] per (row, token); NULL = loop vec_dot */
     tensor_gemm_fn gemm[TENSOR_TYPE_COUNT];
+    /* matrix x one token (n_tokens == 1), equal to vec_dot[type] per row, where that beats a loop
+     * of vec_dot (decode); NULL = loop vec_dot. Usually the gemm itself. */
+    tensor_gemm_fn gemv[TENSOR_TYPE_COUNT];
     tensor_from_float_fn from_float[TENSOR_TYPE_COUNT];
     tensor_to_float_fn to_float[TENSOR_TYPE_COUNT];
-    /* the Q4_0 dot for matrices llama.cpp repacks (n_rows % 8 == 0; see tensor_matrix_vec_dot) */
-    tensor_vec_dot_fn q4_0_repacked_vec_dot;
-    tensor_gemm_fn q4_0_repacked_gemm; /* equal to q4_0_repacked_vec_dot, or NULL */
     fp16_to_fp32_row_fn fp16_to_fp32_row;
     fp32_to_fp16_row_fn fp32_to_fp16_row;
     f16_scale_row_fn f16_scale_row;

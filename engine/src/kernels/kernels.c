@@ -128,7 +128,6 @@ void kernels_fill_ref(kernel_table *t) {
             t->to_float[type] = r->to_float;
         }
     }
-    t->q4_0_repacked_vec_dot = q4_0_vec_dot_x86_repacked;
     t->fp16_to_fp32_row = fp16_to_fp32_row_ref;
     t->fp32_to_fp16_row = fp32_to_fp16_row_ref;
     t->f16_scale_row = f16_scale_row_ref;
@@ -136,18 +135,19 @@ void kernels_fill_ref(kernel_table *t) {
     t->f16_dot = f16_vec_dot_x86;
 }
 
-/* A gemm must equal the vec_dot of its own table bit for bit. A level that replaces a type's
- * vec_dot without providing a gemm for it drops the gemm it inherited from the level below. */
+/* A gemm or gemv must equal the vec_dot of its own table bit for bit. A level that replaces a
+ * type's vec_dot without providing a gemm (gemv) for it drops the one it inherited from the level
+ * below. */
 static void drop_stale_gemms(const kernel_table *before, kernel_table *after) {
     for (uint32_t type = 0; type < TENSOR_TYPE_COUNT; type++) {
-        if (after->vec_dot[type] != before->vec_dot[type] &&
-            after->gemm[type] == before->gemm[type]) {
-            after->gemm[type] = NULL;
+        if (after->vec_dot[type] != before->vec_dot[type]) {
+            if (after->gemm[type] == before->gemm[type]) {
+                after->gemm[type] = NULL;
+            }
+            if (after->gemv[type] == before->gemv[type]) {
+                after->gemv[type] = NULL;
+            }
         }
-    }
-    if (after->q4_0_repacked_vec_dot != before->q4_0_repacked_vec_dot &&
-        after->q4_0_repacked_gemm == before->q4_0_repacked_gemm) {
-        after->q4_0_repacked_gemm = NULL;
     }
 }
 
@@ -269,24 +269,10 @@ const tensor_type_traits *tensor_type_get(uint32_t type) {
     return &selected_traits[type];
 }
 
-tensor_vec_dot_fn tensor_matrix_vec_dot(uint32_t type, int64_t n_rows) {
-    const tensor_type_traits *t = tensor_type_get(type);
-    if (t == NULL) {
-        return NULL;
-    }
-    if (type == TENSOR_TYPE_Q4_0 && n_rows % 8 == 0) {
-        return kernels_get()->q4_0_repacked_vec_dot;
-    }
-    return t->vec_dot;
+tensor_gemm_fn tensor_matrix_gemm(uint32_t type) {
+    return tensor_type_get(type) != NULL ? kernels_get()->gemm[type] : NULL;
 }
 
-tensor_gemm_fn tensor_matrix_gemm(uint32_t type, int64_t n_rows) {
-    if (type == TENSOR_TYPE_Q4_0 && n_rows % 8 == 0) {
-        return kernels_get()->q4_0_repacked_gemm;
-    }
-    if (tensor_type_get(type) == NULL ||
-        tensor_matrix_vec_dot(type, n_rows) != kernels_get()->vec_dot[type]) {
-        return NULL;
-    }
-    return kernels_get()->gemm[type];
+tensor_gemm_fn tensor_matrix_gemv(uint32_t type) {
+    return tensor_type_get(type) != NULL ? kernels_get()->gemv[type] : NULL;
 }

@@ -2,8 +2,8 @@
  *
  * One kernel table per process, filled once (pthread_once) from CPUID/XGETBV on x86 or from the
  * build target on ARM, or forced with EDGELM_KERNELS=ref|sse2|avx2|avx512|neon. The selected
- * variants replace the reference functions in what tensor_type_get(), tensor_matrix_vec_dot()
- * and tensor_matrix_gemm() return; tensor_type_get_ref() (quant.h) keeps the pure reference.
+ * variants replace the reference functions in what tensor_type_get(), tensor_matrix_gemm() and
+ * tensor_matrix_gemv() return; tensor_type_get_ref() (quant.h) keeps the pure reference.
  * Intrinsics live only in the per-ISA files (x86/kernels_<isa>.c, arm/kernels_neon.c), each
  * compiled with its own flags and reached only through the table (kernel_table.h).
  */
@@ -32,13 +32,13 @@ const kernel_table *kernels_get(void);
 /* Traits of a type id with the selected kernels in place (never NULL functions where the
  * reference has one), or NULL for ids the engine does not know or support. */
 const tensor_type_traits *tensor_type_get(uint32_t type);
-/* The row dot a whole matrix of this type with n_rows rows uses. Usually traits->vec_dot; but
- * llama.cpp's x86 CPU backend repacks Q4_0 matrices whose row count is a multiple of 8 and sums
- * those in another float order, and matching its logits needs the same order. */
-tensor_vec_dot_fn tensor_matrix_vec_dot(uint32_t type, int64_t n_rows);
-/* The matrix x matrix kernel of such a matrix, equal to tensor_matrix_vec_dot row by row and
- * token by token; NULL when the selected kernels have none for it (then loop the vec_dot). */
-tensor_gemm_fn tensor_matrix_gemm(uint32_t type, int64_t n_rows);
+/* The matrix x matrix kernel of a weight type, equal to its vec_dot row by row and token by token;
+ * NULL when the selected kernels have none for it (then loop the vec_dot). */
+tensor_gemm_fn tensor_matrix_gemm(uint32_t type);
+/* The kernel for a matrix times one token (decode), equal to the vec_dot row by row; NULL when a
+ * loop of the vec_dot is the best the selected kernels have. */
+tensor_gemm_fn tensor_matrix_gemv(uint32_t type);
+
 /* ---- for tests and benchmarks ---- */
 
 /* Whether this CPU and build can run a level (ref is always true). */

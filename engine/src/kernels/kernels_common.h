@@ -2,7 +2,9 @@
  * kernels_avx2.c, kernels_avx512.c, kernels_neon.c): static inline, no intrinsics, so each file
  * compiles them with its own flags. Row drivers take the file's block quantizer as a constant
  * callback, which the compiler inlines; they do the same scalar steps in the same order as the
- * reference. The matrix x matrix driver and its group sizes live here too.
+ * reference. The K-quant matrix x matrix driver and its group sizes, and what the Q4_0/Q8_0
+ * matrix kernels of every ISA share (their float order, the token-side sums, the prefetch of the
+ * next rows), live here too.
  */
 #ifndef EDGELM_KERNELS_COMMON_H
 #define EDGELM_KERNELS_COMMON_H
@@ -101,17 +103,91 @@ static inline int kc_q4_K_scales_and_min_sum(const block_q4_K *x, const block_q8
     return isum_m;
 }
 
-/* The Q8_0 rows of the tokens t0 .. t0 + group - 1 of a matrix x matrix pass, in y[0..group);
- * tokens past n_tokens repeat the last one, so a kernel can always work on whole groups. Returns
- * how many are real. */
-static inline int64_t kc_q8_0_token_group(const void *x, size_t x_stride, int64_t t0,
-                                          int64_t n_tokens, int group, const block_q8_0 **y) {
-    const int64_t nt = n_tokens - t0 < group ? n_tokens - t0 : group;
-    for (int k = 0; k < group; k++) {
-        y[k] = (const block_q8_0 *)((const uint8_t *)x +
-                                    (size_t)(t0 + (k < nt ? k : nt - 1)) * x_stride);
+/* ---- Q4_0 and Q8_0 matrix kernels: what every ISA shares --------------------------------------
+ *
+ * Every level computes each (row, token) result in the traits' order (q4_0_vec_dot_fma,
+ * q8_0_vec_dot_fma): per block an exact integer dot sumi, then acc = acc + (float)sumi * (dx * dy),
+ * fused where the ISA has FMA, block after block. The SIMD kernels hold one weight row per 32-bit
+ * lane: the codes of a group of rows are transposed, four bytes per row and lane, once per block
+ * (for all the tokens of a chunk), so that one multiply-add of bytes against a token's four codes
+ * broadcast to every lane adds four products to each row's sum, and each lane then runs exactly
+ * the scalar chain of its row. Results therefore never depend on how rows are grouped, how many
+ * tokens are in a batch or how the rows are split between threads; the level's vec_dot is its
+ * matrix kernel on one row.
+ *
+ * The x86 kernels multiply unsigned weight bytes by signed activation bytes (vpmaddubsw,
+ * vpdpbusd), so weights go in as q + offset (Q4_0: the stored nibble, q + 8; Q8_0: q ^ 0x80 =
+ * q + 128) and every block's sum starts from -offset * (the sum of the token's codes of that
+ * block), prepared once per call with the token's scale dy: kc_q0_tokens. */
+#define KC_Q0_TOKENS 32 /* tokens whose block sums and scales are prepared at once */
+#define KC_Q0_SPAN 128  /* blocks (4096 weights) of them prepared at once */
+
+typedef struct kc_q0_tokens {
+    float d[KC_Q0_TOKENS][KC_Q0_SPAN];      /* token t, block b: its scale dy */
+    int32_t bias[KC_Q0_TOKENS][KC_Q0_SPAN]; /* -offset * the sum of its 32 codes */
+} kc_q0_tokens;
+
+/* The scales and code sums of blocks b0 .. b0 + n_blocks - 1 of n_tokens Q8_0 rows (x_stride
+ * bytes apart) for weights stored with the given offset (0 when the kernel multiplies signed
+ * codes). */
+static inline void kc_q0_tokens_fill(kc_q0_tokens *ts, const uint8_t *x, size_t x_stride,
+                                     int64_t n_tokens, int64_t b0, int64_t n_blocks, int offset) {
+    for (int64_t t = 0; t < n_tokens; t++) {
+        const block_q8_0 *y = (const block_q8_0 *)(x + (size_t)t * x_stride) + b0;
+        for (int64_t b = 0; b < n_blocks; b++) {
+            int sum = 0;
+            for (int j = 0; j < QK8_0; j++) {
+                sum += y[b].qs[j];
+            }
+            ts->bias[t][b] = -offset * sum;
+            ts->d[t][b] = fp16_to_fp32(y[b].d);
+        }
     }
-    return nt;
+}
+
+/* What every matrix kernel gives for rows of no blocks (n == 0): zeros, as the reference's dot. */
+static inline void kc_zero_out(float *out, int64_t out_stride, int64_t n_rows, int64_t n_tokens) {
+    for (int64_t t = 0; t < n_tokens; t++) {
+        for (int64_t r = 0; r < n_rows; r++) {
+            out[t * out_stride + r] = 0.0f;
+        }
+    }
+}
+
+/* The codes of block b of token t: x holds n Q8_0 rows x_stride bytes apart. */
+static inline const int8_t *kc_q8_0_codes(const uint8_t *x, size_t x_stride, int64_t t, int64_t b) {
+    return ((const block_q8_0 *)(x + (size_t)t * x_stride) + b)->qs;
+}
+
+/* While a group of rows is dotted block by block with several tokens, the next group streams in:
+ * before block j of n_blocks, prefetch the j-th share of the bytes [offset, offset + n_bytes) of
+ * each of the n_rows rows (stride bytes apart) at next. A group's rows change every 18 or 34
+ * bytes, and so many interleaved streams defeat the hardware prefetchers. n_rows 0: nothing. */
+static inline void kc_prefetch_share(const uint8_t *next, size_t stride, int64_t n_rows,
+                                     size_t offset, size_t n_bytes, int64_t j, int64_t n_blocks) {
+    const size_t first = offset / 64, last = (offset + n_bytes - 1) / 64;
+    const size_t per_row = last - first + 1;
+    const size_t lines = per_row * (size_t)n_rows;
+    const size_t from = lines * (size_t)j / (size_t)n_blocks;
+    const size_t to = lines * (size_t)(j + 1) / (size_t)n_blocks;
+    for (size_t l = from; l < to; l++) {
+        const size_t row = l / per_row;
+        __builtin_prefetch(next + row * stride + 64 * (first + l % per_row), 0, 2);
+    }
+}
+
+/* Unaligned 16-bit load (an fp16 scale). */
+static inline int kc_load_u16(const void *p) {
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Unaligned 32-bit load (four codes). */
+static inline int32_t kc_load_i32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
 /* Q8_K: the index of the first of x[0..QK_K) whose magnitude is amax (their maximum), whose
@@ -138,10 +214,6 @@ static inline int kc_q8_K_first_max(const float *x, float amax) {
  * groups, so n and n_tokens are unbounded. */
 #define KC_GEMM_BLOCKS 16 /* decoded super-blocks per pass: a few KiB, stays in L1 */
 #define KC_GEMM_TOKENS 32 /* tokens whose accumulators are kept at once */
-/* The Q4_0 gemms in llama.cpp's repacked order (tokens in float lanes): rows per pass sharing the
- * token-side sums and scales, and blocks per pass (2048 weights). */
-#define KC_Q4_0_GEMM_ROWS 16
-#define KC_Q4_0_GEMM_BLOCKS 64
 
 #define KC_DEFINE_GEMM(name, block_t, decoded_t, acc_t, decode, step, step2, finish)               \
     static void name(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w, size_t w_stride,  \

@@ -3,7 +3,8 @@
  *
  * Decoding equals ggml's dequantize_row_* bit for bit; encoding follows quantize_row_*_ref; dot
  * products form an exact integer sum per block and scale it in the same float order as ggml's
- * ggml_vec_dot_*_generic (the order differs per type and is kept on purpose). Layout of every
+ * ggml_vec_dot_*_generic (the order differs per type and is kept on purpose), except the traits'
+ * Q4_0 and Q8_0 dots, which use one fused multiply-add per block (see the end). Layout of every
  * block: weight j of the first half sits in the low nibble of qs[j], weight j + 16 in the high
  * nibble of the same byte; 5-bit types keep bit 4 of weight j in bit j of the 32-bit qh. A type
  * is described to the shared kernels by a legacy_type: how to unpack its codes, and its float
@@ -437,56 +438,29 @@ void q8_0_vec_dot_ref(int64_t n, float *s, const void *vx, const void *vy) {
     *s = legacy_vec_dot(&q8_0_type, n, vx, vy);
 }
 
-/* ---- ggml x86 summation orders --------------------------------------------------------------
- * Quantized matmuls amplify 1-ulp differences: a float that lands on the other side of a rounding
- * boundary when the next layer's activations are quantized changes a whole Q8 code, and logits
- * move by ~0.05. So the float part of these dots follows the order of ggml's x86 kernels exactly,
- * not the generic one. ggml_vec_dot_{q4_0,q8_0}_q8_0 (AVX2 path, also taken by AVX-512 builds)
- * and llamafile's tinyBLAS_Q0_AVX (batched prompt) both keep 8 float lanes; lane l takes the
- * integer sum of the products 4l..4l+3 of each block, acc_l = fma(dx * dy, lane_l, acc_l), and
- * the lanes are summed at the end as hsum_float_8: ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)). */
-QUANT_SHARED_KERNEL float lanes8_vec_dot(const legacy_type *t, int64_t n, const void *vx,
-                                         const block_q8_0 *y) {
-    float acc[8] = {0.0f};
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        float dx;
-        int8_t q[32];
-        block_codes(t, vx, i, &dx, q);
-        const float d = dx * fp16_to_fp32(y[i].d);
-        for (int l = 0; l < 8; l++) {
-            int sumi = 0;
-            for (int k = 0; k < 4; k++) {
-                sumi += q[4 * l + k] * y[i].qs[4 * l + k];
-            }
-            acc[l] = fmaf(d, (float)sumi, acc[l]);
-        }
-    }
-    const float r0 = acc[0] + acc[4];
-    const float r1 = acc[1] + acc[5];
-    const float r2 = acc[2] + acc[6];
-    const float r3 = acc[3] + acc[7];
-    return (r0 + r2) + (r1 + r3);
-}
-
-void q4_0_vec_dot_x86(int64_t n, float *s, const void *vx, const void *vy) {
-    *s = lanes8_vec_dot(&q4_0_type, n, vx, vy);
-}
-
-void q8_0_vec_dot_x86(int64_t n, float *s, const void *vx, const void *vy) {
-    *s = lanes8_vec_dot(&q8_0_type, n, vx, vy);
-}
-
-/* Q4_0 matrices whose row count is a multiple of 8 are repacked by ggml on x86 (AVX2) into
- * block_q4_0x8 and multiplied by ggml_gemv/gemm_q4_0_8x8_q8_0: one whole-block integer sum per
- * block, acc = fma(sumi, dx * dy, acc). */
-void q4_0_vec_dot_x86_repacked(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q8_0 *y = vy;
+/* ---- the traits' Q4_0 and Q8_0 dots: one fused multiply-add per block -------------------------
+ * One exact integer sum per block, accumulated block after block as acc = fmaf((float)sumi,
+ * dx * dy, acc): the order of ggml's repacked x86 Q4_0 kernels (ggml_gemv/gemm_q4_0_8x8_q8_0),
+ * and the order in which the SIMD matrix kernels run each (row, token) pair in its own vector
+ * lane (see kernels_common.h), so that one token at a time, a batch and any split of the rows
+ * between threads give the same bits. Levels without a fused multiply-add (SSE2, ARMv7 NEON)
+ * round the product first; test_kernels bounds the difference. */
+QUANT_SHARED_KERNEL float fma_chain_vec_dot(const legacy_type *t, int64_t n, const void *vx,
+                                            const block_q8_0 *y) {
     float acc = 0.0f;
     for (int64_t i = 0; i < n / QK8_0; i++) {
         float dx;
         int8_t q[32];
-        block_codes(&q4_0_type, vx, i, &dx, q);
+        block_codes(t, vx, i, &dx, q);
         acc = fmaf((float)dot32(q, y[i].qs), dx * fp16_to_fp32(y[i].d), acc);
     }
-    *s = acc;
+    return acc;
+}
+
+void q4_0_vec_dot_fma(int64_t n, float *s, const void *vx, const void *vy) {
+    *s = fma_chain_vec_dot(&q4_0_type, n, vx, vy);
+}
+
+void q8_0_vec_dot_fma(int64_t n, float *s, const void *vx, const void *vy) {
+    *s = fma_chain_vec_dot(&q8_0_type, n, vx, vy);
 }

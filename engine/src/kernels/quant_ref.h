@@ -51,12 +51,12 @@ void q8_0_to_float_ref(const void *src, float *dst, int64_t n);
 void q8_0_from_float_ref(const float *src, void *dst, int64_t n);
 void q8_0_vec_dot_ref(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
 
-/* ---- ggml x86 float summation orders (the vec_dot in the traits table) ---- */
-void f16_vec_dot_x86(int64_t n, float *s, const void *x, const void *y);
-void q4_0_vec_dot_x86(int64_t n, float *s, const void *x, const void *y);          /* y: Q8_0 */
-void q4_0_vec_dot_x86_repacked(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
-void q8_0_vec_dot_x86(int64_t n, float *s, const void *x, const void *y);          /* y: Q8_0 */
-void q8_1_from_float_ref(const float *src, void *dst, int64_t n); /* activations only */
+/* ---- the traits' vec_dot where it is not the generic float order ---- */
+void f16_vec_dot_x86(int64_t n, float *s, const void *x, const void *y); /* ggml's x86 order */
+/* Q4_0, Q8_0: per block acc = fmaf((float)sumi, dx * dy, acc), in block order (quant_legacy.c) */
+void q4_0_vec_dot_fma(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
+void q8_0_vec_dot_fma(int64_t n, float *s, const void *x, const void *y); /* y: Q8_0 */
+void q8_1_from_float_ref(const float *src, void *dst, int64_t n);         /* activations only */
 
 /* ---- K-quants: decoding and dot products (quant_k.c) ---- */
 void q2_K_to_float_ref(const void *src, float *dst, int64_t n);

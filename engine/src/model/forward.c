@@ -19,10 +19,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A row tile of a matmul should stay in L1 next to one activation row while every token of the
- * chunk is dotted with it. */
+/* Without a matrix kernel, a row tile of a matmul should stay in L1 next to one activation row
+ * while every token of the chunk is dotted with it. */
 #define MATMUL_TILE_BYTES 16384
 #define MATMUL_TILE_MAX_ROWS 16
+/* Matrix kernels (gemm, gemv) take as many rows per call as MATMUL_KERNEL_FLOATS results hold,
+ * so that their per-call work on the activations (Q4_0/Q8_0: the block sums and scales of every
+ * token) is shared by hundreds of rows; the results wait in that stack buffer (32 KiB). Threads
+ * split a matrix at multiples of MATMUL_ROW_ALIGN rows, the row groups of the SIMD kernels (one
+ * row per 32-bit lane of a 512-bit vector), so no group straddles two threads. */
+#define MATMUL_KERNEL_FLOATS 8192
+#define MATMUL_ROW_ALIGN 16
 
 /* ---- parallel matrix x matrix ---------------------------------------------------------------- */
 
@@ -43,39 +50,60 @@ typedef struct matmul_job {
     matmul_task tasks[3];
 } matmul_job;
 
+/* This thread's rows [*begin, *end) of an n_rows matrix: whole groups of MATMUL_ROW_ALIGN. */
+static void matmul_range(int64_t n_rows, int ith, int nth, int64_t *begin, int64_t *end) {
+    const int64_t n_groups = (n_rows + MATMUL_ROW_ALIGN - 1) / MATMUL_ROW_ALIGN;
+    thread_pool_range(n_groups, ith, nth, begin, end);
+    *begin = *begin * MATMUL_ROW_ALIGN < n_rows ? *begin * MATMUL_ROW_ALIGN : n_rows;
+    *end = *end * MATMUL_ROW_ALIGN < n_rows ? *end * MATMUL_ROW_ALIGN : n_rows;
+}
+
+/* out[t][r] = s (+ out[t][r] when accumulating) (+ bias[r]). */
+static inline void matmul_store(const matmul_task *task, int32_t t, int64_t r, float s) {
+    float *out = task->out + (int64_t)t * task->out_stride;
+    if (task->accumulate) {
+        out[r] += s;
+    } else {
+        out[r] = s;
+    }
+    if (task->bias != NULL) {
+        out[r] += task->bias[r];
+    }
+}
+
 static void matmul_rows(const matmul_task *task, int32_t n_tokens, int64_t begin, int64_t end) {
     const weight *w = task->w;
+    const tensor_gemm_fn kernel = n_tokens == 1               ? w->gemv
+                                  : n_tokens <= FORWARD_CHUNK ? w->gemm
+                                                              : NULL;
+    if (kernel != NULL) {
+        float dots[MATMUL_KERNEL_FLOATS]; /* token t, row r0 + r at dots[t * (r1 - r0) + r] */
+        int64_t span = MATMUL_KERNEL_FLOATS / n_tokens;
+        span -= span % MATMUL_ROW_ALIGN;
+        for (int64_t r0 = begin; r0 < end; r0 += span) {
+            const int64_t r1 = r0 + span < end ? r0 + span : end;
+            kernel(w->n_cols, r1 - r0, n_tokens,
+                   (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes, task->x,
+                   task->x_stride, dots, r1 - r0);
+            for (int32_t t = 0; t < n_tokens; t++) {
+                for (int64_t r = r0; r < r1; r++) {
+                    matmul_store(task, t, r, dots[t * (r1 - r0) + (r - r0)]);
+                }
+            }
+        }
+        return;
+    }
     int64_t tile = MATMUL_TILE_BYTES / (int64_t)w->row_bytes;
     tile = tile < 1 ? 1 : tile > MATMUL_TILE_MAX_ROWS ? MATMUL_TILE_MAX_ROWS : tile;
-    /* with a gemm kernel, a tile's results for all tokens land here first (row-major by token) */
-    float dots[MATMUL_TILE_MAX_ROWS * FORWARD_CHUNK];
-    const bool use_gemm = w->gemm != NULL && n_tokens > 1 && n_tokens <= FORWARD_CHUNK;
     for (int64_t r0 = begin; r0 < end; r0 += tile) {
         const int64_t r1 = r0 + tile < end ? r0 + tile : end;
-        const uint8_t *rows = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
-        if (use_gemm) {
-            w->gemm(w->n_cols, r1 - r0, n_tokens, rows, w->row_bytes, task->x, task->x_stride, dots,
-                    r1 - r0);
-        }
         for (int32_t t = 0; t < n_tokens; t++) {
             const uint8_t *xt = task->x + (size_t)t * task->x_stride;
-            float *out = task->out + (int64_t)t * task->out_stride;
-            const uint8_t *row = rows;
+            const uint8_t *row = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
             for (int64_t r = r0; r < r1; r++, row += w->row_bytes) {
                 float s;
-                if (use_gemm) {
-                    s = dots[t * (r1 - r0) + (r - r0)];
-                } else {
-                    w->vec_dot(w->n_cols, &s, row, xt);
-                }
-                if (task->accumulate) {
-                    out[r] += s;
-                } else {
-                    out[r] = s;
-                }
-                if (task->bias != NULL) {
-                    out[r] += task->bias[r];
-                }
+                w->vec_dot(w->n_cols, &s, row, xt);
+                matmul_store(task, t, r, s);
             }
         }
     }
@@ -85,14 +113,14 @@ static void matmul_worker(void *arg, int ith, int nth) {
     const matmul_job *job = arg;
     for (int i = 0; i < job->n_tasks; i++) {
         int64_t begin, end;
-        thread_pool_range(job->tasks[i].w->n_rows, ith, nth, &begin, &end);
+        matmul_range(job->tasks[i].w->n_rows, ith, nth, &begin, &end);
         matmul_rows(&job->tasks[i], job->n_tokens, begin, end);
     }
     if (job->swiglu) {
         /* gate and up have the same row count, so this thread owns the same rows of both */
         const matmul_task *gate = &job->tasks[0], *up = &job->tasks[1];
         int64_t begin, end;
-        thread_pool_range(gate->w->n_rows, ith, nth, &begin, &end);
+        matmul_range(gate->w->n_rows, ith, nth, &begin, &end);
         for (int32_t t = 0; t < job->n_tokens; t++) {
             float *g = gate->out + (int64_t)t * gate->out_stride;
             const float *u = up->out + (int64_t)t * up->out_stride;

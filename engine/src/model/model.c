@@ -121,8 +121,9 @@ static edgelm_status bind_weight(load_ctx *ctx, const char *name, int64_t n_cols
     }
     out->data = t->data;
     out->traits = traits;
-    out->vec_dot = needs_vec_dot ? tensor_matrix_vec_dot(t->type, n_rows) : NULL;
-    out->gemm = needs_vec_dot ? tensor_matrix_gemm(t->type, n_rows) : NULL;
+    out->vec_dot = needs_vec_dot ? traits->vec_dot : NULL;
+    out->gemm = needs_vec_dot ? tensor_matrix_gemm(t->type) : NULL;
+    out->gemv = needs_vec_dot ? tensor_matrix_gemv(t->type) : NULL;
     out->type = t->type;
     out->n_cols = n_cols;
     out->n_rows = n_rows;

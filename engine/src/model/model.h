@@ -23,8 +23,9 @@ typedef enum rope_style {
 typedef struct weight {
     const void *data;
     const tensor_type_traits *traits;
-    tensor_vec_dot_fn vec_dot; /* matrices: the dot this matrix uses (tensor_matrix_vec_dot) */
+    tensor_vec_dot_fn vec_dot; /* matrices: the row dot of its type (the selected kernels') */
     tensor_gemm_fn gemm;       /* matrices: its matrix x matrix kernel, or NULL */
+    tensor_gemm_fn gemv;       /* matrices: its matrix x one token kernel, or NULL */
     uint32_t type;
     int64_t n_cols;
     int64_t n_rows;

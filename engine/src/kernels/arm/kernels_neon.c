@@ -2,10 +2,11 @@
  * built with -mfpu=neon there; kernels.c checks HWCAP_NEON first). The SDOT instruction is used
  * when the build targets it (__ARM_FEATURE_DOTPROD, e.g. -march=armv8.2-a+dotprod).
  *
- * Bit-identical to the reference: the quantizers (Q8_0, Q8_1, Q8_K) and the x86-order Q4_0/Q8_0
- * dots (exact integer lanes; fused multiply-adds: vfmaq_f32 on AArch64, fmaf on ARMv7, whose
- * vmlaq_f32 is not fused); on AArch64 also the fp16 rows and the F16 dot. K-quant dots: exact
- * integer block sums, one float sum, within test_kernels' tolerance. ARMv7 NEON flushes
+ * Bit-identical to the reference: the quantizers (Q8_0, Q8_1, Q8_K); on AArch64 also the Q4_0/Q8_0
+ * matrix kernels and dots (exact integer block sums, fused multiply-adds in the reference's
+ * order; ARMv7 NEON has no fused multiply-add, so there they are within test_kernels'
+ * tolerance), the fp16 rows and the F16 dot. K-quant dots: exact integer block sums, one float
+ * sum, within test_kernels' tolerance. ARMv7 NEON flushes
  * denormals to zero, so there the quantizers match the reference for normal inputs only.
  */
 #include "kernels/kernel_table.h"
@@ -49,22 +50,6 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
     const int16x8_t p0 = vmull_s8(vget_low_s8(a), vget_low_s8(b));
     const int16x8_t p1 = vmull_s8(vget_high_s8(a), vget_high_s8(b));
     return vpadalq_s16(vpadalq_s16(acc, p0), p1);
-#endif
-}
-
-/* The 16 products a[k] * b[k] as 4 lanes of exactly 4 consecutive products each. */
-static inline int32x4_t dot16_lanes4(int8x16_t a, int8x16_t b) {
-#if defined(__ARM_FEATURE_DOTPROD)
-    return vdotq_s32(vdupq_n_s32(0), a, b);
-#else
-    const int32x4_t s0 = vpaddlq_s16(vmull_s8(vget_low_s8(a), vget_low_s8(b)));
-    const int32x4_t s1 = vpaddlq_s16(vmull_s8(vget_high_s8(a), vget_high_s8(b)));
-#if defined(NEON_A64)
-    return vpaddq_s32(s0, s1);
-#else
-    return vcombine_s32(vpadd_s32(vget_low_s32(s0), vget_high_s32(s0)),
-                        vpadd_s32(vget_low_s32(s1), vget_high_s32(s1)));
-#endif
 #endif
 }
 
@@ -148,161 +133,123 @@ static void q8_K_from_float_neon(const float *src, void *dst, int64_t n) {
     }
 }
 
-/* ---- x86-order Q4_0 / Q8_0 dots -------------------------------------------------------------- */
+/* ---- Q4_0 / Q8_0 matrix kernels ----------------------------------------------------------------
+ *
+ * The traits' order per (row, token) (kernels_common.h): exact integer block sums (signed codes,
+ * SDOT when the build has it), then acc = fmaf((float)sumi, dx * dy, acc) block after block on
+ * AArch64 (fused, so bit-identical to the reference), acc + (float)sumi * (dx * dy) on ARMv7,
+ * whose NEON has no fused multiply-add. A row's blocks are decoded to signed bytes once per chunk
+ * and dotted with every token of the call; one token (decode) reads each row whole, one after
+ * the other (one memory stream). The vec_dot is this kernel on one row. */
 
-/* acc[0..7] = fma(d, lanes, acc) lane by lane, fused as the reference's fmaf. */
-static inline void lanes8_fma(float32x4_t acc[2], float d, int32x4_t lo, int32x4_t hi) {
-#if defined(NEON_A64)
-    acc[0] = vfmaq_f32(acc[0], vdupq_n_f32(d), vcvtq_f32_s32(lo));
-    acc[1] = vfmaq_f32(acc[1], vdupq_n_f32(d), vcvtq_f32_s32(hi));
-#else
-    float a[8];
-    int32_t l[8];
-    vst1q_f32(a, acc[0]);
-    vst1q_f32(a + 4, acc[1]);
-    vst1q_s32(l, lo);
-    vst1q_s32(l + 4, hi);
-    for (int k = 0; k < 8; k++) {
-        a[k] = fmaf(d, (float)l[k], a[k]);
+#define Q0_NEON_ROWS 16  /* rows sharing the tokens' scales of a chunk */
+#define Q0_NEON_CHUNK 16 /* blocks per chunk with several tokens */
+
+/* A block's 32 codes as signed bytes (q - 8 for Q4_0) in weight order, and its scale. */
+static inline float q0_codes(bool q8, const uint8_t *block, int8x16_t c[2]) {
+    if (q8) {
+        c[0] = vld1q_s8((const int8_t *)(block + offsetof(block_q8_0, qs)));
+        c[1] = vld1q_s8((const int8_t *)(block + offsetof(block_q8_0, qs) + 16));
+    } else {
+        const uint8x16_t q = vld1q_u8(block + offsetof(block_q4_0, qs));
+        const int8x16_t eight = vdupq_n_s8(8);
+        c[0] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0F))), eight);
+        c[1] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), eight);
     }
-    acc[0] = vld1q_f32(a);
-    acc[1] = vld1q_f32(a + 4);
+    uint16_t h;
+    memcpy(&h, block, sizeof h);
+    return fp16_to_fp32(h);
+}
+
+static inline float q0_step_neon(float acc, int32_t sumi, float d) {
+#if defined(NEON_A64)
+    return fmaf((float)sumi, d, acc);
+#else
+    return acc + (float)sumi * d;
 #endif
 }
 
-/* hsum_float_8: ((a0+a4) + (a2+a6)) + ((a1+a5) + (a3+a7)). */
-static inline float hsum_lanes8(const float32x4_t acc[2]) {
-    float a[4];
-    vst1q_f32(a, vaddq_f32(acc[0], acc[1]));
-    return (a[0] + a[2]) + (a[1] + a[3]);
-}
-
-static inline void q4_0_codes(const block_q4_0 *x, int8x16_t *c0, int8x16_t *c1) {
-    const uint8x16_t b = vld1q_u8(x->qs);
-    const int8x16_t eight = vdupq_n_s8(8);
-    *c0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(b, vdupq_n_u8(0x0F))), eight);
-    *c1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(b, 4)), eight);
-}
-
-static void q4_0_vec_dot_neon(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q4_0 *x = vx;
-    const block_q8_0 *y = vy;
-    float32x4_t acc[2] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        int8x16_t c0, c1;
-        q4_0_codes(&x[i], &c0, &c1);
-        const int32x4_t lo = dot16_lanes4(c0, vld1q_s8(y[i].qs));
-        const int32x4_t hi = dot16_lanes4(c1, vld1q_s8(y[i].qs + 16));
-        lanes8_fma(acc, fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d), lo, hi);
-    }
-    *s = hsum_lanes8(acc);
-}
-
-static void q4_0_vec_dot_repacked_neon(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q4_0 *x = vx;
-    const block_q8_0 *y = vy;
-    float acc = 0.0f;
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        int8x16_t c0, c1;
-        q4_0_codes(&x[i], &c0, &c1);
-        const int32x4_t sum =
-            dot16(dot16(vdupq_n_s32(0), c0, vld1q_s8(y[i].qs)), c1, vld1q_s8(y[i].qs + 16));
-        acc = fmaf((float)hsum_s32(sum), fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d), acc);
-    }
-    *s = acc;
-}
-
-/* Q4_0 matrix x matrix in the repacked order: four tokens of one row in the four float lanes, lane
- * k doing exactly q4_0_vec_dot_repacked_neon's fmaf((float)sumi_k, dx * dy_k, acc_k) per block in
- * block order (vfmaq_f32 is fused on AArch64; ARMv7 takes fmaf lane by lane), so every result is
- * bit-identical to that dot. Token scales are converted once per block for all rows. */
-
-static inline int32x4_t hsum_4x4_s32(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
-#if defined(NEON_A64)
-    return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
-#else
-    const int32x2_t ab = vpadd_s32(vadd_s32(vget_low_s32(a), vget_high_s32(a)),
-                                   vadd_s32(vget_low_s32(b), vget_high_s32(b)));
-    const int32x2_t cd = vpadd_s32(vadd_s32(vget_low_s32(c), vget_high_s32(c)),
-                                   vadd_s32(vget_low_s32(d), vget_high_s32(d)));
-    return vcombine_s32(ab, cd);
-#endif
-}
-
-static void q4_0_repacked_gemm_neon(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
-                                    size_t w_stride, const void *x, size_t x_stride, float *out,
-                                    int64_t out_stride) {
-    const int64_t nb = n / QK4_0;
-    float yd[KC_Q4_0_GEMM_BLOCKS][4];
-    float32x4_t acc[KC_Q4_0_GEMM_ROWS];
-    for (int64_t r0 = 0; r0 < n_rows; r0 += KC_Q4_0_GEMM_ROWS) {
-        const int64_t nr = n_rows - r0 < KC_Q4_0_GEMM_ROWS ? n_rows - r0 : KC_Q4_0_GEMM_ROWS;
-        for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
-            const block_q8_0 *y[4]; /* tokens past the end repeat the last one */
-            const int64_t nt = kc_q8_0_token_group(x, x_stride, t0, n_tokens, 4, y);
-            for (int64_t r = 0; r < nr; r++) {
-                acc[r] = vdupq_n_f32(0.0f);
-            }
-            for (int64_t b0 = 0; b0 < nb; b0 += KC_Q4_0_GEMM_BLOCKS) {
-                const int64_t nbc = nb - b0 < KC_Q4_0_GEMM_BLOCKS ? nb - b0 : KC_Q4_0_GEMM_BLOCKS;
-                for (int64_t j = 0; j < nbc; j++) {
-                    for (int k = 0; k < 4; k++) {
-                        yd[j][k] = fp16_to_fp32(y[k][b0 + j].d);
+static inline __attribute__((always_inline)) void
+q0_gemm_neon(const bool q8, int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+             size_t w_stride, const void *x, size_t x_stride, float *out, int64_t out_stride) {
+    const size_t bb = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+    const int64_t nb = n / QK8_0;
+    float dy[KC_Q0_TOKENS * Q0_NEON_CHUNK]; /* token t, block j of the chunk at [t * chunk + j] */
+    int8x16_t c[Q0_NEON_CHUNK][2];
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += KC_Q0_TOKENS) {
+        const int64_t nt = n_tokens - t0 < KC_Q0_TOKENS ? n_tokens - t0 : KC_Q0_TOKENS;
+        const int64_t chunk = Q0_NEON_CHUNK * (KC_Q0_TOKENS / nt);
+        const int64_t group = nt == 1 ? n_rows : Q0_NEON_ROWS;
+        const uint8_t *xt = (const uint8_t *)x + (size_t)t0 * x_stride;
+        for (int64_t r0 = 0; r0 < n_rows; r0 += group) {
+            const int64_t r1 = r0 + group < n_rows ? r0 + group : n_rows;
+            for (int64_t c0 = 0; c0 < nb; c0 += chunk) {
+                const int64_t nc = nb - c0 < chunk ? nb - c0 : chunk;
+                for (int64_t t = 0; t < nt; t++) {
+                    const block_q8_0 *y = (const block_q8_0 *)(xt + (size_t)t * x_stride) + c0;
+                    for (int64_t j = 0; j < nc; j++) {
+                        dy[t * chunk + j] = fp16_to_fp32(y[j].d);
                     }
                 }
-                for (int64_t r = 0; r < nr; r++) {
-                    const block_q4_0 *xr =
-                        (const block_q4_0 *)((const uint8_t *)w + (size_t)(r0 + r) * w_stride) + b0;
-                    float32x4_t a = acc[r];
-                    for (int64_t j = 0; j < nbc; j++) {
-                        int8x16_t c0, c1;
-                        q4_0_codes(&xr[j], &c0, &c1);
-                        int32x4_t s[4];
-                        for (int k = 0; k < 4; k++) {
-                            const int8_t *qy = y[k][b0 + j].qs;
-                            s[k] = dot16(dot16(vdupq_n_s32(0), c0, vld1q_s8(qy)), c1,
-                                         vld1q_s8(qy + 16));
+                for (int64_t r = r0; r < r1; r++) {
+                    const uint8_t *row =
+                        (const uint8_t *)w + (size_t)r * w_stride + (size_t)c0 * bb;
+                    for (int64_t j0 = 0; j0 < nc; j0 += Q0_NEON_CHUNK) {
+                        const int64_t nj = nc - j0 < Q0_NEON_CHUNK ? nc - j0 : Q0_NEON_CHUNK;
+                        float dx[Q0_NEON_CHUNK];
+                        for (int64_t j = 0; j < nj; j++) {
+                            dx[j] = q0_codes(q8, row + (size_t)(j0 + j) * bb, c[j]);
                         }
-                        const float32x4_t sumf =
-                            vcvtq_f32_s32(hsum_4x4_s32(s[0], s[1], s[2], s[3]));
-                        const float32x4_t d = vmulq_n_f32(vld1q_f32(yd[j]), fp16_to_fp32(xr[j].d));
-#if defined(NEON_A64)
-                        a = vfmaq_f32(a, sumf, d);
-#else
-                        float av[4], sv[4], dv[4];
-                        vst1q_f32(av, a);
-                        vst1q_f32(sv, sumf);
-                        vst1q_f32(dv, d);
-                        for (int k = 0; k < 4; k++) {
-                            av[k] = fmaf(sv[k], dv[k], av[k]);
+                        for (int64_t t = 0; t < nt; t++) {
+                            const block_q8_0 *y =
+                                (const block_q8_0 *)(xt + (size_t)t * x_stride) + c0 + j0;
+                            float acc = c0 + j0 == 0 ? 0.0f : out[(t0 + t) * out_stride + r];
+                            for (int64_t j = 0; j < nj; j++) {
+                                const int32x4_t s =
+                                    dot16(dot16(vdupq_n_s32(0), c[j][0], vld1q_s8(y[j].qs)),
+                                          c[j][1], vld1q_s8(y[j].qs + 16));
+                                acc =
+                                    q0_step_neon(acc, hsum_s32(s), dx[j] * dy[t * chunk + j0 + j]);
+                            }
+                            out[(t0 + t) * out_stride + r] = acc;
                         }
-                        a = vld1q_f32(av);
-#endif
                     }
-                    acc[r] = a;
-                }
-            }
-            for (int64_t r = 0; r < nr; r++) {
-                float lane[4];
-                vst1q_f32(lane, acc[r]);
-                for (int64_t k = 0; k < nt; k++) {
-                    out[(t0 + k) * out_stride + r0 + r] = lane[k];
                 }
             }
         }
     }
 }
 
-static void q8_0_vec_dot_neon(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q8_0 *x = vx;
-    const block_q8_0 *y = vy;
-    float32x4_t acc[2] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        const int32x4_t lo = dot16_lanes4(vld1q_s8(x[i].qs), vld1q_s8(y[i].qs));
-        const int32x4_t hi = dot16_lanes4(vld1q_s8(x[i].qs + 16), vld1q_s8(y[i].qs + 16));
-        lanes8_fma(acc, fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d), lo, hi);
+/* Q4_0 (q8 false) or Q8_0 weights times Q8_0 activations: the matrix kernel, or for one token
+ * the row-sequential one; rows shorter than a block are all zero. */
+static void q0_matmul_neon(bool q8, int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *out,
+                           int64_t out_stride) {
+    if (n < QK8_0) {
+        kc_zero_out(out, out_stride, n_rows, n_tokens);
+        return;
     }
-    *s = hsum_lanes8(acc);
+    q0_gemm_neon(q8, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+}
+
+static void q4_0_gemm_neon(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *out,
+                           int64_t out_stride) {
+    q0_matmul_neon(false, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+}
+
+static void q8_0_gemm_neon(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *out,
+                           int64_t out_stride) {
+    q0_matmul_neon(true, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+}
+
+static void q4_0_vec_dot_neon(int64_t n, float *s, const void *x, const void *y) {
+    q4_0_gemm_neon(n, 1, 1, x, 0, y, 0, s, 1);
+}
+
+static void q8_0_vec_dot_neon(int64_t n, float *s, const void *x, const void *y) {
+    q8_0_gemm_neon(n, 1, 1, x, 0, y, 0, s, 1);
 }
 
 /* ---- K-quants -------------------------------------------------------------------------------- */
@@ -592,9 +539,11 @@ void kernels_fill_neon(kernel_table *t) {
     KC_FILL_Q8_FROM_FLOAT(t, neon);
 
     t->vec_dot[TENSOR_TYPE_Q4_0] = q4_0_vec_dot_neon;
-    t->q4_0_repacked_vec_dot = q4_0_vec_dot_repacked_neon;
-    t->q4_0_repacked_gemm = q4_0_repacked_gemm_neon;
+    t->gemm[TENSOR_TYPE_Q4_0] = q4_0_gemm_neon;
+    t->gemv[TENSOR_TYPE_Q4_0] = q4_0_gemm_neon;
     t->vec_dot[TENSOR_TYPE_Q8_0] = q8_0_vec_dot_neon;
+    t->gemm[TENSOR_TYPE_Q8_0] = q8_0_gemm_neon;
+    t->gemv[TENSOR_TYPE_Q8_0] = q8_0_gemm_neon;
     t->vec_dot[TENSOR_TYPE_Q4_K] = q4_K_vec_dot_neon;
     t->vec_dot[TENSOR_TYPE_Q6_K] = q6_K_vec_dot_neon;
     t->gemm[TENSOR_TYPE_Q4_K] = q4_K_gemm_neon;

@@ -2,10 +2,11 @@
  * through kernels.c, which calls kernels_fill_avx2 only when CPUID/XGETBV report all three).
  *
  * Bit-identical to the reference: the activation quantizers (Q8_0, Q8_1, Q8_K), the fp16 rows,
- * the x86-order F16/Q4_0/Q8_0 dots (their 8- and 16-lane float orders are the natural AVX
- * orders) and the Q4_1/Q5_0/Q5_1 dots (exact integer block sums, then the reference's scalar
- * float steps). The K-quant dots keep one float accumulator per 8 lanes and are within the
- * tolerance test_kernels names. Precondition shared with ggml's kernels: Q8 codes are in
+ * the F16 dot (ggml's 16-lane order), the Q4_0/Q8_0 matrix kernels and dots (exact integer block
+ * sums, one fused multiply-add per block in block order, one row per lane; kernels_common.h) and
+ * the Q4_1/Q5_0/Q5_1 dots (exact integer block sums, then the reference's scalar float steps).
+ * The K-quant dots keep one float accumulator per 8 lanes and are within the tolerance
+ * test_kernels names. Precondition shared with ggml's kernels: Q8 activation codes are in
  * -127..127 (the quantizers never produce -128).
  */
 #include "kernels/kernel_table.h"
@@ -250,55 +251,6 @@ static void q8_K_from_float_avx2(const float *src, void *dst, int64_t n) {
  * signed s: 8 lanes, lane l = products 4l..4l+3. */
 static inline __m256i dot4_u8_i8(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-
-/* Q4_0 codes minus 8 dotted with Q8_0 codes, 8 lanes of 4 products each (exact for any y). */
-static inline __m256i q4_0_lanes(const block_q4_0 *x, const block_q8_0 *y) {
-    const __m256i q = unpack_nibbles_32(x->qs);
-    const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
-    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qy),
-                                       _mm256_maddubs_epi16(_mm256_set1_epi8(8), qy));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
-static void q4_0_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q4_0 *x = vx;
-    const block_q8_0 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q4_0_lanes(&x[i], &y[i])), acc);
-    }
-    *s = hsum_float_8(acc);
-}
-
-static void q4_0_vec_dot_repacked_avx2(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q4_0 *x = vx;
-    const block_q8_0 *y = vy;
-    float acc = 0.0f;
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        const int sumi = hsum_i32_8(q4_0_lanes(&x[i], &y[i]));
-        acc = fmaf((float)sumi, h2f(x[i].d) * h2f(y[i].d), acc);
-    }
-    *s = acc;
-}
-
-/* x, y signed bytes (x != -128): lane l = products 4l..4l+3. */
-static inline __m256i dot4_i8_i8(__m256i x, __m256i y) {
-    return dot4_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-}
-
-static void q8_0_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q8_0 *x = vx;
-    const block_q8_0 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        const __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot4_i8_i8(qx, qy)), acc);
-    }
-    *s = hsum_float_8(acc);
 }
 
 static void q4_1_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
@@ -587,114 +539,378 @@ static void q2_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
     *s = hsum_float_8(acc) - hsum_float_8(acc_m);
 }
 
-/* Q8_0 matrix x matrix: four tokens per pass over a row, each weight block loaded (and its signs
- * taken) once for the four; per token exactly q8_0_vec_dot_avx2's operations in its order. */
+/* ---- Q4_0 and Q8_0: matrix kernels, one row per 32-bit lane ----------------------------------
+ *
+ * The scheme and the float order are kernels_common.h's (kc_q0_tokens): eight rows per group,
+ * vector w[g] holding in lane r the four codes 4g..4g+3 of row r's block. Q4_0 keeps its stored
+ * nibbles (q + 8, unsigned): vpmaddubsw against the token's four codes broadcast gives two 16-bit
+ * pair sums per row, the eight groups of a block add up in 16 bits (|sum| <= 8 * 2 * 15 * 127 <
+ * 2^15) and one vpmaddwd makes the row's block sum. Q8_0 codes are signed: |q| times y with q's
+ * sign (vpsignb) keeps every pair sum below 2^15, widened after each group. A pass decodes
+ * Q0_CHUNK blocks of a row group once for every token of the call. */
+
+#define Q0_ROWS 8   /* rows per group: one per 32-bit lane */
+#define Q0_CHUNK 16 /* blocks decoded per pass */
+
+typedef struct q0_decoded {
+    __m256i w[8]; /* group g: lane r = row r's codes 4g..4g+3 (Q4_0: q + 8; Q8_0: q) */
+    __m256i a[8]; /* Q8_0 only: |w[g]| */
+    __m256 d;     /* lane r = row r's block scale */
+} q0_decoded;
+
+/* Eight 16-byte rows (p[r] + off) as four vectors c[j] whose lane r holds dword j of row r (rows i
+ * and i + 4 in the two 128-bit lanes of a[i], then a 4 x 4 dword transpose per 128-bit lane). */
+static inline void q0_load_transposed(const uint8_t *const p[Q0_ROWS], size_t off, __m256i c[4]) {
+    __m256i a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(p[i + 4] + off)),
+                                _mm_loadu_si128((const __m128i *)(p[i] + off)));
+    }
+    const __m256i t0 = _mm256_unpacklo_epi32(a[0], a[1]);
+    const __m256i t1 = _mm256_unpackhi_epi32(a[0], a[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(a[2], a[3]);
+    const __m256i t3 = _mm256_unpackhi_epi32(a[2], a[3]);
+    c[0] = _mm256_unpacklo_epi64(t0, t2);
+    c[1] = _mm256_unpackhi_epi64(t0, t2);
+    c[2] = _mm256_unpacklo_epi64(t1, t3);
+    c[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* The fp16 scales at p[r] + off as 8 floats. */
+static inline __m256 q0_row_scales(const uint8_t *const p[Q0_ROWS], size_t off) {
+    __m128i h = _mm_setzero_si128();
+#define Q0_SCALE(r) h = _mm_insert_epi16(h, kc_load_u16(p[r] + off), r)
+    Q0_SCALE(0), Q0_SCALE(1), Q0_SCALE(2), Q0_SCALE(3);
+    Q0_SCALE(4), Q0_SCALE(5), Q0_SCALE(6), Q0_SCALE(7);
+#undef Q0_SCALE
+    return _mm256_cvtph_ps(h);
+}
+
+static inline void q4_0_decode8(const uint8_t *const p[Q0_ROWS], size_t off, q0_decoded *u) {
+    __m256i c[4];
+    q0_load_transposed(p, off + offsetof(block_q4_0, qs), c);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int j = 0; j < 4; j++) {
+        u->w[j] = _mm256_and_si256(c[j], m4);
+        u->w[j + 4] = _mm256_and_si256(_mm256_srli_epi32(c[j], 4), m4);
+    }
+    u->d = q0_row_scales(p, off);
+}
+
+static inline void q8_0_decode8(const uint8_t *const p[Q0_ROWS], size_t off, q0_decoded *u) {
+    q0_load_transposed(p, off + offsetof(block_q8_0, qs), u->w);
+    q0_load_transposed(p, off + offsetof(block_q8_0, qs) + 16, u->w + 4);
+    for (int g = 0; g < 8; g++) {
+        u->a[g] = _mm256_sign_epi8(u->w[g], u->w[g]);
+    }
+    u->d = q0_row_scales(p, off);
+}
+
+/* Each row's exact block sum with one token (bias = -8 * sum(qy) for Q4_0, 0 for Q8_0). */
+static inline __m256i q0_block_sums(bool q8, const q0_decoded *u, const int8_t *qy, int32_t bias) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    if (q8) {
+        __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+        for (int g = 0; g < 8; g += 2) {
+            const __m256i y0 = _mm256_set1_epi32(kc_load_i32(qy + 4 * g));
+            const __m256i y1 = _mm256_set1_epi32(kc_load_i32(qy + 4 * g + 4));
+            s0 = _mm256_add_epi32(
+                s0, _mm256_madd_epi16(_mm256_maddubs_epi16(u->a[g], _mm256_sign_epi8(y0, u->w[g])),
+                                      ones));
+            s1 = _mm256_add_epi32(
+                s1,
+                _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(u->a[g + 1], _mm256_sign_epi8(y1, u->w[g + 1])), ones));
+        }
+        return _mm256_add_epi32(s0, s1);
+    }
+    __m256i p0 = _mm256_maddubs_epi16(u->w[0], _mm256_set1_epi32(kc_load_i32(qy)));
+    __m256i p1 = _mm256_maddubs_epi16(u->w[1], _mm256_set1_epi32(kc_load_i32(qy + 4)));
+    for (int g = 2; g < 8; g += 2) {
+        p0 = _mm256_add_epi16(
+            p0, _mm256_maddubs_epi16(u->w[g], _mm256_set1_epi32(kc_load_i32(qy + 4 * g))));
+        p1 = _mm256_add_epi16(
+            p1, _mm256_maddubs_epi16(u->w[g + 1], _mm256_set1_epi32(kc_load_i32(qy + 4 * g + 4))));
+    }
+    return _mm256_add_epi32(_mm256_set1_epi32(bias),
+                            _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones));
+}
+
+/* acc = fma((float)sumi, dx * dy, acc): the traits' float step, one row per lane. */
+static inline __m256 q0_step(__m256 acc, __m256i sumi, __m256 dx, float dy) {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(dx, _mm256_set1_ps(dy)), acc);
+}
+
+/* NT tokens (t .. t + NT - 1 of the call) over the decoded blocks u[0..n_blocks), which are the
+ * row's blocks b .. and entries j0.. of the token side ts. */
+static inline __attribute__((always_inline)) void
+q0_tokens_pass(bool q8, const q0_decoded *u, int64_t n_blocks, const kc_q0_tokens *ts, int64_t j0,
+               const uint8_t *x, size_t x_stride, int64_t t, int64_t b, __m256 *acc, const int NT) {
+    __m256 a[4];
+    const int8_t *qy[4];
+    for (int k = 0; k < NT; k++) {
+        a[k] = acc[k];
+        qy[k] = kc_q8_0_codes(x, x_stride, t + k, b);
+    }
+    for (int64_t j = 0; j < n_blocks; j++) {
+        for (int k = 0; k < NT; k++) {
+            const __m256i s =
+                q0_block_sums(q8, &u[j], qy[k] + j * sizeof(block_q8_0), ts->bias[t + k][j0 + j]);
+            a[k] = q0_step(a[k], s, u[j].d, ts->d[t + k][j0 + j]);
+        }
+    }
+    for (int k = 0; k < NT; k++) {
+        acc[k] = a[k];
+    }
+}
+
+static inline __attribute__((always_inline)) void
+q0_gemm_avx2(const bool q8, int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+             size_t w_stride, const void *x, size_t x_stride, float *out, int64_t out_stride) {
+    const size_t block_bytes = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+    const int64_t nb = n / QK8_0;
+    kc_q0_tokens ts;
+    q0_decoded u[Q0_CHUNK];
+    __m256 acc[KC_Q0_TOKENS];
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += KC_Q0_TOKENS) {
+        const int64_t nt = n_tokens - t0 < KC_Q0_TOKENS ? n_tokens - t0 : KC_Q0_TOKENS;
+        const uint8_t *xt = (const uint8_t *)x + (size_t)t0 * x_stride;
+        for (int64_t b0 = 0; b0 < nb; b0 += KC_Q0_SPAN) {
+            const int64_t nbs = nb - b0 < KC_Q0_SPAN ? nb - b0 : KC_Q0_SPAN;
+            kc_q0_tokens_fill(&ts, xt, x_stride, nt, b0, nbs, q8 ? 0 : 8);
+            for (int64_t r0 = 0; r0 < n_rows; r0 += Q0_ROWS) {
+                const int64_t nr = n_rows - r0 < Q0_ROWS ? n_rows - r0 : Q0_ROWS;
+                const uint8_t *p[Q0_ROWS]; /* rows past the end repeat the last one */
+                for (int r = 0; r < Q0_ROWS; r++) {
+                    p[r] = (const uint8_t *)w + (size_t)(r0 + (r < nr ? r : nr - 1)) * w_stride;
+                }
+                /* the next group's blocks of this span, prefetched a share per block */
+                const int64_t nr_next = n_rows - r0 - nr < Q0_ROWS ? n_rows - r0 - nr : Q0_ROWS;
+                const uint8_t *next = p[0] + Q0_ROWS * w_stride;
+                const size_t span_off = (size_t)b0 * block_bytes;
+                const size_t span_bytes = (size_t)nbs * block_bytes;
+                for (int64_t t = 0; t < nt; t++) {
+                    if (b0 == 0) {
+                        acc[t] = _mm256_setzero_ps();
+                    } else {
+                        float lane[Q0_ROWS] = {0.0f};
+                        memcpy(lane, out + (t0 + t) * out_stride + r0, (size_t)nr * sizeof(float));
+                        acc[t] = _mm256_loadu_ps(lane);
+                    }
+                }
+                for (int64_t c0 = 0; c0 < nbs; c0 += Q0_CHUNK) {
+                    const int64_t ncb = nbs - c0 < Q0_CHUNK ? nbs - c0 : Q0_CHUNK;
+                    const int64_t b = b0 + c0;
+                    const int64_t n_decoded = nt == 1 ? 1 : ncb;
+                    for (int64_t j0 = 0; j0 < ncb; j0 += n_decoded) {
+                        for (int64_t j = 0; j < n_decoded; j++) {
+                            kc_prefetch_share(next, w_stride, nr_next, span_off, span_bytes,
+                                              c0 + j0 + j, nbs);
+                            if (q8) {
+                                q8_0_decode8(p, (size_t)(b + j0 + j) * block_bytes, &u[j]);
+                            } else {
+                                q4_0_decode8(p, (size_t)(b + j0 + j) * block_bytes, &u[j]);
+                            }
+                        }
+                        int64_t t = 0;
+                        for (; t + 4 <= nt; t += 4) {
+                            q0_tokens_pass(q8, u, n_decoded, &ts, c0 + j0, xt, x_stride, t, b + j0,
+                                           acc + t, 4);
+                        }
+                        for (; t < nt; t++) {
+                            q0_tokens_pass(q8, u, n_decoded, &ts, c0 + j0, xt, x_stride, t, b + j0,
+                                           acc + t, 1);
+                        }
+                    }
+                }
+                for (int64_t t = 0; t < nt; t++) {
+                    float lane[Q0_ROWS];
+                    _mm256_storeu_ps(lane, acc[t]);
+                    memcpy(out + (t0 + t) * out_stride + r0, lane, (size_t)nr * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+/* One token (decode): as in the AVX-512 kernel (see there), each row of a group is read whole,
+ * one after the other, since interleaved row streams read memory at half the speed; its block
+ * sums, eight blocks per vector (lane = block), and scales wait in sums[row] and dx[row], an 8 x 8
+ * transpose turns them to one row per lane, and the float chain runs as in the gemm, so the two
+ * give the same bits. */
+
+static inline void transpose_8x8(__m256i r[8]) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4i + c], 128-bit lane L: rows 4i..4i+3 of column 4L + c */
+    for (int i = 0; i < 2; i++) {
+        u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x20);
+        r[4 + c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x31);
+    }
+}
+
+/* The exact sums (without the bias) of 8 consecutive blocks of a row with the token's codes of
+ * those blocks (y: Q8_0 blocks), lane = block. */
+static inline __m256i q0_tile_sums8(bool q8, const uint8_t *blocks, const block_q8_0 *y) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i p[8];
+    for (int j = 0; j < 8; j++) {
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[j].qs);
+        if (q8) {
+            const __m256i qx = _mm256_loadu_si256(
+                (const __m256i *)(blocks + j * sizeof(block_q8_0) + offsetof(block_q8_0, qs)));
+            p[j] = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx)), ones);
+        } else {
+            const __m128i b = _mm_loadu_si128(
+                (const __m128i *)(blocks + j * sizeof(block_q4_0) + offsetof(block_q4_0, qs)));
+            const __m256i q =
+                _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
+            p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(q, qy), ones);
+        }
+    }
+    const __m256i c =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i d =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(c, d, 0x20),
+                            _mm256_permute2x128_si256(c, d, 0x31));
+}
+
+/* The scales of 8 consecutive blocks as floats (lane = block). */
+static inline __m256 q0_tile_scales8(const uint8_t *blocks, size_t block_bytes) {
+    __m128i h = _mm_setzero_si128();
+#define Q0_TILE_SCALE(j) h = _mm_insert_epi16(h, kc_load_u16(blocks + (j)*block_bytes), j)
+    Q0_TILE_SCALE(0), Q0_TILE_SCALE(1), Q0_TILE_SCALE(2), Q0_TILE_SCALE(3);
+    Q0_TILE_SCALE(4), Q0_TILE_SCALE(5), Q0_TILE_SCALE(6), Q0_TILE_SCALE(7);
+#undef Q0_TILE_SCALE
+    return _mm256_cvtph_ps(h);
+}
+
+#define Q0_GEMV_AHEAD 8192 /* bytes of the row prefetched ahead of the blocks being read */
+/* Blocks of a row read in one go (8192 weights): rows up to that long are one memory stream from
+ * end to end; longer ones are read in spans of it, their token side prepared per span. */
+#define Q0_GEMV_SPAN 256
+
+static inline __attribute__((always_inline)) void q0_gemv_avx2(const bool q8, int64_t n,
+                                                               int64_t n_rows, const void *w,
+                                                               size_t w_stride, const void *x,
+                                                               float *out) {
+    const size_t bb = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+    const int64_t nb = n / QK8_0;
+    const block_q8_0 *y = x;
+    int32_t bias[Q0_GEMV_SPAN];           /* -offset * each block's code sum (Q4_0) */
+    float dy[Q0_GEMV_SPAN];               /* each block's scale */
+    int32_t sums[Q0_ROWS][Q0_GEMV_SPAN];  /* row r, block b: exact block sum (no bias) */
+    float dx[Q0_ROWS][Q0_GEMV_SPAN];      /* row r, block b: scale */
+    uint8_t tail[8 * sizeof(block_q8_0)]; /* a row's last, partial tile, zero-padded */
+    block_q8_0 ytail[8];                  /* the token's, likewise */
+    for (int64_t b0 = 0; b0 < nb; b0 += Q0_GEMV_SPAN) {
+        const int64_t nbs = nb - b0 < Q0_GEMV_SPAN ? nb - b0 : Q0_GEMV_SPAN;
+        for (int64_t b = 0; b < nbs; b++) {
+            int s = 0;
+            for (int j = 0; j < QK8_0; j++) {
+                s += y[b0 + b].qs[j];
+            }
+            bias[b] = q8 ? 0 : -8 * s;
+            dy[b] = h2f(y[b0 + b].d);
+        }
+        const int64_t full = nbs & ~(int64_t)7;
+        if (full < nbs) {
+            memset(ytail, 0, sizeof ytail);
+            memcpy(ytail, y + b0 + full, (size_t)(nbs - full) * sizeof(block_q8_0));
+        }
+        for (int64_t r0 = 0; r0 < n_rows; r0 += Q0_ROWS) {
+            const int64_t nr = n_rows - r0 < Q0_ROWS ? n_rows - r0 : Q0_ROWS;
+            for (int64_t r = 0; r < Q0_ROWS; r++) {
+                const uint8_t *row = (const uint8_t *)w +
+                                     (size_t)(r0 + (r < nr ? r : nr - 1)) * w_stride +
+                                     (size_t)b0 * bb;
+                for (int64_t b = 0; b < nbs; b += 8) {
+                    const uint8_t *blocks = row + (size_t)b * bb;
+                    const block_q8_0 *yb = y + b0 + b;
+                    for (size_t ahead = 0; ahead < 8 * bb; ahead += 64) {
+                        _mm_prefetch((const char *)(blocks + Q0_GEMV_AHEAD + ahead), _MM_HINT_T0);
+                    }
+                    if (b + 8 > nbs) {
+                        memset(tail, 0, sizeof tail);
+                        memcpy(tail, blocks, (size_t)(nbs - b) * bb);
+                        blocks = tail;
+                        yb = ytail;
+                    }
+                    _mm256_storeu_si256((__m256i *)&sums[r][b], q0_tile_sums8(q8, blocks, yb));
+                    _mm256_storeu_ps(&dx[r][b], q0_tile_scales8(blocks, bb));
+                }
+            }
+            float lane[Q0_ROWS] = {0.0f};
+            if (b0 > 0) {
+                memcpy(lane, out + r0, (size_t)nr * sizeof(float));
+            }
+            __m256 acc = _mm256_loadu_ps(lane);
+            for (int64_t b = 0; b < nbs; b += 8) {
+                __m256i t[8], d[8];
+                for (int r = 0; r < Q0_ROWS; r++) {
+                    t[r] = _mm256_loadu_si256((const __m256i *)&sums[r][b]);
+                    d[r] = _mm256_castps_si256(_mm256_loadu_ps(&dx[r][b]));
+                }
+                transpose_8x8(t);
+                transpose_8x8(d);
+                const int64_t nj = nbs - b < 8 ? nbs - b : 8;
+                for (int64_t j = 0; j < nj; j++) {
+                    const __m256i s = _mm256_add_epi32(t[j], _mm256_set1_epi32(bias[b + j]));
+                    acc = q0_step(acc, s, _mm256_castsi256_ps(d[j]), dy[b + j]);
+                }
+            }
+            _mm256_storeu_ps(lane, acc);
+            memcpy(out + r0, lane, (size_t)nr * sizeof(float));
+        }
+    }
+}
+
+/* Q4_0 (q8 false) or Q8_0 weights times Q8_0 activations: the matrix kernel, or for one token
+ * the row-sequential one; rows shorter than a block are all zero. */
+static void q0_matmul_avx2(bool q8, int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *out,
+                           int64_t out_stride) {
+    if (n < QK8_0) {
+        kc_zero_out(out, out_stride, n_rows, n_tokens);
+        return;
+    }
+    if (n_tokens == 1) {
+        q0_gemv_avx2(q8, n, n_rows, w, w_stride, x, out);
+    } else {
+        q0_gemm_avx2(q8, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+    }
+}
+
+static void q4_0_gemm_avx2(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *out,
+                           int64_t out_stride) {
+    q0_matmul_avx2(false, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+}
+
 static void q8_0_gemm_avx2(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
                            size_t w_stride, const void *x, size_t x_stride, float *out,
                            int64_t out_stride) {
-    const int64_t nb = n / QK8_0;
-    const __m256i ones16 = _mm256_set1_epi16(1);
-    for (int64_t r = 0; r < n_rows; r++) {
-        const block_q8_0 *xr = (const block_q8_0 *)((const uint8_t *)w + (size_t)r * w_stride);
-        for (int64_t t0 = 0; t0 < n_tokens; t0 += 4) {
-            const block_q8_0 *y[4]; /* tokens past the end repeat the last one */
-            const int64_t nt = kc_q8_0_token_group(x, x_stride, t0, n_tokens, 4, y);
-            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                             _mm256_setzero_ps()};
-            for (int64_t i = 0; i < nb; i++) {
-                const float dx = h2f(xr[i].d);
-                const __m256i qx = _mm256_loadu_si256((const __m256i *)xr[i].qs);
-                const __m256i ax = _mm256_sign_epi8(qx, qx);
-                for (int k = 0; k < 4; k++) {
-                    const __m256i qy = _mm256_loadu_si256((const __m256i *)y[k][i].qs);
-                    const __m256i lanes = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx)), ones16);
-                    acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[k][i].d)),
-                                             _mm256_cvtepi32_ps(lanes), acc[k]);
-                }
-            }
-            for (int64_t k = 0; k < nt; k++) {
-                out[(t0 + k) * out_stride + r] = hsum_float_8(acc[k]);
-            }
-        }
-    }
+    q0_matmul_avx2(true, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
 }
 
-/* ---- Q4_0 matrix x matrix in llama.cpp's repacked order ----------------------------------------
- *
- * q4_0_vec_dot_repacked_avx2 runs one scalar fmaf chain per (row, token), block after block,
- * which is slow one dot at a time. Here eight tokens of one row run in the eight float lanes:
- * lane k does exactly fmaf((float)sumi_k, dx * dy_k, acc_k) per block, in block order, so each
- * result is bit-identical to that dot. The integer block sums are formed as sum(q * y) - 8 *
- * sum(y), with sum(y) and the token scales computed once per token and block for all rows. */
-
-/* lane k = the sum of the 8 int32 lanes of v[k] */
-static inline __m256i hsum_8x8_i32(const __m256i v[8]) {
-    const __m256i a =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-    const __m256i b =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
-                            _mm256_permute2x128_si256(a, b, 0x31));
+/* The row dots are the matrix kernels on one row and one token. */
+static void q4_0_vec_dot_avx2(int64_t n, float *s, const void *x, const void *y) {
+    q4_0_gemm_avx2(n, 1, 1, x, 0, y, 0, s, 1);
 }
 
-static void q4_0_repacked_gemm_avx2(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
-                                    size_t w_stride, const void *x, size_t x_stride, float *out,
-                                    int64_t out_stride) {
-    const int64_t nb = n / QK4_0;
-    const __m256i ones16 = _mm256_set1_epi16(1);
-    const __m256i ones8 = _mm256_set1_epi8(1);
-    float yd[KC_Q4_0_GEMM_BLOCKS][8];      /* token scales */
-    int32_t ysum8[KC_Q4_0_GEMM_BLOCKS][8]; /* 8 * sum of the token's codes */
-    __m256 acc[KC_Q4_0_GEMM_ROWS];
-    for (int64_t r0 = 0; r0 < n_rows; r0 += KC_Q4_0_GEMM_ROWS) {
-        const int64_t nr = n_rows - r0 < KC_Q4_0_GEMM_ROWS ? n_rows - r0 : KC_Q4_0_GEMM_ROWS;
-        for (int64_t t0 = 0; t0 < n_tokens; t0 += 8) {
-            const block_q8_0 *y[8]; /* tokens past the end repeat the last one */
-            const int64_t nt = kc_q8_0_token_group(x, x_stride, t0, n_tokens, 8, y);
-            for (int64_t r = 0; r < nr; r++) {
-                acc[r] = _mm256_setzero_ps();
-            }
-            for (int64_t b0 = 0; b0 < nb; b0 += KC_Q4_0_GEMM_BLOCKS) {
-                const int64_t nbc = nb - b0 < KC_Q4_0_GEMM_BLOCKS ? nb - b0 : KC_Q4_0_GEMM_BLOCKS;
-                for (int64_t j = 0; j < nbc; j++) {
-                    for (int k = 0; k < 8; k++) {
-                        const __m256i qy = _mm256_loadu_si256((const __m256i *)y[k][b0 + j].qs);
-                        ysum8[j][k] =
-                            8 *
-                            hsum_i32_8(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, qy), ones16));
-                        yd[j][k] = h2f(y[k][b0 + j].d);
-                    }
-                }
-                for (int64_t r = 0; r < nr; r++) {
-                    const block_q4_0 *xr =
-                        (const block_q4_0 *)((const uint8_t *)w + (size_t)(r0 + r) * w_stride) + b0;
-                    __m256 a = acc[r];
-                    for (int64_t j = 0; j < nbc; j++) {
-                        const __m256i q = unpack_nibbles_32(xr[j].qs);
-                        __m256i lanes[8];
-                        for (int k = 0; k < 8; k++) {
-                            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[k][b0 + j].qs);
-                            lanes[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(q, qy), ones16);
-                        }
-                        const __m256i sumi = _mm256_sub_epi32(
-                            hsum_8x8_i32(lanes), _mm256_loadu_si256((const __m256i *)ysum8[j]));
-                        const __m256 d =
-                            _mm256_mul_ps(_mm256_set1_ps(h2f(xr[j].d)), _mm256_loadu_ps(yd[j]));
-                        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), d, a);
-                    }
-                    acc[r] = a;
-                }
-            }
-            for (int64_t r = 0; r < nr; r++) {
-                float lane[8];
-                _mm256_storeu_ps(lane, acc[r]);
-                for (int64_t k = 0; k < nt; k++) {
-                    out[(t0 + k) * out_stride + r0 + r] = lane[k];
-                }
-            }
-        }
-    }
+static void q8_0_vec_dot_avx2(int64_t n, float *s, const void *x, const void *y) {
+    q8_0_gemm_avx2(n, 1, 1, x, 0, y, 0, s, 1);
 }
 
 /* ---- K-quant matrix x matrix (batched prefill; driver in kernels_common.h) -------------------
@@ -881,10 +1097,11 @@ void kernels_fill_avx2(kernel_table *t) {
     KC_FILL_Q8_FROM_FLOAT(t, avx2);
 
     t->vec_dot[TENSOR_TYPE_Q4_0] = q4_0_vec_dot_avx2;
-    t->q4_0_repacked_vec_dot = q4_0_vec_dot_repacked_avx2;
-    t->q4_0_repacked_gemm = q4_0_repacked_gemm_avx2;
+    t->gemm[TENSOR_TYPE_Q4_0] = q4_0_gemm_avx2;
+    t->gemv[TENSOR_TYPE_Q4_0] = q4_0_gemm_avx2;
     t->vec_dot[TENSOR_TYPE_Q8_0] = q8_0_vec_dot_avx2;
     t->gemm[TENSOR_TYPE_Q8_0] = q8_0_gemm_avx2;
+    t->gemv[TENSOR_TYPE_Q8_0] = q8_0_gemm_avx2;
     t->vec_dot[TENSOR_TYPE_Q4_1] = q4_1_vec_dot_avx2;
     t->vec_dot[TENSOR_TYPE_Q5_0] = q5_0_vec_dot_avx2;
     t->vec_dot[TENSOR_TYPE_Q5_1] = q5_1_vec_dot_avx2;

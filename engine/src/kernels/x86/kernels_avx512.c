@@ -4,7 +4,8 @@
  *
  * The table starts from the AVX2 one; this file replaces what gains from 64-byte vectors: the
  * K-quant dots of the common decode types (one 512-bit step covers 64 weights), the F16 dot in
- * its native 16-lane order (bit-identical to f16_vec_dot_x86) and the fp16 rows.
+ * its native 16-lane order (bit-identical to f16_vec_dot_x86), the fp16 rows and, with VNNI, the
+ * Q4_0/Q8_0 matrix kernels (bit-identical to the reference and to the AVX2 level's).
  */
 #include "kernels/kernel_table.h"
 #include "kernels/kernels_common.h"
@@ -514,6 +515,481 @@ VNNI_TARGET static void q6_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t
     Q6_K_GEMM_BODY(MADD_ACC_VNNI)
 }
 
+/* ---- Q4_0 and Q8_0: matrix kernels, one row per 32-bit lane (VNNI) ---------------------------
+ *
+ * The scheme and the float order are kernels_common.h's (kc_q0_tokens): sixteen rows per group,
+ * vector w[g] holding in lane r the four unsigned codes 4g..4g+3 of row r's block, so that one
+ * vpdpbusd with the token's codes 4g..4g+3 broadcast adds four products to every row's block sum.
+ * A pass decodes Q0_CHUNK blocks of a row group once and runs every token of the call over them
+ * (eight at a time, their accumulators in registers; a lone token left over goes straight from
+ * the freshly decoded registers). Calls with one token (decode) take q0_gemv_vnni below. Only the
+ * CPUs with VNNI get these (kernels_fill_avx512); the others keep the AVX2 level's kernels, which
+ * compute the same bits. */
+
+#define Q0_ROWS 16  /* rows per group: one per 32-bit lane */
+#define Q0_CHUNK 16 /* blocks decoded per pass: 16 x 576 bytes, in L1 with the tokens' codes */
+
+typedef struct q0_decoded {
+    __m512i w[8]; /* group g: lane r = row r's codes 4g..4g+3, unsigned (code + offset) */
+    __m512 d;     /* lane r = row r's block scale */
+} q0_decoded;
+
+/* Sixteen 16-byte rows (p[r] + off) as four vectors c[j] whose lane r holds dword j of row r: four
+ * rows per 128-bit lane (rows i, i + 4, i + 8, i + 12 in lanes 0..3 of a[i]), then a 4 x 4 dword
+ * transpose inside each 128-bit lane puts row 4k + i at dword 4k + i. */
+static inline void q0_load_transposed(const uint8_t *const p[Q0_ROWS], size_t off, __m512i c[4]) {
+    __m512i a[4];
+    for (int i = 0; i < 4; i++) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p[i] + off)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[i + 4] + off)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[i + 8] + off)), 2);
+        a[i] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[i + 12] + off)), 3);
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(a[0], a[1]);
+    const __m512i t1 = _mm512_unpackhi_epi32(a[0], a[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(a[2], a[3]);
+    const __m512i t3 = _mm512_unpackhi_epi32(a[2], a[3]);
+    c[0] = _mm512_unpacklo_epi64(t0, t2);
+    c[1] = _mm512_unpackhi_epi64(t0, t2);
+    c[2] = _mm512_unpacklo_epi64(t1, t3);
+    c[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/* The fp16 scales at p[r] + off as 16 floats. */
+static inline __m512 q0_row_scales(const uint8_t *const p[Q0_ROWS], size_t off) {
+    __m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128();
+#define Q0_SCALE(v, r, k) v = _mm_insert_epi16(v, kc_load_u16(p[r] + off), k)
+    Q0_SCALE(lo, 0, 0), Q0_SCALE(lo, 1, 1), Q0_SCALE(lo, 2, 2), Q0_SCALE(lo, 3, 3);
+    Q0_SCALE(lo, 4, 4), Q0_SCALE(lo, 5, 5), Q0_SCALE(lo, 6, 6), Q0_SCALE(lo, 7, 7);
+    Q0_SCALE(hi, 8, 0), Q0_SCALE(hi, 9, 1), Q0_SCALE(hi, 10, 2), Q0_SCALE(hi, 11, 3);
+    Q0_SCALE(hi, 12, 4), Q0_SCALE(hi, 13, 5), Q0_SCALE(hi, 14, 6), Q0_SCALE(hi, 15, 7);
+#undef Q0_SCALE
+    return _mm512_cvtph_ps(_mm256_set_m128i(hi, lo));
+}
+
+/* Block at byte offset off of the 16 rows p[]: Q4_0 keeps the stored nibbles (q + 8), low
+ * nibbles of dword j = codes 4j..4j+3, high nibbles = codes 16 + 4j..; Q8_0 flips the sign bit
+ * (q + 128). */
+static inline void q4_0_decode16(const uint8_t *const p[Q0_ROWS], size_t off, q0_decoded *u) {
+    __m512i c[4];
+    q0_load_transposed(p, off + offsetof(block_q4_0, qs), c);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int j = 0; j < 4; j++) {
+        u->w[j] = _mm512_and_si512(c[j], m4);
+        u->w[j + 4] = _mm512_and_si512(_mm512_srli_epi32(c[j], 4), m4);
+    }
+    u->d = q0_row_scales(p, off);
+}
+
+static inline void q8_0_decode16(const uint8_t *const p[Q0_ROWS], size_t off, q0_decoded *u) {
+    const __m512i sign = _mm512_set1_epi8((char)0x80);
+    q0_load_transposed(p, off + offsetof(block_q8_0, qs), u->w);
+    q0_load_transposed(p, off + offsetof(block_q8_0, qs) + 16, u->w + 4);
+    for (int g = 0; g < 8; g++) {
+        u->w[g] = _mm512_xor_si512(u->w[g], sign);
+    }
+    u->d = q0_row_scales(p, off);
+}
+
+/* Each row's block sum with one token: bias + sum over g of w[g] . (codes 4g..4g+3 of qy); two
+ * chains when few tokens run at once (the latency of eight dependent vpdpbusd). */
+VNNI_TARGET static inline __attribute__((always_inline)) __m512i
+q0_block_sums(const q0_decoded *u, const int8_t *qy, int32_t bias, bool two_chains) {
+    __m512i s = _mm512_set1_epi32(bias);
+    if (two_chains) {
+        __m512i s2 = _mm512_setzero_si512();
+        for (int g = 0; g < 4; g++) {
+            s = _mm512_dpbusd_epi32(s, u->w[g], _mm512_set1_epi32(kc_load_i32(qy + 4 * g)));
+            s2 = _mm512_dpbusd_epi32(s2, u->w[g + 4],
+                                     _mm512_set1_epi32(kc_load_i32(qy + 4 * g + 16)));
+        }
+        return _mm512_add_epi32(s, s2);
+    }
+    for (int g = 0; g < 8; g++) {
+        s = _mm512_dpbusd_epi32(s, u->w[g], _mm512_set1_epi32(kc_load_i32(qy + 4 * g)));
+    }
+    return s;
+}
+
+/* acc = fma((float)sumi, dx * dy, acc): the traits' float step, one row per lane. */
+static inline __m512 q0_step(__m512 acc, __m512i sumi, __m512 dx, float dy) {
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dx, _mm512_set1_ps(dy)), acc);
+}
+
+/* NT tokens (t .. t + NT - 1 of the call) over the decoded blocks u[0..n_blocks), which are the
+ * row's blocks b .. b + n_blocks - 1 and entries j0.. of the token side ts. */
+VNNI_TARGET static inline __attribute__((always_inline)) void
+q0_tokens_pass(const q0_decoded *u, int64_t n_blocks, const kc_q0_tokens *ts, int64_t j0,
+               const uint8_t *x, size_t x_stride, int64_t t, int64_t b, __m512 *acc, const int NT) {
+    __m512 a[8];
+    const int8_t *qy[8];
+    for (int k = 0; k < NT; k++) {
+        a[k] = acc[k];
+        qy[k] = kc_q8_0_codes(x, x_stride, t + k, b);
+    }
+    for (int64_t j = 0; j < n_blocks; j++) {
+        for (int k = 0; k < NT; k++) {
+            const __m512i s = q0_block_sums(&u[j], qy[k] + j * sizeof(block_q8_0),
+                                            ts->bias[t + k][j0 + j], NT < 4);
+            a[k] = q0_step(a[k], s, u[j].d, ts->d[t + k][j0 + j]);
+        }
+    }
+    for (int k = 0; k < NT; k++) {
+        acc[k] = a[k];
+    }
+}
+
+/* The whole matrix kernel; q8 selects Q8_0 (else Q4_0). */
+VNNI_TARGET static inline __attribute__((always_inline)) void
+q0_gemm_vnni(const bool q8, int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+             size_t w_stride, const void *x, size_t x_stride, float *out, int64_t out_stride) {
+    const size_t block_bytes = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+    const int64_t nb = n / QK8_0;
+    kc_q0_tokens ts;
+    q0_decoded u[Q0_CHUNK];
+    __m512 acc[KC_Q0_TOKENS];
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += KC_Q0_TOKENS) {
+        const int64_t nt = n_tokens - t0 < KC_Q0_TOKENS ? n_tokens - t0 : KC_Q0_TOKENS;
+        const uint8_t *xt = (const uint8_t *)x + (size_t)t0 * x_stride;
+        for (int64_t b0 = 0; b0 < nb; b0 += KC_Q0_SPAN) {
+            const int64_t nbs = nb - b0 < KC_Q0_SPAN ? nb - b0 : KC_Q0_SPAN;
+            kc_q0_tokens_fill(&ts, xt, x_stride, nt, b0, nbs, q8 ? 128 : 8);
+            for (int64_t r0 = 0; r0 < n_rows; r0 += Q0_ROWS) {
+                const int64_t nr = n_rows - r0 < Q0_ROWS ? n_rows - r0 : Q0_ROWS;
+                const __mmask16 live = (__mmask16)((1u << nr) - 1);
+                const uint8_t *p[Q0_ROWS]; /* rows past the end repeat the last one */
+                for (int r = 0; r < Q0_ROWS; r++) {
+                    p[r] = (const uint8_t *)w + (size_t)(r0 + (r < nr ? r : nr - 1)) * w_stride;
+                }
+                /* the next group's blocks of this span, prefetched a share per block */
+                const int64_t nr_next = n_rows - r0 - nr < Q0_ROWS ? n_rows - r0 - nr : Q0_ROWS;
+                const uint8_t *next = p[0] + Q0_ROWS * w_stride;
+                const size_t span_off = (size_t)b0 * block_bytes;
+                const size_t span_bytes = (size_t)nbs * block_bytes;
+                for (int64_t t = 0; t < nt; t++) {
+                    acc[t] = b0 == 0
+                                 ? _mm512_setzero_ps()
+                                 : _mm512_maskz_loadu_ps(live, out + (t0 + t) * out_stride + r0);
+                }
+                for (int64_t c0 = 0; c0 < nbs; c0 += Q0_CHUNK) {
+                    const int64_t ncb = nbs - c0 < Q0_CHUNK ? nbs - c0 : Q0_CHUNK;
+                    const int64_t b = b0 + c0;
+                    if (nt == 1) {
+                        for (int64_t j = 0; j < ncb; j++) {
+                            kc_prefetch_share(next, w_stride, nr_next, span_off, span_bytes, c0 + j,
+                                              nbs);
+                            if (q8) {
+                                q8_0_decode16(p, (size_t)(b + j) * block_bytes, &u[0]);
+                            } else {
+                                q4_0_decode16(p, (size_t)(b + j) * block_bytes, &u[0]);
+                            }
+                            q0_tokens_pass(u, 1, &ts, c0 + j, xt, x_stride, 0, b + j, acc, 1);
+                        }
+                        continue;
+                    }
+                    for (int64_t j = 0; j < ncb; j++) {
+                        kc_prefetch_share(next, w_stride, nr_next, span_off, span_bytes, c0 + j,
+                                          nbs);
+                        if (q8) {
+                            q8_0_decode16(p, (size_t)(b + j) * block_bytes, &u[j]);
+                        } else {
+                            q4_0_decode16(p, (size_t)(b + j) * block_bytes, &u[j]);
+                        }
+                    }
+                    int64_t t = 0;
+                    for (; t + 8 <= nt; t += 8) {
+                        q0_tokens_pass(u, ncb, &ts, c0, xt, x_stride, t, b, acc + t, 8);
+                    }
+                    for (; t + 4 <= nt; t += 4) {
+                        q0_tokens_pass(u, ncb, &ts, c0, xt, x_stride, t, b, acc + t, 4);
+                    }
+                    for (; t < nt; t++) {
+                        q0_tokens_pass(u, ncb, &ts, c0, xt, x_stride, t, b, acc + t, 1);
+                    }
+                }
+                for (int64_t t = 0; t < nt; t++) {
+                    _mm512_mask_storeu_ps(out + (t0 + t) * out_stride + r0, live, acc[t]);
+                }
+            }
+        }
+    }
+}
+
+/* One token (decode): memory-bound, and this machine class reads memory at full speed only as
+ * one sequential stream; sixteen rows read block by block, as the gemm above does, are sixteen
+ * interleaved streams at half the speed. So here each row of a group is read whole (per span of
+ * Q0_GEMV_SPAN blocks), one after the other: its block sums come from vpdpbusd on two blocks at a
+ * time, reduced sixteen blocks at once to one vector (lane = block), and wait in s[row] with the
+ * scales dx[block][row]; a 16 x 16 transpose then gives each block's sums with one row per lane,
+ * and the float chain runs exactly as in the gemm, so the two give the same bits. */
+
+/* Sixteen dwords of each of the 16 vectors r[i] transposed: r[j] lane i = old r[i] lane j. */
+static inline void transpose_16x16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4i + c], 128-bit lane L: rows 4i..4i+3 of column 4L + c */
+    for (int i = 0; i < 4; i++) {
+        u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+        const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+        r[c] = _mm512_shuffle_i32x4(v0, w0, _MM_SHUFFLE(2, 0, 2, 0));
+        r[4 + c] = _mm512_shuffle_i32x4(v0, w0, _MM_SHUFFLE(3, 1, 3, 1));
+        r[8 + c] = _mm512_shuffle_i32x4(v1, w1, _MM_SHUFFLE(2, 0, 2, 0));
+        r[12 + c] = _mm512_shuffle_i32x4(v1, w1, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+/* Block sums, lane = block: v[i] holds blocks 2i and 2i + 1 in lanes 0..7 and 8..15 (Q8_0),
+ * or blocks 4i..4i+3 in lanes 4k..4k+3 (Q4_0); the partial sums of each block are added. */
+static inline __m512i reduce_q8_0_tile(const __m512i v[8]) {
+    __m512i p[4], q[2];
+    for (int k = 0; k < 4; k++) {
+        p[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]),
+                                _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
+    }
+    /* q[m], 128-bit lane L: the sums of lanes 4L..4L+3 of v[4m..4m+3] */
+    for (int m = 0; m < 2; m++) {
+        q[m] = _mm512_add_epi32(_mm512_unpacklo_epi64(p[2 * m], p[2 * m + 1]),
+                                _mm512_unpackhi_epi64(p[2 * m], p[2 * m + 1]));
+    }
+    /* 128-bit lanes of the sum: blocks 0 2 4 6 | 1 3 5 7 | 8 10 12 14 | 9 11 13 15 */
+    const __m512i s = _mm512_add_epi32(_mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                       _mm512_shuffle_i32x4(q[0], q[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15), s);
+}
+
+static inline __m512i reduce_q4_0_tile(const __m512i v[4]) {
+    const __m512i p0 =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(v[0], v[1]), _mm512_unpackhi_epi32(v[0], v[1]));
+    const __m512i p1 =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(v[2], v[3]), _mm512_unpackhi_epi32(v[2], v[3]));
+    /* 128-bit lane L, dword i: block 4i + L */
+    const __m512i q =
+        _mm512_add_epi32(_mm512_unpacklo_epi64(p0, p1), _mm512_unpackhi_epi64(p0, p1));
+    return _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), q);
+}
+
+/* The exact sums (without the bias) of 16 consecutive blocks of a row with the token (yv: its
+ * codes as q0_gemv_token lays them out), lane = block. Q8_0 pairs two blocks per vector (codes
+ * + 128 against the token's two blocks); Q4_0 takes four blocks' 16 packed bytes per vector, low
+ * nibbles against the token's codes 0..15 of the four blocks, high nibbles against 16..31. */
+VNNI_TARGET static inline __attribute__((always_inline)) __m512i
+q0_tile_sums(const bool q8, const uint8_t *blocks, const __m512i *yv) {
+    if (q8) {
+        __m512i v[8];
+        for (int i = 0; i < 8; i++) {
+            const uint8_t *b = blocks + 2 * i * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
+            const __m512i c = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b)),
+                _mm256_loadu_si256((const __m256i *)(b + sizeof(block_q8_0))), 1);
+            v[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                       _mm512_xor_si512(c, _mm512_set1_epi8((char)0x80)), yv[i]);
+        }
+        return reduce_q8_0_tile(v);
+    }
+    __m512i v[4];
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int i = 0; i < 4; i++) {
+        const uint8_t *b = blocks + 4 * i * sizeof(block_q4_0) + offsetof(block_q4_0, qs);
+        __m512i c = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b));
+        c = _mm512_inserti32x4(c, _mm_loadu_si128((const __m128i *)(b + sizeof(block_q4_0))), 1);
+        c = _mm512_inserti32x4(c, _mm_loadu_si128((const __m128i *)(b + 2 * sizeof(block_q4_0))),
+                               2);
+        c = _mm512_inserti32x4(c, _mm_loadu_si128((const __m128i *)(b + 3 * sizeof(block_q4_0))),
+                               3);
+        const __m512i lo =
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(c, m4), yv[2 * i]);
+        v[i] =
+            _mm512_dpbusd_epi32(lo, _mm512_and_si512(_mm512_srli_epi16(c, 4), m4), yv[2 * i + 1]);
+    }
+    return reduce_q4_0_tile(v);
+}
+
+/* The fp16 scales of 16 consecutive blocks as floats (lane = block), picked out of whole-vector
+ * loads of the tile with word permutes (a gather costs a third of the kernel): block j's scale
+ * is word 9j of a Q4_0 tile (18-byte blocks), 17j of a Q8_0 one. Nothing is read past the tile
+ * (288 or 544 bytes). */
+static const int16_t q0_scale_words[6][32] = {
+    /* Q8_0: blocks 4i..4i+3 from the 128 bytes at 128i: word 4i + 17k */
+    {0, 17, 34, 51},
+    {0, 0, 0, 0, 4, 21, 38, 55},
+    {0, 0, 0, 0, 0, 0, 0, 0, 8, 25, 42, 59},
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 29, 46, 63},
+    /* Q4_0: blocks 0..7 from bytes 0..127, 8..14 from 128..255 (block 15: word 7 at 256) */
+    {0, 9, 18, 27, 36, 45, 54, 63},
+    {0, 0, 0, 0, 0, 0, 0, 0, 8, 17, 26, 35, 44, 53, 62, 0},
+};
+
+static inline __m512 q0_tile_scales(bool q8, const uint8_t *blocks) {
+    __m512i h;
+    if (q8) {
+        h = _mm512_setzero_si512();
+        for (int i = 0; i < 4; i++) {
+            const __m512i sel = _mm512_permutex2var_epi16(
+                _mm512_loadu_si512((const void *)(blocks + 128 * i)),
+                _mm512_loadu_si512((const void *)q0_scale_words[i]),
+                _mm512_loadu_si512((const void *)(blocks + 128 * i + 64)));
+            h = _mm512_mask_mov_epi16(h, (__mmask32)(0xFu << (4 * i)), sel);
+        }
+    } else {
+        h = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)blocks),
+                                      _mm512_loadu_si512((const void *)q0_scale_words[4]),
+                                      _mm512_loadu_si512((const void *)(blocks + 64)));
+        h = _mm512_mask_mov_epi16(
+            h, (__mmask32)0x7F00u,
+            _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)(blocks + 128)),
+                                      _mm512_loadu_si512((const void *)q0_scale_words[5]),
+                                      _mm512_loadu_si512((const void *)(blocks + 192))));
+        const __m512i last =
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(blocks + 256)));
+        h = _mm512_mask_mov_epi16(h, (__mmask32)0x8000u,
+                                  _mm512_permutexvar_epi16(_mm512_set1_epi16(7), last));
+    }
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+}
+
+/* The token's codes of span blocks 0..n16 (zero past nbs) as q0_tile_sums reads them: Q8_0 two
+ * blocks per vector; Q4_0 per four blocks the codes 0..15 of each, then 16..31 of each. */
+static inline void q0_gemv_token(bool q8, const block_q8_0 *y, int64_t nbs, int64_t n16,
+                                 __m512i *yv) {
+    for (int64_t b = 0; b < n16; b += 4) {
+        __m128i h[4][2]; /* block b + k: codes 0..15, 16..31 */
+        for (int k = 0; k < 4; k++) {
+            const bool real = b + k < nbs;
+            h[k][0] = real ? _mm_loadu_si128((const __m128i *)y[b + k].qs) : _mm_setzero_si128();
+            h[k][1] =
+                real ? _mm_loadu_si128((const __m128i *)(y[b + k].qs + 16)) : _mm_setzero_si128();
+        }
+        for (int half = 0; half < 2; half++) {
+            /* Q8_0: vector b/2 + half = blocks b + 2 half and b + 2 half + 1, whole;
+             * Q4_0: vector b/2 + half = part `half` of blocks b..b+3 */
+            __m512i v = _mm512_castsi128_si512(q8 ? h[2 * half][0] : h[0][half]);
+            v = _mm512_inserti32x4(v, q8 ? h[2 * half][1] : h[1][half], 1);
+            v = _mm512_inserti32x4(v, q8 ? h[2 * half + 1][0] : h[2][half], 2);
+            yv[b / 2 + half] = _mm512_inserti32x4(v, q8 ? h[2 * half + 1][1] : h[3][half], 3);
+        }
+    }
+}
+
+#define Q0_GEMV_AHEAD 8192 /* bytes of the row prefetched ahead of the blocks being read */
+/* Blocks of a row read in one go (8192 weights): rows up to that long are one memory stream from
+ * end to end; longer ones are read in spans of it, their token side prepared per span. */
+#define Q0_GEMV_SPAN 256
+
+VNNI_TARGET static inline __attribute__((always_inline)) void
+q0_gemv_vnni(const bool q8, int64_t n, int64_t n_rows, const void *w, size_t w_stride,
+             const void *x, float *out) {
+    const size_t bb = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+    const int64_t nb = n / QK8_0;
+    const block_q8_0 *y = x;
+    __m512i yv[Q0_GEMV_SPAN / 2];          /* the token's codes (q0_gemv_token) */
+    int32_t bias[Q0_GEMV_SPAN];            /* -offset * each block's code sum */
+    float dy[Q0_GEMV_SPAN];                /* each block's scale */
+    int32_t sums[Q0_ROWS][Q0_GEMV_SPAN];   /* row r, block b: exact block sum (no bias) */
+    float dx[Q0_ROWS][Q0_GEMV_SPAN];       /* row r, block b: scale */
+    uint8_t tail[16 * sizeof(block_q8_0)]; /* a row's last, partial tile, zero-padded */
+    for (int64_t b0 = 0; b0 < nb; b0 += Q0_GEMV_SPAN) {
+        const int64_t nbs = nb - b0 < Q0_GEMV_SPAN ? nb - b0 : Q0_GEMV_SPAN;
+        const int64_t n16 = (nbs + 15) & ~(int64_t)15; /* blocks past nbs count as zeros */
+        q0_gemv_token(q8, y + b0, nbs, n16, yv);
+        for (int64_t b = 0; b < nbs; b++) {
+            int s = 0;
+            for (int j = 0; j < QK8_0; j++) {
+                s += y[b0 + b].qs[j];
+            }
+            bias[b] = -(q8 ? 128 : 8) * s;
+            dy[b] = h2f(y[b0 + b].d);
+        }
+        for (int64_t r0 = 0; r0 < n_rows; r0 += Q0_ROWS) {
+            const int64_t nr = n_rows - r0 < Q0_ROWS ? n_rows - r0 : Q0_ROWS;
+            for (int64_t r = 0; r < Q0_ROWS; r++) {
+                const uint8_t *row = (const uint8_t *)w +
+                                     (size_t)(r0 + (r < nr ? r : nr - 1)) * w_stride +
+                                     (size_t)b0 * bb;
+                for (int64_t b = 0; b < n16; b += 16) {
+                    const uint8_t *blocks = row + (size_t)b * bb;
+                    for (size_t ahead = 0; ahead < 16 * bb; ahead += 64) {
+                        __builtin_prefetch(blocks + Q0_GEMV_AHEAD + ahead, 0, 3);
+                    }
+                    if (b + 16 > nbs) {
+                        memset(tail, 0, sizeof tail);
+                        memcpy(tail, blocks, (size_t)(nbs - b) * bb);
+                        blocks = tail;
+                    }
+                    _mm512_storeu_si512((void *)&sums[r][b], q0_tile_sums(q8, blocks, yv + b / 2));
+                    _mm512_storeu_ps(&dx[r][b], q0_tile_scales(q8, blocks));
+                }
+            }
+            const __mmask16 live = (__mmask16)((1u << nr) - 1);
+            __m512 acc = b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(live, out + r0);
+            for (int64_t b = 0; b < nbs; b += 16) {
+                __m512i t[16], d[16];
+                for (int r = 0; r < Q0_ROWS; r++) {
+                    t[r] = _mm512_loadu_si512((const void *)&sums[r][b]);
+                    d[r] = _mm512_castps_si512(_mm512_loadu_ps(&dx[r][b]));
+                }
+                transpose_16x16(t);
+                transpose_16x16(d);
+                const int64_t nj = nbs - b < 16 ? nbs - b : 16;
+                for (int64_t j = 0; j < nj; j++) {
+                    const __m512i s = _mm512_add_epi32(t[j], _mm512_set1_epi32(bias[b + j]));
+                    acc = q0_step(acc, s, _mm512_castsi512_ps(d[j]), dy[b + j]);
+                }
+            }
+            _mm512_mask_storeu_ps(out + r0, live, acc);
+        }
+    }
+}
+
+/* Q4_0 (q8 false) or Q8_0 weights times Q8_0 activations: the matrix kernel, or for one token
+ * the row-sequential one; rows shorter than a block are all zero. */
+VNNI_TARGET static void q0_matmul_avx512_vnni(bool q8, int64_t n, int64_t n_rows, int64_t n_tokens,
+                                              const void *w, size_t w_stride, const void *x,
+                                              size_t x_stride, float *out, int64_t out_stride) {
+    if (n < QK8_0) {
+        kc_zero_out(out, out_stride, n_rows, n_tokens);
+        return;
+    }
+    if (n_tokens == 1) {
+        q0_gemv_vnni(q8, n, n_rows, w, w_stride, x, out);
+    } else {
+        q0_gemm_vnni(q8, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+    }
+}
+
+VNNI_TARGET static void q4_0_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t n_tokens,
+                                              const void *w, size_t w_stride, const void *x,
+                                              size_t x_stride, float *out, int64_t out_stride) {
+    q0_matmul_avx512_vnni(false, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+}
+
+VNNI_TARGET static void q8_0_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t n_tokens,
+                                              const void *w, size_t w_stride, const void *x,
+                                              size_t x_stride, float *out, int64_t out_stride) {
+    q0_matmul_avx512_vnni(true, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+}
+
+/* The row dots are the matrix kernels on one row and one token. */
+static void q4_0_vec_dot_avx512_vnni(int64_t n, float *s, const void *x, const void *y) {
+    q4_0_gemm_avx512_vnni(n, 1, 1, x, 0, y, 0, s, 1);
+}
+
+static void q8_0_vec_dot_avx512_vnni(int64_t n, float *s, const void *x, const void *y) {
+    q8_0_gemm_avx512_vnni(n, 1, 1, x, 0, y, 0, s, 1);
+}
+
 /* ---- registration ---------------------------------------------------------------------------- */
 
 void kernels_fill_avx512(kernel_table *t, bool has_vnni) {
@@ -525,4 +1001,13 @@ void kernels_fill_avx512(kernel_table *t, bool has_vnni) {
     t->vec_dot[TENSOR_TYPE_Q6_K] = has_vnni ? q6_K_vec_dot_avx512_vnni : q6_K_vec_dot_avx512;
     t->gemm[TENSOR_TYPE_Q4_K] = has_vnni ? q4_K_gemm_avx512_vnni : q4_K_gemm_avx512;
     t->gemm[TENSOR_TYPE_Q6_K] = has_vnni ? q6_K_gemm_avx512_vnni : q6_K_gemm_avx512;
+
+    if (has_vnni) {
+        t->vec_dot[TENSOR_TYPE_Q4_0] = q4_0_vec_dot_avx512_vnni;
+        t->gemm[TENSOR_TYPE_Q4_0] = q4_0_gemm_avx512_vnni;
+        t->gemv[TENSOR_TYPE_Q4_0] = q4_0_gemm_avx512_vnni;
+        t->vec_dot[TENSOR_TYPE_Q8_0] = q8_0_vec_dot_avx512_vnni;
+        t->gemm[TENSOR_TYPE_Q8_0] = q8_0_gemm_avx512_vnni;
+        t->gemv[TENSOR_TYPE_Q8_0] = q8_0_gemm_avx512_vnni;
+    }
 }

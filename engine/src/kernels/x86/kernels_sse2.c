@@ -2,10 +2,11 @@
  * kernels.c when CPUID reports SSE2 and nothing better is selected or forced).
  *
  * SSE2 has no byte shuffles, no u8 x s8 multiply-add and no FMA, so codes are widened to int16
- * and multiplied with pmaddwd. Bit-identical to the reference: the quantizers, the fp16 rows
- * (the bit-exact float-magic conversions of fp16.h, four lanes at a time) and the x86-order
- * Q4_0/Q8_0 dots (exact integer lanes; the fused multiply-adds go through fmaf, which is exact
- * everywhere). K-quant dots: one float accumulator of 4 lanes, within test_kernels' tolerance.
+ * and multiplied with pmaddwd. Bit-identical to the reference: the quantizers and the fp16 rows
+ * (the bit-exact float-magic conversions of fp16.h, four lanes at a time). Q4_0/Q8_0 (matrix
+ * kernels and dots): exact integer block sums, the reference's block order without its fused
+ * multiply-add; K-quant dots: one float accumulator of 4 lanes; both within test_kernels'
+ * tolerance.
  * Types not here fall back to the reference through the table.
  */
 #include "kernels/kernel_table.h"
@@ -50,14 +51,6 @@ static inline __m128i u8_hi16(__m128i v) { return _mm_unpackhi_epi8(v, _mm_setze
 /* Sums of 16 byte products a*b (a, b already int16 halves): 4 int32 lanes. */
 static inline __m128i dot16(__m128i a_lo, __m128i a_hi, __m128i b_lo, __m128i b_hi) {
     return _mm_add_epi32(_mm_madd_epi16(a_lo, b_lo), _mm_madd_epi16(a_hi, b_hi));
-}
-
-/* Four int32 of 4-product sums from 8 int32 of 2-product sums a = (p0..p3), b = (p4..p7). */
-static inline __m128i pair_sums(__m128i a, __m128i b) {
-    const __m128 fa = _mm_castsi128_ps(a), fb = _mm_castsi128_ps(b);
-    const __m128i even = _mm_castps_si128(_mm_shuffle_ps(fa, fb, _MM_SHUFFLE(2, 0, 2, 0)));
-    const __m128i odd = _mm_castps_si128(_mm_shuffle_ps(fa, fb, _MM_SHUFFLE(3, 1, 3, 1)));
-    return _mm_add_epi32(even, odd);
 }
 
 /* ---- fp16 rows: fp16.h's float-magic conversions, four lanes at a time ------------------------
@@ -230,88 +223,120 @@ static void q8_K_from_float_sse2(const float *src, void *dst, int64_t n) {
     }
 }
 
-/* ---- x86-order Q4_0 / Q8_0 dots -------------------------------------------------------------- */
+/* ---- Q4_0 / Q8_0 matrix kernels ----------------------------------------------------------------
+ *
+ * The traits' order per (row, token) (kernels_common.h), without FMA: acc = acc + (float)sumi *
+ * (dx * dy), rounded twice, block after block. A row's blocks are widened to int16 codes once per
+ * chunk of blocks and dotted with every token of the call (pmaddwd), whose codes are widened once
+ * per chunk for a group of rows. One token (decode) reads each row whole, one after the other
+ * (one memory stream). The vec_dot is this kernel on one row. */
 
-/* acc[l] = fma(d, lane_l, acc[l]) for 8 int lanes held in two vectors. */
-static inline void lanes8_fma(float acc[8], float d, __m128i lo, __m128i hi) {
-    int32_t lane[8];
-    _mm_storeu_si128((__m128i *)lane, lo);
-    _mm_storeu_si128((__m128i *)(lane + 4), hi);
-    for (int l = 0; l < 8; l++) {
-        acc[l] = fmaf(d, (float)lane[l], acc[l]);
+#define Q0_SSE2_ROWS 16  /* rows sharing the tokens' widened codes of a chunk */
+#define Q0_SSE2_CHUNK 16 /* blocks per chunk with several tokens */
+
+/* Block j of a row (block_bytes apart) as 32 int16 codes (q - 8 for Q4_0, q for Q8_0) in
+ * weight order, and its scale. */
+static inline float q0_widen_block(bool q8, const uint8_t *block, __m128i c[4]) {
+    if (q8) {
+        const __m128i a = _mm_loadu_si128((const __m128i *)(block + offsetof(block_q8_0, qs)));
+        const __m128i b = _mm_loadu_si128((const __m128i *)(block + offsetof(block_q8_0, qs) + 16));
+        c[0] = i8_lo16(a), c[1] = i8_hi16(a), c[2] = i8_lo16(b), c[3] = i8_hi16(b);
+    } else {
+        const __m128i q = _mm_loadu_si128((const __m128i *)(block + offsetof(block_q4_0, qs)));
+        const __m128i m4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi16(8);
+        const __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+        c[0] = _mm_sub_epi16(u8_lo16(lo), eight), c[1] = _mm_sub_epi16(u8_hi16(lo), eight);
+        c[2] = _mm_sub_epi16(u8_lo16(hi), eight), c[3] = _mm_sub_epi16(u8_hi16(hi), eight);
+    }
+    return fp16_to_fp32((fp16_t)kc_load_u16(block));
+}
+
+static inline int q0_dot32(const __m128i x[4], const __m128i y[4]) {
+    const __m128i s =
+        _mm_add_epi32(_mm_add_epi32(_mm_madd_epi16(x[0], y[0]), _mm_madd_epi16(x[1], y[1])),
+                      _mm_add_epi32(_mm_madd_epi16(x[2], y[2]), _mm_madd_epi16(x[3], y[3])));
+    return hsum_i32_4(s);
+}
+
+static inline __attribute__((always_inline)) void
+q0_gemm_sse2(const bool q8, int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+             size_t w_stride, const void *x, size_t x_stride, float *out, int64_t out_stride) {
+    const size_t bb = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+    const int64_t nb = n / QK8_0;
+    /* the tokens' widened codes and scales of one chunk: token t, block j at [t * chunk + j] */
+    __m128i yw[KC_Q0_TOKENS * Q0_SSE2_CHUNK][4];
+    float dy[KC_Q0_TOKENS * Q0_SSE2_CHUNK];
+    __m128i xw[4];
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += KC_Q0_TOKENS) {
+        const int64_t nt = n_tokens - t0 < KC_Q0_TOKENS ? n_tokens - t0 : KC_Q0_TOKENS;
+        /* one token: all its blocks fit the buffer in chunks of nt * chunk, rows one by one */
+        const int64_t chunk = Q0_SSE2_CHUNK * (KC_Q0_TOKENS / nt);
+        const int64_t group = nt == 1 ? n_rows : Q0_SSE2_ROWS;
+        for (int64_t r0 = 0; r0 < n_rows; r0 += group) {
+            const int64_t r1 = r0 + group < n_rows ? r0 + group : n_rows;
+            for (int64_t c0 = 0; c0 < nb; c0 += chunk) {
+                const int64_t nc = nb - c0 < chunk ? nb - c0 : chunk;
+                for (int64_t t = 0; t < nt; t++) {
+                    const block_q8_0 *y =
+                        (const block_q8_0 *)((const uint8_t *)x + (size_t)(t0 + t) * x_stride) + c0;
+                    for (int64_t j = 0; j < nc; j++) {
+                        dy[t * chunk + j] =
+                            q0_widen_block(true, (const uint8_t *)&y[j], yw[t * chunk + j]);
+                    }
+                }
+                for (int64_t r = r0; r < r1; r++) {
+                    const uint8_t *row =
+                        (const uint8_t *)w + (size_t)r * w_stride + (size_t)c0 * bb;
+                    float acc[KC_Q0_TOKENS];
+                    for (int64_t t = 0; t < nt; t++) {
+                        acc[t] = c0 == 0 ? 0.0f : out[(t0 + t) * out_stride + r];
+                    }
+                    for (int64_t j = 0; j < nc; j++) {
+                        const float dx = q0_widen_block(q8, row + (size_t)j * bb, xw);
+                        for (int64_t t = 0; t < nt; t++) {
+                            const int sumi = q0_dot32(xw, yw[t * chunk + j]);
+                            acc[t] = acc[t] + (float)sumi * (dx * dy[t * chunk + j]);
+                        }
+                    }
+                    for (int64_t t = 0; t < nt; t++) {
+                        out[(t0 + t) * out_stride + r] = acc[t];
+                    }
+                }
+            }
+        }
     }
 }
 
-static float hsum_lanes8(const float *a) {
-    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
-}
-
-/* Products of 32 codes (int16 in four vectors: weights 0-7, 8-15, 16-23, 24-31) with 32 Q8
- * bytes, as 8 lanes of 4 consecutive products. */
-static inline void lanes8_products(const __m128i q16[4], const int8_t *qy, __m128i *lo,
-                                   __m128i *hi) {
-    const __m128i y0 = _mm_loadu_si128((const __m128i *)qy);
-    const __m128i y1 = _mm_loadu_si128((const __m128i *)(qy + 16));
-    const __m128i p0 = _mm_madd_epi16(q16[0], i8_lo16(y0));
-    const __m128i p1 = _mm_madd_epi16(q16[1], i8_hi16(y0));
-    const __m128i p2 = _mm_madd_epi16(q16[2], i8_lo16(y1));
-    const __m128i p3 = _mm_madd_epi16(q16[3], i8_hi16(y1));
-    *lo = pair_sums(p0, p1);
-    *hi = pair_sums(p2, p3);
-}
-
-static inline void q4_0_codes16(const block_q4_0 *x, __m128i q16[4]) {
-    const __m128i b = _mm_loadu_si128((const __m128i *)x->qs);
-    const __m128i m4 = _mm_set1_epi8(0x0F);
-    const __m128i eight = _mm_set1_epi16(8);
-    const __m128i lo = _mm_and_si128(b, m4);
-    const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), m4);
-    q16[0] = _mm_sub_epi16(u8_lo16(lo), eight);
-    q16[1] = _mm_sub_epi16(u8_hi16(lo), eight);
-    q16[2] = _mm_sub_epi16(u8_lo16(hi), eight);
-    q16[3] = _mm_sub_epi16(u8_hi16(hi), eight);
-}
-
-static void q4_0_vec_dot_sse2(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q4_0 *x = vx;
-    const block_q8_0 *y = vy;
-    float acc[8] = {0.0f};
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        __m128i q16[4], lo, hi;
-        q4_0_codes16(&x[i], q16);
-        lanes8_products(q16, y[i].qs, &lo, &hi);
-        lanes8_fma(acc, fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d), lo, hi);
+/* Q4_0 (q8 false) or Q8_0 weights times Q8_0 activations: the matrix kernel, or for one token
+ * the row-sequential one; rows shorter than a block are all zero. */
+static void q0_matmul_sse2(bool q8, int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *out,
+                           int64_t out_stride) {
+    if (n < QK8_0) {
+        kc_zero_out(out, out_stride, n_rows, n_tokens);
+        return;
     }
-    *s = hsum_lanes8(acc);
+    q0_gemm_sse2(q8, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
 }
 
-static void q4_0_vec_dot_repacked_sse2(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q4_0 *x = vx;
-    const block_q8_0 *y = vy;
-    float acc = 0.0f;
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        __m128i q16[4], lo, hi;
-        q4_0_codes16(&x[i], q16);
-        lanes8_products(q16, y[i].qs, &lo, &hi);
-        const int sumi = hsum_i32_4(_mm_add_epi32(lo, hi));
-        acc = fmaf((float)sumi, fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d), acc);
-    }
-    *s = acc;
+static void q4_0_gemm_sse2(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *out,
+                           int64_t out_stride) {
+    q0_matmul_sse2(false, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
 }
 
-static void q8_0_vec_dot_sse2(int64_t n, float *s, const void *vx, const void *vy) {
-    const block_q8_0 *x = vx;
-    const block_q8_0 *y = vy;
-    float acc[8] = {0.0f};
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        const __m128i x0 = _mm_loadu_si128((const __m128i *)x[i].qs);
-        const __m128i x1 = _mm_loadu_si128((const __m128i *)(x[i].qs + 16));
-        const __m128i q16[4] = {i8_lo16(x0), i8_hi16(x0), i8_lo16(x1), i8_hi16(x1)};
-        __m128i lo, hi;
-        lanes8_products(q16, y[i].qs, &lo, &hi);
-        lanes8_fma(acc, fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d), lo, hi);
-    }
-    *s = hsum_lanes8(acc);
+static void q8_0_gemm_sse2(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *out,
+                           int64_t out_stride) {
+    q0_matmul_sse2(true, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+}
+
+static void q4_0_vec_dot_sse2(int64_t n, float *s, const void *x, const void *y) {
+    q4_0_gemm_sse2(n, 1, 1, x, 0, y, 0, s, 1);
+}
+
+static void q8_0_vec_dot_sse2(int64_t n, float *s, const void *x, const void *y) {
+    q8_0_gemm_sse2(n, 1, 1, x, 0, y, 0, s, 1);
 }
 
 /* ---- K-quants -------------------------------------------------------------------------------- */
@@ -408,8 +433,11 @@ void kernels_fill_sse2(kernel_table *t) {
     KC_FILL_Q8_FROM_FLOAT(t, sse2);
 
     t->vec_dot[TENSOR_TYPE_Q4_0] = q4_0_vec_dot_sse2;
-    t->q4_0_repacked_vec_dot = q4_0_vec_dot_repacked_sse2;
+    t->gemm[TENSOR_TYPE_Q4_0] = q4_0_gemm_sse2;
+    t->gemv[TENSOR_TYPE_Q4_0] = q4_0_gemm_sse2;
     t->vec_dot[TENSOR_TYPE_Q8_0] = q8_0_vec_dot_sse2;
+    t->gemm[TENSOR_TYPE_Q8_0] = q8_0_gemm_sse2;
+    t->gemv[TENSOR_TYPE_Q8_0] = q8_0_gemm_sse2;
     t->vec_dot[TENSOR_TYPE_Q4_K] = q4_K_vec_dot_sse2;
     t->vec_dot[TENSOR_TYPE_Q6_K] = q6_K_vec_dot_sse2;
 }
