@@ -181,28 +181,32 @@ bool broker_create(broker *b, const char *name) {
 
 static int on_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message *m) {
     client *c = ctx;
-    msg x;
-    memset(&x, 0, sizeof x);
+    msg *x = calloc(1, sizeof *x);
+    if (x == NULL) {
+        MQTTClient_freeMessage(&m);
+        MQTTClient_free(topic);
+        return 1;
+    }
     size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-    x.topic = strndup(topic, tl);
-    x.payload = malloc((size_t)m->payloadlen + 1);
-    memcpy(x.payload, m->payload, (size_t)m->payloadlen);
-    x.payload[m->payloadlen] = '\0';
-    x.len = m->payloadlen;
-    x.retained = m->retained;
+    x->topic = strndup(topic, tl);
+    x->payload = malloc((size_t)m->payloadlen + 1);
+    memcpy(x->payload, m->payload, (size_t)m->payloadlen);
+    x->payload[m->payloadlen] = '\0';
+    x->len = m->payloadlen;
+    x->retained = m->retained;
     MQTTProperty *p =
         MQTTProperties_getProperty(&m->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
     if (p != NULL) {
-        x.corr = malloc((size_t)p->value.data.len + 1);
-        memcpy(x.corr, p->value.data.data, (size_t)p->value.data.len);
-        x.corr_len = p->value.data.len;
+        x->corr = malloc((size_t)p->value.data.len + 1);
+        memcpy(x->corr, p->value.data.data, (size_t)p->value.data.len);
+        x->corr_len = p->value.data.len;
     }
     pthread_mutex_lock(&c->lock);
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 256;
         c->msgs = realloc(c->msgs, c->cap * sizeof *c->msgs);
     }
-    c->msgs[c->n++] = x;
+    c->msgs[c->n++] = x; /* the array of pointers moves; the messages do not */
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
     MQTTClient_freeMessage(&m);
@@ -288,9 +292,10 @@ void client_free(client *c) {
     }
     MQTTClient_destroy(&c->handle);
     for (size_t i = 0; i < c->n; i++) {
-        free(c->msgs[i].topic);
-        free(c->msgs[i].payload);
-        free(c->msgs[i].corr);
+        free(c->msgs[i]->topic);
+        free(c->msgs[i]->payload);
+        free(c->msgs[i]->corr);
+        free(c->msgs[i]);
     }
     free(c->msgs);
     pthread_mutex_destroy(&c->lock);
@@ -394,7 +399,7 @@ msg *client_wait_msg(client *c, const char *topic, const char *needle1, const ch
     pthread_mutex_lock(&c->lock);
     for (;;) {
         for (size_t i = 0; i < c->n; i++) {
-            msg *m = &c->msgs[i];
+            msg *m = c->msgs[i];
             if (!m->taken && strcmp(m->topic, topic) == 0 &&
                 (needle1 == NULL || strstr(m->payload, needle1) != NULL) &&
                 (needle2 == NULL || strstr(m->payload, needle2) != NULL)) {
@@ -426,8 +431,8 @@ int client_count_msgs(client *c, const char *topic, const char *needle) {
     int n = 0;
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < c->n; i++) {
-        if (strcmp(c->msgs[i].topic, topic) == 0 &&
-            (needle == NULL || strstr(c->msgs[i].payload, needle) != NULL)) {
+        if (strcmp(c->msgs[i]->topic, topic) == 0 &&
+            (needle == NULL || strstr(c->msgs[i]->payload, needle) != NULL)) {
             n++;
         }
     }

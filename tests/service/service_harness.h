@@ -59,7 +59,7 @@ typedef struct client {
     MQTTClient handle;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    msg *msgs;
+    msg **msgs; /* each message allocated once: a msg * stays valid as more arrive */
     size_t n, cap;
     int version;
     volatile int lost;

@@ -522,7 +522,7 @@ static void test_hostile_payloads(broker *b) {
     int answers = 0, misplaced = 0, bad_utf8 = 0, bad_json = 0;
     pthread_mutex_lock(&observer->lock);
     for (size_t k = 0; k < observer->n; k++) {
-        const msg *m = &observer->msgs[k];
+        const msg *m = observer->msgs[k];
         cJSON *j = cJSON_ParseWithLength(m->payload, (size_t)m->len);
         const char *type = jstr(j, "type", NULL);
         const bool from_node =

@@ -114,8 +114,8 @@ static void test_exact_text(client *c, broker *b, int *skipped) {
         m = NULL;
         pthread_mutex_lock(&c->lock);
         for (size_t i = 0; i < c->n; i++) {
-            if (strcmp(c->msgs[i].topic, "edgelm/stories/response/prefix1") == 0) {
-                m = &c->msgs[i];
+            if (strcmp(c->msgs[i]->topic, "edgelm/stories/response/prefix1") == 0) {
+                m = c->msgs[i];
             }
         }
         pthread_mutex_unlock(&c->lock);
@@ -360,8 +360,8 @@ int main(void) {
         msg *first = NULL;
         pthread_mutex_lock(&c->lock);
         for (size_t i = 0; i < c->n && first == NULL; i++) {
-            if (strcmp(c->msgs[i].topic, "edgelm/a/response/s1") == 0) {
-                first = &c->msgs[i];
+            if (strcmp(c->msgs[i]->topic, "edgelm/a/response/s1") == 0) {
+                first = c->msgs[i];
             }
         }
         pthread_mutex_unlock(&c->lock);
