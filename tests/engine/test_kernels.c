@@ -258,6 +258,13 @@ static bool check_dots_of(const kernel_table *kt, uint32_t type) {
             float want = 0.0f, got = 0.0f;
             ref->vec_dot(n, &want, x, y);
             kt->vec_dot[type](n, &got, x, y);
+            /* a level with an order of its own equals the scalar function of that order */
+            if (kt->vec_dot_spec[type] != NULL) {
+                float spec = 0.0f;
+                kt->vec_dot_spec[type](n, &spec, x, y);
+                CHECK_MSG(same_bits(got, spec), "%s: %s dot n=%lld: %.9g vs its order's %.9g",
+                          kt->name, ref->name, (long long)n, (double)got, (double)spec);
+            }
             /* Q5_K: every level runs ggml's x86 order (q5_K_vec_dot_x86), bit for bit */
             if ((is_kquant(type) && type != TENSOR_TYPE_Q5_K) || is_q0(type)) {
                 ref->to_float(x, xf, n);

@@ -48,6 +48,9 @@ typedef struct kernel_table {
     /* matrix x one token (n_tokens == 1), equal to vec_dot[type] per row, where that beats a loop
      * of vec_dot (decode); NULL = loop vec_dot. Usually the gemm itself. */
     tensor_gemm_fn gemv[TENSOR_TYPE_COUNT];
+    /* the scalar function (quant_ref.h) that vec_dot[type] equals bit for bit when the level sums
+     * in an order of its own; NULL = the reference's order, or within test_kernels' bound of it */
+    tensor_vec_dot_fn vec_dot_spec[TENSOR_TYPE_COUNT];
     tensor_from_float_fn from_float[TENSOR_TYPE_COUNT];
     tensor_to_float_fn to_float[TENSOR_TYPE_COUNT];
     fp16_to_fp32_row_fn fp16_to_fp32_row;

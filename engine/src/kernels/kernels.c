@@ -147,6 +147,9 @@ static void drop_stale_gemms(const kernel_table *before, kernel_table *after) {
             if (after->gemv[type] == before->gemv[type]) {
                 after->gemv[type] = NULL;
             }
+            if (after->vec_dot_spec[type] == before->vec_dot_spec[type]) {
+                after->vec_dot_spec[type] = NULL;
+            }
         }
     }
 }

@@ -330,3 +330,31 @@ void q5_K_vec_dot_x86(int64_t n, float *s, const void *vx, const void *vy) {
     const float r2 = acc[2] + acc[6], r3 = acc[3] + acc[7];
     *s = ((r0 + r2) + (r1 + r3)) + summs;
 }
+
+/* The Q4_K order of the row-per-lane matrix kernels (AVX-512 VNNI): per super-block, two exact
+ * integer sums, isum = sum over sub-blocks s of scale_s * (codes_s . q8_s) and summ = sum of
+ * min_s * (the q8 sum of sub-block s), then acc = fmaf((float)isum, d * y.d, acc) and
+ * acc = fmaf(-(float)summ, dmin * y.d, acc), super-block after super-block. Each row's whole
+ * chain runs in one vector lane there, so a row gives the same bits alone, in a batch of tokens
+ * or in any split of the rows between threads. Within a float rounding per super-block of
+ * ggml's order (k_lanes_vec_dot); test_kernels bounds the difference. */
+void q4_K_vec_dot_fma(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q8_K *y = vy;
+    k_block b;
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        unpack_block(&q4_K_type, vx, i, &b);
+        int32_t isum = 0, summ = 0;
+        for (int j = 0; j < QK_K / 32; j++) {
+            int32_t dot = 0;
+            for (int l = 0; l < 32; l++) {
+                dot += b.codes[32 * j + l] * y[i].qs[32 * j + l];
+            }
+            isum += b.scales[j] * dot;
+            summ += b.mins[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        }
+        acc = fmaf((float)isum, b.d * y[i].d, acc);
+        acc = fmaf(-(float)summ, b.dmin * y[i].d, acc);
+    }
+    *s = acc;
+}

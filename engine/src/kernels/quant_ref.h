@@ -65,6 +65,8 @@ void q3_K_to_float_ref(const void *src, float *dst, int64_t n);
 void q3_K_vec_dot_ref(int64_t n, float *s, const void *x, const void *y);
 void q4_K_to_float_ref(const void *src, float *dst, int64_t n);
 void q4_K_vec_dot_ref(int64_t n, float *s, const void *x, const void *y);
+/* Q4_K in the row-per-lane kernels' order: exact integer sums per super-block, two fmaf each */
+void q4_K_vec_dot_fma(int64_t n, float *s, const void *x, const void *y);
 void q5_K_to_float_ref(const void *src, float *dst, int64_t n);
 /* the traits' Q5_K dot: ggml's x86 order (see quant_k.c) */
 void q5_K_vec_dot_x86(int64_t n, float *s, const void *x, const void *y);

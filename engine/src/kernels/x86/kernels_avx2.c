@@ -6,8 +6,9 @@
  * sums, one fused multiply-add per block in block order, one row per lane; kernels_common.h) and
  * the Q4_1/Q5_0/Q5_1 dots (exact integer block sums, then the reference's scalar float steps).
  * The K-quant dots keep one float accumulator per 8 lanes and are within the tolerance
- * test_kernels names. Precondition shared with ggml's kernels: Q8 activation codes are in
- * -127..127 (the quantizers never produce -128).
+ * test_kernels names. The other matrix kernels (Q4_1, Q5_0 and the K-quant gemms) equal their
+ * type's vec_dot here bit for bit. Precondition shared with ggml's kernels: Q8 activation codes are
+ * in -127..127 (the quantizers never produce -128).
  */
 #include "kernels/kernel_table.h"
 #include "kernels/kernels_common.h"
@@ -41,6 +42,21 @@ static inline int hsum_i32_8(__m256i x) {
     r = _mm_add_epi32(r, _mm_unpackhi_epi64(r, r));
     r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 1));
     return _mm_cvtsi128_si32(r);
+}
+
+static inline int hsum_i32_4(__m128i x) {
+    x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+    return _mm_cvtsi128_si32(_mm_add_epi32(x, _mm_shuffle_epi32(x, 1)));
+}
+
+/* Lane k = the sum of the eight lanes of p[k]: eight horizontal sums in one hadd tree. */
+static inline __m256i hsum_each_i32_8(const __m256i p[8]) {
+    const __m256i c =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i d =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(c, d, 0x20),
+                            _mm256_permute2x128_si256(c, d, 0x31));
 }
 
 static inline float hmax_float_8(__m256 x) {
@@ -294,6 +310,143 @@ static void q5_1_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
     *s = sumf;
 }
 
+/* ---- Q4_1 and Q5_0 matrix x matrix (batched prefill) -----------------------------------------
+ *
+ * The vec_dots above run one scalar float chain per (row, token): an exact integer block sum,
+ * then sumf += term, block after block. Here the chains of one row with eight tokens run side by
+ * side, one token per float lane, so that every lane does exactly the scalar steps of its token
+ * (and gives the vec_dot's bits) while the float work and the horizontal integer sums are shared
+ * eight ways (hsum_each_i32_8). Each weight block is decoded once for all the tokens of a chunk
+ * (KC_GEMM_TOKENS); the token side (scales, code sums) is prepared once per chunk and span of
+ * blocks for all the rows, block-major, so one load gives a block's values for eight tokens.
+ * Accumulators wait in out between spans, so n and n_tokens are unbounded. */
+
+/* Blocks per span (1024 weights): the chunk's activations of a span, 32 tokens x 36 bytes each,
+ * stay in L1 while every row is dotted with them. */
+#define LEGACY_SPAN 32
+
+typedef struct legacy_tokens {
+    float d[LEGACY_SPAN][KC_GEMM_TOKENS];      /* block b, token t: the token's scale dy */
+    float s[LEGACY_SPAN][KC_GEMM_TOKENS];      /* Q4_1: the token's stored s (dy * code sum) */
+    int32_t bias[LEGACY_SPAN][KC_GEMM_TOKENS]; /* Q5_0: -16 * the sum of its codes */
+} legacy_tokens;
+
+/* The exact sums of one block's unsigned weight codes q (0..31) times the codes of eight tokens
+ * (32 bytes at yt[k] + off), token k in lane k. */
+static inline __m256i legacy_sums8(__m256i q, const uint8_t *const yt[8], size_t off) {
+    __m256i p[8];
+    for (int k = 0; k < 8; k++) {
+        p[k] = dot4_u8_i8(q, _mm256_loadu_si256((const __m256i *)(yt[k] + off)));
+    }
+    return hsum_each_i32_8(p);
+}
+
+/* Q4_1 (q5_0 false) weights times Q8_1 activations, or Q5_0 weights times Q8_0. Q5_0 codes go in
+ * as stored (q + 16, unsigned) and each block sum starts from -16 * the token's code sum: the
+ * vec_dot's exact sum(q * qy). */
+static inline __attribute__((always_inline)) void
+legacy_gemm_avx2(const bool q5_0, int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                 size_t w_stride, const void *x, size_t x_stride, float *out, int64_t out_stride) {
+    const size_t wb = q5_0 ? sizeof(block_q5_0) : sizeof(block_q4_1);
+    const size_t yb = q5_0 ? sizeof(block_q8_0) : sizeof(block_q8_1);
+    const size_t qs_off = q5_0 ? offsetof(block_q8_0, qs) : offsetof(block_q8_1, qs);
+    const int64_t nb = n / QK8_0;
+    if (nb == 0) {
+        kc_zero_out(out, out_stride, n_rows, n_tokens);
+        return;
+    }
+    legacy_tokens ts;
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += KC_GEMM_TOKENS) {
+        const int64_t nt = n_tokens - t0 < KC_GEMM_TOKENS ? n_tokens - t0 : KC_GEMM_TOKENS;
+        const int64_t ng = (nt + 7) / 8;   /* groups of eight tokens, the last padded */
+        const uint8_t *yt[KC_GEMM_TOKENS]; /* padding lanes repeat the last token */
+        for (int64_t k = 0; k < 8 * ng; k++) {
+            yt[k] = (const uint8_t *)x + (size_t)(t0 + (k < nt ? k : nt - 1)) * x_stride;
+        }
+        for (int64_t b0 = 0; b0 < nb; b0 += LEGACY_SPAN) {
+            const int64_t nbs = nb - b0 < LEGACY_SPAN ? nb - b0 : LEGACY_SPAN;
+            for (int64_t b = 0; b < nbs; b++) {
+                for (int64_t k = 0; k < 8 * ng; k++) {
+                    const uint8_t *y = yt[k] + (size_t)(b0 + b) * yb;
+                    ts.d[b][k] = h2f(((const block_q8_0 *)y)->d); /* d leads both Q8 blocks */
+                    if (q5_0) {
+                        int sum = 0;
+                        for (int j = 0; j < QK8_0; j++) {
+                            sum += ((const block_q8_0 *)y)->qs[j];
+                        }
+                        ts.bias[b][k] = -16 * sum;
+                    } else {
+                        ts.s[b][k] = h2f(((const block_q8_1 *)y)->s);
+                    }
+                }
+            }
+            for (int64_t r = 0; r < n_rows; r++) {
+                const uint8_t *row = (const uint8_t *)w + (size_t)r * w_stride + (size_t)b0 * wb;
+                __m256 acc[KC_GEMM_TOKENS / 8];
+                for (int64_t g = 0; g < ng; g++) {
+                    float lane[8] = {0.0f};
+                    for (int64_t k = 0; b0 > 0 && k < 8 && 8 * g + k < nt; k++) {
+                        lane[k] = out[(t0 + 8 * g + k) * out_stride + r];
+                    }
+                    acc[g] = _mm256_loadu_ps(lane);
+                }
+                for (int64_t b = 0; b < nbs; b++) {
+                    const uint8_t *blk = row + (size_t)b * wb;
+                    const size_t off = (size_t)(b0 + b) * yb + qs_off;
+                    __m256i q;
+                    __m256 dx, m = _mm256_setzero_ps();
+                    if (q5_0) {
+                        const block_q5_0 *xb = (const block_q5_0 *)blk;
+                        q = _mm256_or_si256(unpack_nibbles_32(xb->qs), expand_qh_bits(xb->qh));
+                        dx = _mm256_set1_ps(h2f(xb->d));
+                    } else {
+                        const block_q4_1 *xb = (const block_q4_1 *)blk;
+                        q = unpack_nibbles_32(xb->qs);
+                        dx = _mm256_set1_ps(h2f(xb->d));
+                        m = _mm256_set1_ps(h2f(xb->m));
+                    }
+                    for (int64_t g = 0; g < ng; g++) {
+                        __m256i sumi = legacy_sums8(q, yt + 8 * g, off);
+                        const __m256 dy = _mm256_loadu_ps(&ts.d[b][8 * g]);
+                        /* the vec_dots' steps: sumf += (dx * dy) * (float)sumi [+ m * s] */
+                        if (q5_0) {
+                            sumi = _mm256_add_epi32(
+                                sumi, _mm256_loadu_si256((const __m256i *)&ts.bias[b][8 * g]));
+                            acc[g] = _mm256_add_ps(acc[g], _mm256_mul_ps(_mm256_mul_ps(dx, dy),
+                                                                         _mm256_cvtepi32_ps(sumi)));
+                        } else {
+                            const __m256 s = _mm256_loadu_ps(&ts.s[b][8 * g]);
+                            acc[g] = _mm256_add_ps(
+                                acc[g], _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(dx, dy),
+                                                                    _mm256_cvtepi32_ps(sumi)),
+                                                      _mm256_mul_ps(m, s)));
+                        }
+                    }
+                }
+                for (int64_t g = 0; g < ng; g++) {
+                    float lane[8];
+                    _mm256_storeu_ps(lane, acc[g]);
+                    for (int64_t k = 0; k < 8 && 8 * g + k < nt; k++) {
+                        out[(t0 + 8 * g + k) * out_stride + r] = lane[k];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void q4_1_gemm_avx2(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *out,
+                           int64_t out_stride) {
+    legacy_gemm_avx2(false, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+}
+
+static void q5_0_gemm_avx2(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+                           size_t w_stride, const void *x, size_t x_stride, float *out,
+                           int64_t out_stride) {
+    legacy_gemm_avx2(true, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+}
+
 /* ---- K-quants -------------------------------------------------------------------------------- */
 
 /* From 16 int16 scales: scale 2j in the low 8 lanes, scale 2j + 1 in the high 8. */
@@ -328,14 +481,18 @@ static inline void k4_scales_mins(const uint8_t packed[12], uint8_t scales[8], u
     memcpy(mins, mn, sizeof mn);
 }
 
-/* sum over the 8 sub-blocks of mins[j] * (bsums[2j] + bsums[2j+1]), as 4 int32 lanes. */
-static inline __m128i k4_min_terms(const int16_t bsums[16], const uint8_t mins[8]) {
-    const __m128i b0 = _mm_loadu_si128((const __m128i *)bsums);
-    const __m128i b1 = _mm_loadu_si128((const __m128i *)(bsums + 8));
+/* The 8 mins of k4_scales_mins as 16-bit lanes. */
+static inline __m128i k4_mins16(const uint8_t mins[8]) {
     uint64_t m;
     memcpy(&m, mins, sizeof m);
-    const __m128i m16 = _mm_cvtepu8_epi16(_mm_set_epi64x(0, (long long)m));
-    return _mm_madd_epi16(_mm_hadd_epi16(b0, b1), m16);
+    return _mm_cvtepu8_epi16(_mm_set_epi64x(0, (long long)m));
+}
+
+/* sum over the 8 sub-blocks of mins16[j] * (bsums[2j] + bsums[2j+1]), as 4 int32 lanes. */
+static inline __m128i k4_min_terms(const int16_t bsums[16], __m128i mins16) {
+    const __m128i b0 = _mm_loadu_si128((const __m128i *)bsums);
+    const __m128i b1 = _mm_loadu_si128((const __m128i *)(bsums + 8));
+    return _mm_madd_epi16(_mm_hadd_epi16(b0, b1), mins16);
 }
 
 /* The part of a Q4_K/Q5_K block dot before the codes: the 8 scales to sc, dmin * the min terms
@@ -345,7 +502,8 @@ static inline float k4_block_head(fp16_t xd, fp16_t xdmin, const uint8_t packed[
     uint8_t mn[8];
     k4_scales_mins(packed, sc, mn);
     const float dmin = y->d * h2f(xdmin);
-    *acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_terms(y->bsums, mn)), *acc_m);
+    *acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_terms(y->bsums, k4_mins16(mn))),
+                          *acc_m);
     return y->d * h2f(xd);
 }
 
@@ -381,12 +539,24 @@ static void q4_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
     *s = hsum_float_8(acc) - hsum_float_4(acc_m);
 }
 
+/* Chunk c (weights 64c .. 64c + 63) of a Q5_K block as 5-bit codes, sub-block 2c to lo and 2c + 1
+ * to hi; hb is the block's qh. */
+static inline void q5_K_codes(const uint8_t *qs, __m256i hb, int c, __m256i *lo, __m256i *hi) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+    /* bit 2c of qh byte l is the 5th bit of weight 64c + l, bit 2c + 1 of 64c + 32 + l */
+    const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), one), 4);
+    const __m256i h1 =
+        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), one), 4);
+    *lo = _mm256_or_si256(_mm256_and_si256(q4, m4), h0);
+    *hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), h1);
+}
+
 /* ggml's AVX2 order exactly (q5_K_vec_dot_x86): the mins in one scalar float, not in lanes. */
 static void q5_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q5_K *x = vx;
     const block_q8_K *y = vy;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
     float summs = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++) {
@@ -394,20 +564,12 @@ static void q5_K_vec_dot_avx2(int64_t n, float *s, const void *vx, const void *v
         k4_scales_mins(x[i].scales, sc, mn);
         const float d = y[i].d * h2f(x[i].d);
         const float dmin = -y[i].d * h2f(x[i].dmin);
-        const __m128i prod = k4_min_terms(y[i].bsums, mn);
-        const __m128i pair = _mm_add_epi32(prod, _mm_unpackhi_epi64(prod, prod));
-        summs += dmin * (float)_mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32(pair, 1)));
+        summs += dmin * (float)hsum_i32_4(k4_min_terms(y[i].bsums, k4_mins16(mn)));
         const __m256i hb = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i sum = _mm256_setzero_si256();
         for (int c = 0; c < QK_K / 64; c++) {
-            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
-            /* bit 2c of qh byte l is the 5th bit of weight 64c + l, bit 2c + 1 of 64c + 32 + l */
-            const __m256i h0 =
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c), one), 4);
-            const __m256i h1 =
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * c + 1), one), 4);
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(q4, m4), h0);
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), h1);
+            __m256i lo, hi;
+            q5_K_codes(x[i].qs, hb, c, &lo, &hi);
             const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * c));
             const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * c + 32));
             const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0),
@@ -778,12 +940,7 @@ static inline __m256i q0_tile_sums8(bool q8, const uint8_t *blocks, const block_
             p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(q, qy), ones);
         }
     }
-    const __m256i c =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-    const __m256i d =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(c, d, 0x20),
-                            _mm256_permute2x128_si256(c, d, 0x31));
+    return hsum_each_i32_8(p);
 }
 
 /* The scales of 8 consecutive blocks as floats (lane = block). */
@@ -943,9 +1100,7 @@ static inline void q4_K_decode_avx2(const block_q4_K *x, q4_K_decoded_avx2 *u) {
     for (int j = 0; j < 8; j++) {
         u->sc[j] = _mm256_set1_epi16((short)sc[j]);
     }
-    uint64_t m;
-    memcpy(&m, mn, sizeof m);
-    u->mins = _mm_cvtepu8_epi16(_mm_set_epi64x(0, (long long)m));
+    u->mins = k4_mins16(mn);
     u->d = h2f(x->d);
     u->dmin = h2f(x->dmin);
 }
@@ -1087,6 +1242,85 @@ static inline float q6_K_finish_avx2(const __m256 *acc) { return hsum_float_8(*a
 KC_DEFINE_GEMM(q6_K_gemm_avx2, block_q6_K, q6_K_decoded_avx2, __m256, q6_K_decode_avx2,
                q6_K_step_avx2, q6_K_step2_avx2, q6_K_finish_avx2)
 
+/* Q5_K: the decoded super-block holds the 5-bit codes (q5_K_codes), the scales broadcast and the
+ * mins widened; the steps repeat q5_K_vec_dot_avx2's float operations in its order, the mins'
+ * part in one scalar float per token as there. */
+typedef struct q5_K_decoded_avx2 {
+    __m256i lo[4], hi[4]; /* chunk c: codes of sub-blocks 2c and 2c + 1 */
+    __m256i sc[8];        /* sub-block scales, broadcast to 16-bit lanes */
+    __m128i mins;         /* the 8 mins, 16-bit */
+    float d, dmin;
+} q5_K_decoded_avx2;
+
+typedef struct q5_K_acc_avx2 {
+    __m256 acc;
+    float summs; /* sum of -dmin * the integer min sum, block after block */
+} q5_K_acc_avx2;
+
+static inline void q5_K_decode_avx2(const block_q5_K *x, q5_K_decoded_avx2 *u) {
+    uint8_t sc[8], mn[8];
+    k4_scales_mins(x->scales, sc, mn);
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)x->qh);
+    for (int c = 0; c < QK_K / 64; c++) {
+        q5_K_codes(x->qs, hb, c, &u->lo[c], &u->hi[c]);
+    }
+    for (int j = 0; j < 8; j++) {
+        u->sc[j] = _mm256_set1_epi16((short)sc[j]);
+    }
+    u->mins = k4_mins16(mn);
+    u->d = h2f(x->d);
+    u->dmin = h2f(x->dmin);
+}
+
+static inline void q5_K_step_avx2(const q5_K_decoded_avx2 *u, const block_q8_K *y,
+                                  q5_K_acc_avx2 *a) {
+    const float d = y->d * u->d;
+    const float dmin = -y->d * u->dmin;
+    a->summs += dmin * (float)hsum_i32_4(k4_min_terms(y->bsums, u->mins));
+    __m256i sum = _mm256_setzero_si256();
+    for (int c = 0; c < QK_K / 64; c++) {
+        const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y->qs + 64 * c));
+        const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y->qs + 64 * c + 32));
+        sum = _mm256_add_epi32(sum,
+                               _mm256_madd_epi16(_mm256_maddubs_epi16(u->lo[c], y0), u->sc[2 * c]));
+        sum = _mm256_add_epi32(
+            sum, _mm256_madd_epi16(_mm256_maddubs_epi16(u->hi[c], y1), u->sc[2 * c + 1]));
+    }
+    a->acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum), a->acc);
+}
+
+/* q5_K_step_avx2 for two tokens, each decoded vector loaded once for both. */
+static inline void q5_K_step2_avx2(const q5_K_decoded_avx2 *u, const block_q8_K *ya,
+                                   const block_q8_K *yb, q5_K_acc_avx2 *a, q5_K_acc_avx2 *b) {
+    const float dmin_a = -ya->d * u->dmin, dmin_b = -yb->d * u->dmin;
+    a->summs += dmin_a * (float)hsum_i32_4(k4_min_terms(ya->bsums, u->mins));
+    b->summs += dmin_b * (float)hsum_i32_4(k4_min_terms(yb->bsums, u->mins));
+    __m256i sa = _mm256_setzero_si256(), sb = _mm256_setzero_si256();
+    for (int c = 0; c < QK_K / 64; c++) {
+        const __m256i lo = u->lo[c], hi = u->hi[c];
+        const __m256i s_lo = u->sc[2 * c], s_hi = u->sc[2 * c + 1];
+        const __m256i *qa = (const __m256i *)(ya->qs + 64 * c);
+        const __m256i *qb = (const __m256i *)(yb->qs + 64 * c);
+        sa = _mm256_add_epi32(
+            sa, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(qa)), s_lo));
+        sb = _mm256_add_epi32(
+            sb, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(qb)), s_lo));
+        sa = _mm256_add_epi32(
+            sa, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256(qa + 1)), s_hi));
+        sb = _mm256_add_epi32(
+            sb, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256(qb + 1)), s_hi));
+    }
+    a->acc = _mm256_fmadd_ps(_mm256_set1_ps(ya->d * u->d), _mm256_cvtepi32_ps(sa), a->acc);
+    b->acc = _mm256_fmadd_ps(_mm256_set1_ps(yb->d * u->d), _mm256_cvtepi32_ps(sb), b->acc);
+}
+
+static inline float q5_K_finish_avx2(const q5_K_acc_avx2 *a) {
+    return hsum_float_8(a->acc) + a->summs;
+}
+
+KC_DEFINE_GEMM(q5_K_gemm_avx2, block_q5_K, q5_K_decoded_avx2, q5_K_acc_avx2, q5_K_decode_avx2,
+               q5_K_step_avx2, q5_K_step2_avx2, q5_K_finish_avx2)
+
 /* ---- registration ---------------------------------------------------------------------------- */
 
 void kernels_fill_avx2(kernel_table *t) {
@@ -1103,7 +1337,9 @@ void kernels_fill_avx2(kernel_table *t) {
     t->gemm[TENSOR_TYPE_Q8_0] = q8_0_gemm_avx2;
     t->gemv[TENSOR_TYPE_Q8_0] = q8_0_gemm_avx2;
     t->vec_dot[TENSOR_TYPE_Q4_1] = q4_1_vec_dot_avx2;
+    t->gemm[TENSOR_TYPE_Q4_1] = q4_1_gemm_avx2;
     t->vec_dot[TENSOR_TYPE_Q5_0] = q5_0_vec_dot_avx2;
+    t->gemm[TENSOR_TYPE_Q5_0] = q5_0_gemm_avx2;
     t->vec_dot[TENSOR_TYPE_Q5_1] = q5_1_vec_dot_avx2;
 
     t->vec_dot[TENSOR_TYPE_Q2_K] = q2_K_vec_dot_avx2;
@@ -1112,5 +1348,6 @@ void kernels_fill_avx2(kernel_table *t) {
     t->vec_dot[TENSOR_TYPE_Q5_K] = q5_K_vec_dot_avx2;
     t->vec_dot[TENSOR_TYPE_Q6_K] = q6_K_vec_dot_avx2;
     t->gemm[TENSOR_TYPE_Q4_K] = q4_K_gemm_avx2;
+    t->gemm[TENSOR_TYPE_Q5_K] = q5_K_gemm_avx2;
     t->gemm[TENSOR_TYPE_Q6_K] = q6_K_gemm_avx2;
 }

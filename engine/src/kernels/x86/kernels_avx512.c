@@ -5,7 +5,8 @@
  * The table starts from the AVX2 one; this file replaces what gains from 64-byte vectors: the
  * K-quant dots of the common decode types (one 512-bit step covers 64 weights), the F16 dot in
  * its native 16-lane order (bit-identical to f16_vec_dot_x86), the fp16 rows and, with VNNI, the
- * Q4_0/Q8_0 matrix kernels (bit-identical to the reference and to the AVX2 level's).
+ * Q4_0/Q8_0 matrix kernels (bit-identical to the reference and to the AVX2 level's) and the Q4_K
+ * ones, one row per vector lane in an order of their own (q4_K_vec_dot_fma).
  */
 #include "kernels/kernel_table.h"
 #include "kernels/kernels_common.h"
@@ -160,7 +161,8 @@ static inline __m512i unpack_chunk64(const uint8_t *qs) {
                             _mm512_set1_epi8(0x0F));
 }
 
-/* One body for the plain and the VNNI variant: MADD_ACC(acc, p, s) = acc + madd(p, s). */
+/* MADD_ACC(acc, p, s) = acc + madd(p, s). CPUs with VNNI take the row-per-lane Q4_K kernels at
+ * the end of this file instead. */
 #define Q4_K_DOT_BODY(MADD_ACC)                                                                    \
     const block_q4_K *x = vx;                                                                      \
     const block_q8_K *y = vy;                                                                      \
@@ -199,10 +201,6 @@ static inline __m512i unpack_chunk64(const uint8_t *qs) {
 static void q4_K_vec_dot_avx512(int64_t n, float *s, const void *vx,
                                 const void *vy){Q4_K_DOT_BODY(MADD_ACC_PLAIN)}
 
-VNNI_TARGET
-    static void q4_K_vec_dot_avx512_vnni(int64_t n, float *s, const void *vx, const void *vy) {
-    Q4_K_DOT_BODY(MADD_ACC_VNNI)
-}
 
 /* Q6_K: per half of 128 weights, ql holds 64 contiguous bytes (low nibbles of weights 0..63,
  * high nibbles of 64..127) and qh 32 bytes of 2-bit pairs (see q6_K_unpack in quant_k.c). */
@@ -398,11 +396,6 @@ static void q4_K_gemm_avx512(int64_t n, int64_t n_rows, int64_t n_tokens, const 
                              size_t w_stride, const void *x, size_t x_stride, float *out,
                              int64_t out_stride){Q4_K_GEMM_BODY(MADD_ACC_PLAIN)}
 
-VNNI_TARGET static void q4_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t n_tokens,
-                                              const void *w, size_t w_stride, const void *x,
-                                              size_t x_stride, float *out, int64_t out_stride) {
-    Q4_K_GEMM_BODY(MADD_ACC_VNNI)
-}
 
 typedef struct q6_K_decoded {
     __m512i c[4];  /* codes 0..63 as Q6_K_DOT_BODY builds them: c01, c23 of half 0, then half 1 */
@@ -990,6 +983,240 @@ static void q8_0_vec_dot_avx512_vnni(int64_t n, float *s, const void *x, const v
     q8_0_gemm_avx512_vnni(n, 1, 1, x, 0, y, 0, s, 1);
 }
 
+/* ---- Q4_K: matrix kernel, one row per 32-bit lane (VNNI) --------------------------------------
+ *
+ * The order is q4_K_vec_dot_fma's (quant_k.c): per super-block an exact integer sum of the scaled
+ * sub-block dots and one of the mins times the token's sub-block sums, then two fused
+ * multiply-adds. As for Q4_0 (above), sixteen rows go one per 32-bit lane: vector w[s][g] holds in
+ * lane r the four codes 4g..4g+3 of sub-block s of row r, so one vpdpbusd with the token's four
+ * codes broadcast adds four products to every row's sub-block dot; vpmulld by the rows' 6-bit
+ * scales folds the eight dots into the super-block sum. The mins take four vpdpwssd per token and
+ * super-block: word pairs of mins (rows) against word pairs of the token's sub-block sums. A pass
+ * decodes Q4K_CHUNK super-blocks of a row group (scales, mins and d, dmin included, all vector
+ * code) and runs every token of the call over them, eight at a time. The row dot below computes
+ * the same sums horizontally, so decode (one token, rows read whole) gives the same bits. */
+
+#define Q4K_CHUNK 2   /* super-blocks decoded per pass: 2 x 5 KiB, in L1 with the tokens' codes */
+#define Q4K_TOKENS 32 /* tokens whose super-block sums and scales are prepared at once */
+#define Q4K_SPAN 16   /* super-blocks (4096 weights) of them prepared at once */
+
+typedef struct q4_K_decoded16 {
+    __m512i w[8][8];  /* sub-block s, group g: lane r = row r's codes 32s + 4g.. (0..15 each) */
+    __m512i scale[8]; /* sub-block s: lane r = row r's 6-bit scale */
+    __m512i mins[4];  /* pair p: lane r = row r's mins 2p (low word) and 2p + 1 (high word) */
+    __m512 d, dmin;   /* lane r = row r's super-scales */
+} q4_K_decoded16;
+
+/* What every row group reuses of a token's super-block: its scale and the sums of its 32-code
+ * sub-blocks as eight words (dword p = sub-blocks 2p, 2p + 1, as the mins pair up). */
+typedef struct q4_K_tokens {
+    float d[Q4K_TOKENS][Q4K_SPAN];
+    int32_t pair_sums[Q4K_TOKENS][Q4K_SPAN][4];
+} q4_K_tokens;
+
+static inline void q4_K_tokens_fill(q4_K_tokens *ts, const uint8_t *x, size_t x_stride,
+                                    int64_t n_tokens, int64_t b0, int64_t n_blocks) {
+    for (int64_t t = 0; t < n_tokens; t++) {
+        const block_q8_K *y = (const block_q8_K *)(x + (size_t)t * x_stride) + b0;
+        for (int64_t b = 0; b < n_blocks; b++) {
+            const __m128i sums = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[b].bsums),
+                                                _mm_loadu_si128((const __m128i *)(y[b].bsums + 8)));
+            _mm_storeu_si128((__m128i *)ts->pair_sums[t][b], sums);
+            ts->d[t][b] = y[b].d;
+        }
+    }
+}
+
+/* Super-block at byte offset off of the 16 rows p[]. The first 16 bytes of a block, transposed,
+ * give per lane d | dmin << 16 and the three dwords of packed scales, which k4_scales_mins's
+ * dword arithmetic unpacks in every lane at once. */
+static inline void q4_K_decode16(const uint8_t *const p[Q0_ROWS], size_t off, q4_K_decoded16 *u) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int c = 0; c < 4; c++) {
+        __m512i lo[4], hi[4]; /* bytes 0..15 and 16..31 of chunk c: codes of sub-blocks 2c, 2c+1 */
+        q0_load_transposed(p, off + offsetof(block_q4_K, qs) + 32 * (size_t)c, lo);
+        q0_load_transposed(p, off + offsetof(block_q4_K, qs) + 32 * (size_t)c + 16, hi);
+        for (int g = 0; g < 4; g++) {
+            u->w[2 * c][g] = _mm512_and_si512(lo[g], m4);
+            u->w[2 * c][g + 4] = _mm512_and_si512(hi[g], m4);
+            u->w[2 * c + 1][g] = _mm512_and_si512(_mm512_srli_epi32(lo[g], 4), m4);
+            u->w[2 * c + 1][g + 4] = _mm512_and_si512(_mm512_srli_epi32(hi[g], 4), m4);
+        }
+    }
+    __m512i h[4];
+    q0_load_transposed(p, off, h);
+    const __m512i m6 = _mm512_set1_epi32(0x3f3f3f3f), lo4 = _mm512_set1_epi32(0x0f0f0f0f);
+    const __m512i top2 = _mm512_set1_epi32(0x30303030);
+    const __m512i sc_lo = _mm512_and_si512(h[1], m6);
+    const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(h[3], lo4),
+                                          _mm512_and_si512(_mm512_srli_epi32(h[1], 2), top2));
+    const __m512i mn_lo = _mm512_and_si512(h[2], m6);
+    const __m512i mn_hi =
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(h[3], 4), lo4),
+                        _mm512_and_si512(_mm512_srli_epi32(h[2], 2), top2));
+    const __m512i byte0 = _mm512_set1_epi32(0xff), byte2 = _mm512_set1_epi32(0xff0000);
+    for (int k = 0; k < 4; k++) {
+        u->scale[k] = _mm512_and_si512(_mm512_srli_epi32(sc_lo, 8 * k), byte0);
+        u->scale[k + 4] = _mm512_and_si512(_mm512_srli_epi32(sc_hi, 8 * k), byte0);
+    }
+    /* mins 2p, 2p + 1 are bytes 2p', 2p' + 1 of mn_lo (p < 2) or mn_hi: to words 0 and 1 */
+    for (int k = 0; k < 2; k++) {
+        const __m512i v = k == 0 ? mn_lo : mn_hi;
+        u->mins[2 * k] = _mm512_or_si512(_mm512_and_si512(v, byte0),
+                                         _mm512_and_si512(_mm512_slli_epi32(v, 8), byte2));
+        u->mins[2 * k + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v, 16), byte0),
+                                             _mm512_and_si512(_mm512_srli_epi32(v, 8), byte2));
+    }
+    u->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h[0]));
+    u->dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h[0], 16)));
+}
+
+/* NT tokens (t .. t + NT - 1 of the call) over the decoded super-blocks u[0..n_blocks), which
+ * are the row group's super-blocks b.. and entries j0.. of the token side ts. */
+VNNI_TARGET static inline __attribute__((always_inline)) void
+q4_K_tokens_pass(const q4_K_decoded16 *u, int64_t n_blocks, const q4_K_tokens *ts, int64_t j0,
+                 const uint8_t *x, size_t x_stride, int64_t t, int64_t b, __m512 *acc,
+                 const int NT) {
+    __m512 a[8];
+    const int8_t *qy[8];
+    for (int k = 0; k < NT; k++) {
+        a[k] = acc[k];
+        qy[k] = ((const block_q8_K *)(x + (size_t)(t + k) * x_stride) + b)->qs;
+    }
+    for (int64_t j = 0; j < n_blocks; j++) {
+        __m512i isum[8], summ[8];
+        for (int k = 0; k < NT; k++) {
+            isum[k] = _mm512_setzero_si512();
+            summ[k] = _mm512_setzero_si512();
+        }
+        for (int s = 0; s < 8; s++) {
+            __m512i dot[8];
+            for (int k = 0; k < NT; k++) {
+                dot[k] = _mm512_setzero_si512();
+            }
+            for (int g = 0; g < 8; g++) {
+                const __m512i wv = u[j].w[s][g];
+                for (int k = 0; k < NT; k++) {
+                    const int8_t *q = qy[k] + j * (int64_t)sizeof(block_q8_K) + 32 * s + 4 * g;
+                    dot[k] = _mm512_dpbusd_epi32(dot[k], wv, _mm512_set1_epi32(kc_load_i32(q)));
+                }
+            }
+            for (int k = 0; k < NT; k++) {
+                isum[k] = _mm512_add_epi32(isum[k], _mm512_mullo_epi32(dot[k], u[j].scale[s]));
+            }
+        }
+        for (int k = 0; k < NT; k++) {
+            const int32_t *ps = ts->pair_sums[t + k][j0 + j];
+            for (int p = 0; p < 4; p++) {
+                summ[k] = _mm512_dpwssd_epi32(summ[k], u[j].mins[p], _mm512_set1_epi32(ps[p]));
+            }
+            const __m512 dy = _mm512_set1_ps(ts->d[t + k][j0 + j]);
+            a[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[k]), _mm512_mul_ps(u[j].d, dy), a[k]);
+            a[k] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ[k]), _mm512_mul_ps(u[j].dmin, dy), a[k]);
+        }
+    }
+    for (int k = 0; k < NT; k++) {
+        acc[k] = a[k];
+    }
+}
+
+VNNI_TARGET static void q4_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t n_tokens,
+                                              const void *w, size_t w_stride, const void *x,
+                                              size_t x_stride, float *out, int64_t out_stride) {
+    const size_t block_bytes = sizeof(block_q4_K);
+    const int64_t nb = n / QK_K;
+    if (nb == 0) {
+        kc_zero_out(out, out_stride, n_rows, n_tokens);
+        return;
+    }
+    q4_K_tokens ts;
+    q4_K_decoded16 u[Q4K_CHUNK];
+    __m512 acc[Q4K_TOKENS];
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += Q4K_TOKENS) {
+        const int64_t nt = n_tokens - t0 < Q4K_TOKENS ? n_tokens - t0 : Q4K_TOKENS;
+        const uint8_t *xt = (const uint8_t *)x + (size_t)t0 * x_stride;
+        for (int64_t b0 = 0; b0 < nb; b0 += Q4K_SPAN) {
+            const int64_t nbs = nb - b0 < Q4K_SPAN ? nb - b0 : Q4K_SPAN;
+            q4_K_tokens_fill(&ts, xt, x_stride, nt, b0, nbs);
+            for (int64_t r0 = 0; r0 < n_rows; r0 += Q0_ROWS) {
+                const int64_t nr = n_rows - r0 < Q0_ROWS ? n_rows - r0 : Q0_ROWS;
+                const __mmask16 live = (__mmask16)((1u << nr) - 1);
+                const uint8_t *p[Q0_ROWS]; /* rows past the end repeat the last one */
+                for (int r = 0; r < Q0_ROWS; r++) {
+                    p[r] = (const uint8_t *)w + (size_t)(r0 + (r < nr ? r : nr - 1)) * w_stride;
+                }
+                const int64_t nr_next = n_rows - r0 - nr < Q0_ROWS ? n_rows - r0 - nr : Q0_ROWS;
+                const uint8_t *next = p[0] + Q0_ROWS * w_stride;
+                const size_t span_off = (size_t)b0 * block_bytes;
+                const size_t span_bytes = (size_t)nbs * block_bytes;
+                for (int64_t t = 0; t < nt; t++) {
+                    acc[t] = b0 == 0
+                                 ? _mm512_setzero_ps()
+                                 : _mm512_maskz_loadu_ps(live, out + (t0 + t) * out_stride + r0);
+                }
+                for (int64_t c0 = 0; c0 < nbs; c0 += Q4K_CHUNK) {
+                    const int64_t ncb = nbs - c0 < Q4K_CHUNK ? nbs - c0 : Q4K_CHUNK;
+                    const int64_t b = b0 + c0;
+                    for (int64_t j = 0; j < ncb; j++) {
+                        kc_prefetch_share(next, w_stride, nr_next, span_off, span_bytes, c0 + j,
+                                          nbs);
+                        q4_K_decode16(p, (size_t)(b + j) * block_bytes, &u[j]);
+                    }
+                    int64_t t = 0;
+                    for (; t + 8 <= nt; t += 8) {
+                        q4_K_tokens_pass(u, ncb, &ts, c0, xt, x_stride, t, b, acc + t, 8);
+                    }
+                    for (; t + 4 <= nt; t += 4) {
+                        q4_K_tokens_pass(u, ncb, &ts, c0, xt, x_stride, t, b, acc + t, 4);
+                    }
+                    for (; t < nt; t++) {
+                        q4_K_tokens_pass(u, ncb, &ts, c0, xt, x_stride, t, b, acc + t, 1);
+                    }
+                }
+                for (int64_t t = 0; t < nt; t++) {
+                    _mm512_mask_storeu_ps(out + (t0 + t) * out_stride + r0, live, acc[t]);
+                }
+            }
+        }
+    }
+}
+
+/* One row (decode reads rows whole, one after the other): the same two integer sums per
+ * super-block, formed across the vector and reduced, then the same two scalar fused steps. */
+VNNI_TARGET static void q4_K_vec_dot_avx512_vnni(int64_t n, float *s, const void *vx,
+                                                 const void *vy) {
+    const block_q4_K *x = vx;
+    const block_q8_K *y = vy;
+    /* chunk c: dwords 0..7 are sub-block 2c, dwords 8..15 sub-block 2c + 1 */
+    const __m512i idx[4] = {
+        _mm512_inserti64x4(_mm512_set1_epi32(0), _mm256_set1_epi32(1), 1),
+        _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_set1_epi32(3), 1),
+        _mm512_inserti64x4(_mm512_set1_epi32(4), _mm256_set1_epi32(5), 1),
+        _mm512_inserti64x4(_mm512_set1_epi32(6), _mm256_set1_epi32(7), 1),
+    };
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        uint64_t sc, mn;
+        k4_scales_mins(x[i].scales, &sc, &mn);
+        const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_set_epi64x(0, (long long)sc));
+        __m512i sum = _mm512_setzero_si512();
+        for (int c = 0; c < QK_K / 64; c++) {
+            const __m512i p =
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), unpack_chunk64(x[i].qs + 32 * c),
+                                    _mm512_loadu_si512((const void *)(y[i].qs + 64 * c)));
+            sum = _mm512_add_epi32(sum,
+                                   _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(idx[c], sc32)));
+        }
+        const __m128i m = k4_min_terms(y[i].bsums, mn);
+        const int32_t isum = _mm512_reduce_add_epi32(sum);
+        const int32_t summ = _mm_extract_epi32(m, 0) + _mm_extract_epi32(m, 1) +
+                             _mm_extract_epi32(m, 2) + _mm_extract_epi32(m, 3);
+        acc = fmaf((float)isum, h2f(x[i].d) * y[i].d, acc);
+        acc = fmaf(-(float)summ, h2f(x[i].dmin) * y[i].d, acc);
+    }
+    *s = acc;
+}
+
 /* ---- registration ---------------------------------------------------------------------------- */
 
 void kernels_fill_avx512(kernel_table *t, bool has_vnni) {
@@ -998,6 +1225,7 @@ void kernels_fill_avx512(kernel_table *t, bool has_vnni) {
     t->vec_dot[TENSOR_TYPE_F16] = f16_vec_dot_avx512;
 
     t->vec_dot[TENSOR_TYPE_Q4_K] = has_vnni ? q4_K_vec_dot_avx512_vnni : q4_K_vec_dot_avx512;
+    t->vec_dot_spec[TENSOR_TYPE_Q4_K] = has_vnni ? q4_K_vec_dot_fma : NULL;
     t->vec_dot[TENSOR_TYPE_Q6_K] = has_vnni ? q6_K_vec_dot_avx512_vnni : q6_K_vec_dot_avx512;
     t->gemm[TENSOR_TYPE_Q4_K] = has_vnni ? q4_K_gemm_avx512_vnni : q4_K_gemm_avx512;
     t->gemm[TENSOR_TYPE_Q6_K] = has_vnni ? q6_K_gemm_avx512_vnni : q6_K_gemm_avx512;
