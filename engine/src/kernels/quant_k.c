@@ -358,3 +358,25 @@ void q4_K_vec_dot_fma(int64_t n, float *s, const void *vx, const void *vy) {
     }
     *s = acc;
 }
+
+/* Q6_K in the same row-per-lane kernels' order: per super-block the exact integer sum of
+ * scale_s * (codes_s . q8_s) over the sixteen sub-blocks (codes with the -32 applied), then
+ * acc = fmaf((float)isum, d * y.d, acc). */
+void q6_K_vec_dot_fma(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q8_K *y = vy;
+    k_block b;
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        unpack_block(&q6_K_type, vx, i, &b);
+        int32_t isum = 0;
+        for (int j = 0; j < QK_K / 16; j++) {
+            int32_t dot = 0;
+            for (int l = 0; l < 16; l++) {
+                dot += b.codes[16 * j + l] * y[i].qs[16 * j + l];
+            }
+            isum += b.scales[j] * dot;
+        }
+        acc = fmaf((float)isum, b.d * y[i].d, acc);
+    }
+    *s = acc;
+}

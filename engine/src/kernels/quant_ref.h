@@ -72,6 +72,8 @@ void q5_K_to_float_ref(const void *src, float *dst, int64_t n);
 void q5_K_vec_dot_x86(int64_t n, float *s, const void *x, const void *y);
 void q6_K_to_float_ref(const void *src, float *dst, int64_t n);
 void q6_K_vec_dot_ref(int64_t n, float *s, const void *x, const void *y);
+/* Q6_K in the row-per-lane kernels' order: an exact integer sum per super-block, one fmaf */
+void q6_K_vec_dot_fma(int64_t n, float *s, const void *x, const void *y);
 void q8_K_to_float_ref(const void *src, float *dst, int64_t n);
 
 /* ---- K-quants: reference encoders (quant_k_encode.c) ---- */

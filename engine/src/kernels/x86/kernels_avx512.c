@@ -196,7 +196,6 @@ static inline __m512i unpack_chunk64(const uint8_t *qs) {
     *s = _mm512_reduce_add_ps(acc) - hsum_float_4(acc_m);
 
 #define MADD_ACC_PLAIN(acc, p, sc) _mm512_add_epi32((acc), _mm512_madd_epi16((p), (sc)))
-#define MADD_ACC_VNNI(acc, p, sc) _mm512_dpwssd_epi32((acc), (p), (sc))
 
 static void q4_K_vec_dot_avx512(int64_t n, float *s, const void *vx,
                                 const void *vy){Q4_K_DOT_BODY(MADD_ACC_PLAIN)}
@@ -248,10 +247,6 @@ static void q4_K_vec_dot_avx512(int64_t n, float *s, const void *vx,
 static void q6_K_vec_dot_avx512(int64_t n, float *s, const void *vx,
                                 const void *vy){Q6_K_DOT_BODY(MADD_ACC_PLAIN)}
 
-VNNI_TARGET
-    static void q6_K_vec_dot_avx512_vnni(int64_t n, float *s, const void *vx, const void *vy) {
-    Q6_K_DOT_BODY(MADD_ACC_VNNI)
-}
 
 /* ---- K-quant matrix x matrix (batched prefill) -----------------------------------------------
  *
@@ -502,11 +497,6 @@ static void q6_K_gemm_avx512(int64_t n, int64_t n_rows, int64_t n_tokens, const 
                              size_t w_stride, const void *x, size_t x_stride, float *out,
                              int64_t out_stride){Q6_K_GEMM_BODY(MADD_ACC_PLAIN)}
 
-VNNI_TARGET static void q6_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t n_tokens,
-                                              const void *w, size_t w_stride, const void *x,
-                                              size_t x_stride, float *out, int64_t out_stride) {
-    Q6_K_GEMM_BODY(MADD_ACC_VNNI)
-}
 
 /* ---- Q4_0 and Q8_0: matrix kernels, one row per 32-bit lane (VNNI) ---------------------------
  *
@@ -1120,24 +1110,160 @@ q4_K_tokens_pass(const q4_K_decoded16 *u, int64_t n_blocks, const q4_K_tokens *t
     }
 }
 
-VNNI_TARGET static void q4_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t n_tokens,
-                                              const void *w, size_t w_stride, const void *x,
-                                              size_t x_stride, float *out, int64_t out_stride) {
-    const size_t block_bytes = sizeof(block_q4_K);
+/* ---- Q6_K: matrix kernel, one row per 32-bit lane (VNNI) --------------------------------------
+ *
+ * The Q4_K scheme (above) for Q6_K, in q6_K_vec_dot_fma's order: per super-block the exact
+ * integer sum of scale_s * (codes_s . q8_s) over the sixteen 16-weight sub-blocks, codes taken as
+ * stored (0..63, unsigned for vpdpbusd) and the -32 folded in as -32 * sum of scale_s * (the q8
+ * sum of sub-block s), which four word pairs per lane and vpdpwssd give per token; then one fused
+ * multiply-add. */
+
+typedef struct q6_K_decoded16 {
+    __m512i w[16][4]; /* sub-block s, group g: lane r = row r's codes 16s + 4g.. (0..63 each) */
+    __m512i scale[16]; /* sub-block s: lane r = row r's int8 scale, sign-extended */
+    __m512i pairs[8];  /* lane r = row r's scales (4j, 4j + 2) (pairs[2j]) or (4j + 1, 4j + 3)
+                        * (pairs[2j + 1]) as words */
+    __m512 d;
+} q6_K_decoded16;
+
+/* A token's super-block: its scale and its sixteen sub-block sums paired as the scales are. */
+typedef struct q6_K_tokens {
+    float d[Q4K_TOKENS][Q4K_SPAN];
+    int32_t pair_sums[Q4K_TOKENS][Q4K_SPAN][8];
+} q6_K_tokens;
+
+static inline void q6_K_tokens_fill(q6_K_tokens *ts, const uint8_t *x, size_t x_stride,
+                                    int64_t n_tokens, int64_t b0, int64_t n_blocks) {
+    for (int64_t t = 0; t < n_tokens; t++) {
+        const block_q8_K *y = (const block_q8_K *)(x + (size_t)t * x_stride) + b0;
+        for (int64_t b = 0; b < n_blocks; b++) {
+            for (int j = 0; j < 4; j++) {
+                const int16_t *s = y[b].bsums + 4 * j;
+                ts->pair_sums[t][b][2 * j] = (int32_t)((uint16_t)s[0] | ((uint32_t)(uint16_t)s[2] << 16));
+                ts->pair_sums[t][b][2 * j + 1] =
+                    (int32_t)((uint16_t)s[1] | ((uint32_t)(uint16_t)s[3] << 16));
+            }
+            ts->d[t][b] = y[b].d;
+        }
+    }
+}
+
+/* Super-block at byte offset off of the 16 rows p[] (layout: q6_K_unpack in quant_k.c). In half
+ * h, for l in 0..31, ql[64h + l] holds the low nibbles of weights l (low) and l + 64 (high),
+ * ql[64h + 32 + l] those of l + 32 and l + 96, and qh[32h + l] their top two bits in pairs. */
+static inline void q6_K_decode16(const uint8_t *const p[Q0_ROWS], size_t off, q6_K_decoded16 *u) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    for (int h = 0; h < 2; h++) {
+        __m512i a[8], b[8], hb[8]; /* group g: bytes 4g..4g+3 of ql[64h..], ql[64h+32..], qh */
+        const size_t ql = off + offsetof(block_q6_K, ql) + 64 * (size_t)h;
+        const size_t qh = off + offsetof(block_q6_K, qh) + 32 * (size_t)h;
+        q0_load_transposed(p, ql, a), q0_load_transposed(p, ql + 16, a + 4);
+        q0_load_transposed(p, ql + 32, b), q0_load_transposed(p, ql + 48, b + 4);
+        q0_load_transposed(p, qh, hb), q0_load_transposed(p, qh + 16, hb + 4);
+        for (int g = 0; g < 8; g++) {
+            /* quarter q of the half (weights 128h + 32q..) is sub-blocks 8h + 2q, 8h + 2q + 1 */
+            const int s0 = 8 * h + g / 4, gi = g % 4;
+            u->w[s0][gi] = _mm512_or_si512(_mm512_and_si512(a[g], m4),
+                                           _mm512_and_si512(_mm512_slli_epi32(hb[g], 4), m30));
+            u->w[s0 + 2][gi] = _mm512_or_si512(
+                _mm512_and_si512(b[g], m4), _mm512_and_si512(_mm512_slli_epi32(hb[g], 2), m30));
+            u->w[s0 + 4][gi] =
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(a[g], 4), m4),
+                                _mm512_and_si512(hb[g], m30));
+            u->w[s0 + 6][gi] =
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(b[g], 4), m4),
+                                _mm512_and_si512(_mm512_srli_epi32(hb[g], 2), m30));
+        }
+    }
+    __m512i sc[4]; /* lane r: scales 4j..4j+3 of row r */
+    q0_load_transposed(p, off + offsetof(block_q6_K, scales), sc);
+    for (int j = 0; j < 4; j++) {
+        for (int k = 0; k < 4; k++) {
+            u->scale[4 * j + k] = _mm512_srai_epi32(_mm512_slli_epi32(sc[j], 24 - 8 * k), 24);
+        }
+        u->pairs[2 * j] = _mm512_srai_epi16(_mm512_slli_epi16(sc[j], 8), 8);
+        u->pairs[2 * j + 1] = _mm512_srai_epi16(sc[j], 8);
+    }
+    u->d = q0_row_scales(p, off + offsetof(block_q6_K, d));
+}
+
+/* q4_K_tokens_pass for Q6_K. */
+VNNI_TARGET static inline __attribute__((always_inline)) void
+q6_K_tokens_pass(const q6_K_decoded16 *u, int64_t n_blocks, const q6_K_tokens *ts, int64_t j0,
+                 const uint8_t *x, size_t x_stride, int64_t t, int64_t b, __m512 *acc,
+                 const int NT) {
+    __m512 a[8];
+    const int8_t *qy[8];
+    for (int k = 0; k < NT; k++) {
+        a[k] = acc[k];
+        qy[k] = ((const block_q8_K *)(x + (size_t)(t + k) * x_stride) + b)->qs;
+    }
+    for (int64_t j = 0; j < n_blocks; j++) {
+        __m512i isum[8];
+        for (int k = 0; k < NT; k++) {
+            isum[k] = _mm512_setzero_si512();
+        }
+        for (int s = 0; s < 16; s++) {
+            __m512i dot[8];
+            for (int k = 0; k < NT; k++) {
+                dot[k] = _mm512_setzero_si512();
+            }
+            for (int g = 0; g < 4; g++) {
+                const __m512i wv = u[j].w[s][g];
+                for (int k = 0; k < NT; k++) {
+                    const int8_t *q = qy[k] + j * (int64_t)sizeof(block_q8_K) + 16 * s + 4 * g;
+                    dot[k] = _mm512_dpbusd_epi32(dot[k], wv, _mm512_set1_epi32(kc_load_i32(q)));
+                }
+            }
+            for (int k = 0; k < NT; k++) {
+                isum[k] = _mm512_add_epi32(isum[k], _mm512_mullo_epi32(dot[k], u[j].scale[s]));
+            }
+        }
+        for (int k = 0; k < NT; k++) {
+            const int32_t *ps = ts->pair_sums[t + k][j0 + j];
+            __m512i off = _mm512_setzero_si512();
+            for (int p = 0; p < 8; p++) {
+                off = _mm512_dpwssd_epi32(off, u[j].pairs[p], _mm512_set1_epi32(ps[p]));
+            }
+            isum[k] = _mm512_sub_epi32(isum[k], _mm512_slli_epi32(off, 5));
+            const __m512 dy = _mm512_set1_ps(ts->d[t + k][j0 + j]);
+            a[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[k]), _mm512_mul_ps(u[j].d, dy), a[k]);
+        }
+    }
+    for (int k = 0; k < NT; k++) {
+        acc[k] = a[k];
+    }
+}
+
+/* The whole Q4_K (q6 false) or Q6_K matrix kernel. */
+VNNI_TARGET static inline __attribute__((always_inline)) void
+k_gemm_vnni(const bool q6, int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
+            size_t w_stride, const void *x, size_t x_stride, float *out, int64_t out_stride) {
+    const size_t block_bytes = q6 ? sizeof(block_q6_K) : sizeof(block_q4_K);
     const int64_t nb = n / QK_K;
     if (nb == 0) {
         kc_zero_out(out, out_stride, n_rows, n_tokens);
         return;
     }
-    q4_K_tokens ts;
-    q4_K_decoded16 u[Q4K_CHUNK];
+    union {
+        q4_K_tokens q4;
+        q6_K_tokens q6;
+    } ts;
+    union {
+        q4_K_decoded16 q4[Q4K_CHUNK];
+        q6_K_decoded16 q6[Q4K_CHUNK];
+    } u;
     __m512 acc[Q4K_TOKENS];
     for (int64_t t0 = 0; t0 < n_tokens; t0 += Q4K_TOKENS) {
         const int64_t nt = n_tokens - t0 < Q4K_TOKENS ? n_tokens - t0 : Q4K_TOKENS;
         const uint8_t *xt = (const uint8_t *)x + (size_t)t0 * x_stride;
         for (int64_t b0 = 0; b0 < nb; b0 += Q4K_SPAN) {
             const int64_t nbs = nb - b0 < Q4K_SPAN ? nb - b0 : Q4K_SPAN;
-            q4_K_tokens_fill(&ts, xt, x_stride, nt, b0, nbs);
+            if (q6) {
+                q6_K_tokens_fill(&ts.q6, xt, x_stride, nt, b0, nbs);
+            } else {
+                q4_K_tokens_fill(&ts.q4, xt, x_stride, nt, b0, nbs);
+            }
             for (int64_t r0 = 0; r0 < n_rows; r0 += Q0_ROWS) {
                 const int64_t nr = n_rows - r0 < Q0_ROWS ? n_rows - r0 : Q0_ROWS;
                 const __mmask16 live = (__mmask16)((1u << nr) - 1);
@@ -1160,18 +1286,31 @@ VNNI_TARGET static void q4_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t
                     for (int64_t j = 0; j < ncb; j++) {
                         kc_prefetch_share(next, w_stride, nr_next, span_off, span_bytes, c0 + j,
                                           nbs);
-                        q4_K_decode16(p, (size_t)(b + j) * block_bytes, &u[j]);
+                        if (q6) {
+                            q6_K_decode16(p, (size_t)(b + j) * block_bytes, &u.q6[j]);
+                        } else {
+                            q4_K_decode16(p, (size_t)(b + j) * block_bytes, &u.q4[j]);
+                        }
                     }
+#define K_PASS(NT)                                                                                 \
+    do {                                                                                           \
+        if (q6) {                                                                                  \
+            q6_K_tokens_pass(u.q6, ncb, &ts.q6, c0, xt, x_stride, t, b, acc + t, NT);              \
+        } else {                                                                                   \
+            q4_K_tokens_pass(u.q4, ncb, &ts.q4, c0, xt, x_stride, t, b, acc + t, NT);              \
+        }                                                                                          \
+    } while (0)
                     int64_t t = 0;
                     for (; t + 8 <= nt; t += 8) {
-                        q4_K_tokens_pass(u, ncb, &ts, c0, xt, x_stride, t, b, acc + t, 8);
+                        K_PASS(8);
                     }
                     for (; t + 4 <= nt; t += 4) {
-                        q4_K_tokens_pass(u, ncb, &ts, c0, xt, x_stride, t, b, acc + t, 4);
+                        K_PASS(4);
                     }
                     for (; t < nt; t++) {
-                        q4_K_tokens_pass(u, ncb, &ts, c0, xt, x_stride, t, b, acc + t, 1);
+                        K_PASS(1);
                     }
+#undef K_PASS
                 }
                 for (int64_t t = 0; t < nt; t++) {
                     _mm512_mask_storeu_ps(out + (t0 + t) * out_stride + r0, live, acc[t]);
@@ -1179,6 +1318,18 @@ VNNI_TARGET static void q4_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t
             }
         }
     }
+}
+
+VNNI_TARGET static void q4_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t n_tokens,
+                                              const void *w, size_t w_stride, const void *x,
+                                              size_t x_stride, float *out, int64_t out_stride) {
+    k_gemm_vnni(false, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+}
+
+VNNI_TARGET static void q6_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t n_tokens,
+                                              const void *w, size_t w_stride, const void *x,
+                                              size_t x_stride, float *out, int64_t out_stride) {
+    k_gemm_vnni(true, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
 }
 
 /* One row (decode reads rows whole, one after the other): the same two integer sums per
@@ -1217,6 +1368,50 @@ VNNI_TARGET static void q4_K_vec_dot_avx512_vnni(int64_t n, float *s, const void
     *s = acc;
 }
 
+
+/* One Q6_K row: the gemm's integer sums formed across the vector, then its fused step. */
+VNNI_TARGET static void q6_K_vec_dot_avx512_vnni(int64_t n, float *s, const void *vx,
+                                                 const void *vy) {
+    const block_q6_K *x = vx;
+    const block_q8_K *y = vy;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __mmask32 upper = (__mmask32)0xFFFF0000u;
+    /* codes 64v..64v + 63: dword k is sub-block 4v + k / 4 */
+    const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    float acc = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
+        __m512i sum = _mm512_setzero_si512();
+        for (int h = 0; h < QK_K / 128; h++) {
+            const __m512i ql = _mm512_loadu_si512((const void *)(x[i].ql + 64 * h));
+            const __m512i qh =
+                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)));
+            const __m512i h01 = _mm512_mask_slli_epi16(_mm512_slli_epi16(qh, 4), upper, qh, 2);
+            const __m512i h23 = _mm512_mask_srli_epi16(qh, upper, qh, 2);
+            const __m512i c[2] = {
+                _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(h01, m30)),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                _mm512_and_si512(h23, m30))};
+            for (int k = 0; k < 2; k++) {
+                const int v = 2 * h + k;
+                const __m512i p = _mm512_dpbusd_epi32(
+                    _mm512_setzero_si512(), c[k],
+                    _mm512_loadu_si512((const void *)(y[i].qs + 64 * v)));
+                const __m512i scv = _mm512_permutexvar_epi32(
+                    _mm512_add_epi32(quarter, _mm512_set1_epi32(4 * v)), sc32);
+                sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p, scv));
+            }
+        }
+        const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums),
+                                              _mm256_cvtepi8_epi16(sc8));
+        const int32_t isum = _mm512_reduce_add_epi32(sum) -
+                             32 * _mm512_reduce_add_epi32(_mm512_zextsi256_si512(off));
+        acc = fmaf((float)isum, h2f(x[i].d) * y[i].d, acc);
+    }
+    *s = acc;
+}
+
 /* ---- registration ---------------------------------------------------------------------------- */
 
 void kernels_fill_avx512(kernel_table *t, bool has_vnni) {
@@ -1227,6 +1422,7 @@ void kernels_fill_avx512(kernel_table *t, bool has_vnni) {
     t->vec_dot[TENSOR_TYPE_Q4_K] = has_vnni ? q4_K_vec_dot_avx512_vnni : q4_K_vec_dot_avx512;
     t->vec_dot_spec[TENSOR_TYPE_Q4_K] = has_vnni ? q4_K_vec_dot_fma : NULL;
     t->vec_dot[TENSOR_TYPE_Q6_K] = has_vnni ? q6_K_vec_dot_avx512_vnni : q6_K_vec_dot_avx512;
+    t->vec_dot_spec[TENSOR_TYPE_Q6_K] = has_vnni ? q6_K_vec_dot_fma : NULL;
     t->gemm[TENSOR_TYPE_Q4_K] = has_vnni ? q4_K_gemm_avx512_vnni : q4_K_gemm_avx512;
     t->gemm[TENSOR_TYPE_Q6_K] = has_vnni ? q6_K_gemm_avx512_vnni : q6_K_gemm_avx512;
 
