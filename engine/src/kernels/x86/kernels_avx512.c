@@ -1333,41 +1333,46 @@ VNNI_TARGET static void q6_K_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t
 }
 
 /* One row (decode reads rows whole, one after the other): the same two integer sums per
- * super-block, formed across the vector and reduced, then the same two scalar fused steps. */
+ * super-block, formed across the vector and reduced, then the same two scalar fused steps. A
+ * chunk's vpdpbusd sums (four products of a 4-bit code and a q8 code: |sum| <= 7680) fit in 16
+ * bits, so two chunks pack into one vector of words and one vpdpwssd applies their scales. */
 VNNI_TARGET static void q4_K_vec_dot_avx512_vnni(int64_t n, float *s, const void *vx,
                                                  const void *vy) {
     const block_q4_K *x = vx;
     const block_q8_K *y = vy;
-    /* chunk c: dwords 0..7 are sub-block 2c, dwords 8..15 sub-block 2c + 1 */
-    const __m512i idx[4] = {
-        _mm512_inserti64x4(_mm512_set1_epi32(0), _mm256_set1_epi32(1), 1),
-        _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_set1_epi32(3), 1),
-        _mm512_inserti64x4(_mm512_set1_epi32(4), _mm256_set1_epi32(5), 1),
-        _mm512_inserti64x4(_mm512_set1_epi32(6), _mm256_set1_epi32(7), 1),
+    /* _mm512_packs_epi32(chunk a, chunk b), 128-bit lane L: words 0..3 = dwords 4L..4L+3 of a,
+     * words 4..7 those of b; dwords 0..7 of chunk c are sub-block 2c, 8..15 sub-block 2c + 1 */
+    static const int16_t scale_words[2][32] = {
+        {0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3},
+        {4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4, 6, 6, 6, 6, 5, 5, 5, 5, 7, 7, 7, 7, 5, 5, 5, 5, 7, 7, 7, 7},
     };
+    const __m512i idx0 = _mm512_loadu_si512((const void *)scale_words[0]);
+    const __m512i idx1 = _mm512_loadu_si512((const void *)scale_words[1]);
     float acc = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++) {
         uint64_t sc, mn;
         k4_scales_mins(x[i].scales, &sc, &mn);
-        const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_set_epi64x(0, (long long)sc));
-        __m512i sum = _mm512_setzero_si512();
+        const __m512i sc16 =
+            _mm512_zextsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi64x(0, (long long)sc)));
+        __m512i p[4];
         for (int c = 0; c < QK_K / 64; c++) {
-            const __m512i p =
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), unpack_chunk64(x[i].qs + 32 * c),
-                                    _mm512_loadu_si512((const void *)(y[i].qs + 64 * c)));
-            sum = _mm512_add_epi32(sum,
-                                   _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(idx[c], sc32)));
+            p[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), unpack_chunk64(x[i].qs + 32 * c),
+                                       _mm512_loadu_si512((const void *)(y[i].qs + 64 * c)));
         }
-        const __m128i m = k4_min_terms(y[i].bsums, mn);
+        __m512i sum = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_packs_epi32(p[0], p[1]),
+                                          _mm512_permutexvar_epi16(idx0, sc16));
+        sum = _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(p[2], p[3]),
+                                  _mm512_permutexvar_epi16(idx1, sc16));
+        __m128i m = k4_min_terms(y[i].bsums, mn);
+        m = _mm_add_epi32(m, _mm_unpackhi_epi64(m, m));
+        m = _mm_add_epi32(m, _mm_shuffle_epi32(m, 1));
         const int32_t isum = _mm512_reduce_add_epi32(sum);
-        const int32_t summ = _mm_extract_epi32(m, 0) + _mm_extract_epi32(m, 1) +
-                             _mm_extract_epi32(m, 2) + _mm_extract_epi32(m, 3);
+        const int32_t summ = _mm_cvtsi128_si32(m);
         acc = fmaf((float)isum, h2f(x[i].d) * y[i].d, acc);
         acc = fmaf(-(float)summ, h2f(x[i].dmin) * y[i].d, acc);
     }
     *s = acc;
 }
-
 
 /* One Q6_K row: the gemm's integer sums formed across the vector, then its fused step. */
 VNNI_TARGET static void q6_K_vec_dot_avx512_vnni(int64_t n, float *s, const void *vx,
