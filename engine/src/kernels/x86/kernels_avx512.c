@@ -1374,45 +1374,54 @@ VNNI_TARGET static void q4_K_vec_dot_avx512_vnni(int64_t n, float *s, const void
     *s = acc;
 }
 
-/* One Q6_K row: the gemm's integer sums formed across the vector, then its fused step. */
+/* One Q6_K row: the gemm's integer sums formed across the vector, then its fused step. As in the
+ * Q4_K row dot, the vpdpbusd sums (|four codes 0..63 times q8 codes| <= 32256) fit in 16 bits, so
+ * two vectors' sums pack into one of words, scaled by one vpdpwssd. */
 VNNI_TARGET static void q6_K_vec_dot_avx512_vnni(int64_t n, float *s, const void *vx,
                                                  const void *vy) {
     const block_q6_K *x = vx;
     const block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     const __mmask32 upper = (__mmask32)0xFFFF0000u;
-    /* codes 64v..64v + 63: dword k is sub-block 4v + k / 4 */
-    const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    /* codes 64v..64v + 63: dword k is sub-block 4v + k / 4; _mm512_packs_epi32(v = a, v = b),
+     * 128-bit lane L: words 0..3 from sub-block 4a + L, words 4..7 from 4b + L */
+    static const int16_t scale_words[2][32] = {
+        {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5, 2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7},
+        {8,  8,  8,  8,  12, 12, 12, 12, 9,  9,  9,  9,  13, 13, 13, 13,
+         10, 10, 10, 10, 14, 14, 14, 14, 11, 11, 11, 11, 15, 15, 15, 15},
+    };
+    const __m512i idx0 = _mm512_loadu_si512((const void *)scale_words[0]);
+    const __m512i idx1 = _mm512_loadu_si512((const void *)scale_words[1]);
     float acc = 0.0f;
     for (int64_t i = 0; i < n / QK_K; i++) {
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
-        const __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
-        __m512i sum = _mm512_setzero_si512();
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        /* the -32 of every code: -32 * sum of scale_s * (the q8 sum of sub-block s) */
+        const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), sc16);
+        __m512i sum = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(),
+                                                              _mm256_slli_epi32(off, 5)));
+        __m512i p[4];
         for (int h = 0; h < QK_K / 128; h++) {
             const __m512i ql = _mm512_loadu_si512((const void *)(x[i].ql + 64 * h));
             const __m512i qh =
                 _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)));
             const __m512i h01 = _mm512_mask_slli_epi16(_mm512_slli_epi16(qh, 4), upper, qh, 2);
             const __m512i h23 = _mm512_mask_srli_epi16(qh, upper, qh, 2);
-            const __m512i c[2] = {
-                _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(h01, m30)),
-                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
-                                _mm512_and_si512(h23, m30))};
-            for (int k = 0; k < 2; k++) {
-                const int v = 2 * h + k;
-                const __m512i p = _mm512_dpbusd_epi32(
-                    _mm512_setzero_si512(), c[k],
-                    _mm512_loadu_si512((const void *)(y[i].qs + 64 * v)));
-                const __m512i scv = _mm512_permutexvar_epi32(
-                    _mm512_add_epi32(quarter, _mm512_set1_epi32(4 * v)), sc32);
-                sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p, scv));
-            }
+            const __m512i c01 =
+                _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(h01, m30));
+            const __m512i c23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                                _mm512_and_si512(h23, m30));
+            const int8_t *q8 = y[i].qs + 128 * h;
+            p[2 * h] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c01,
+                                           _mm512_loadu_si512((const void *)q8));
+            p[2 * h + 1] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c23,
+                                               _mm512_loadu_si512((const void *)(q8 + 64)));
         }
-        const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums),
-                                              _mm256_cvtepi8_epi16(sc8));
-        const int32_t isum = _mm512_reduce_add_epi32(sum) -
-                             32 * _mm512_reduce_add_epi32(_mm512_zextsi256_si512(off));
-        acc = fmaf((float)isum, h2f(x[i].d) * y[i].d, acc);
+        const __m512i sc512 = _mm512_zextsi256_si512(sc16);
+        sum = _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(p[0], p[1]),
+                                  _mm512_permutexvar_epi16(idx0, sc512));
+        sum = _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(p[2], p[3]),
+                                  _mm512_permutexvar_epi16(idx1, sc512));
+        acc = fmaf((float)_mm512_reduce_add_epi32(sum), h2f(x[i].d) * y[i].d, acc);
     }
     *s = acc;
 }
