@@ -1,7 +1,11 @@
-/* forward.c - llama-family forward pass for a batch of tokens (see forward.h).
+/* forward.c - llama-family forward pass for a batch of tokens (see forward.h), one pass for every
+ * architecture of model.c's table: what they differ in is data (which weights are bound, the rope
+ * style and frequency factors), so the only per-architecture lines are the optional steps below.
  *
- * Per layer: x += Wo * attention(rope(Wq*rmsnorm(x)), rope(Wk*...), Wv*...);
+ * Per layer: x += Wo * attention(rope(qnorm(Wq*rmsnorm(x) + bq)), rope(knorm(Wk*... + bk)),
+ *                                Wv*... + bv);
  *            x += Wdown * (silu(Wgate*rmsnorm(x)) * Wup*rmsnorm(x)).
+ * The biases (qwen2) and the per-head q/k RMSNorms (qwen3) apply when the model has them.
  * Numerics follow llama.cpp's CPU backend where it matters for identical greedy output: RMSNorm
  * sums in double, activations are converted once per matmul to the weight's vec_dot_type
  * (Q8_0/Q8_1/Q8_K/F16), RoPE angles are built by repeated multiplication in float, and the
@@ -202,11 +206,21 @@ static void rms_norm(float *out, const float *x, const float *w, int n, float ep
     }
 }
 
+/* RMSNorm of each of n_heads heads of head_dim values, in place, with one weight vector: ggml's
+ * rms_norm over ne0 of the (head_dim, n_heads) view, then the mul. */
+static void head_norms(float *vec, const float *w, int n_heads, int head_dim, float eps) {
+    for (int h = 0; h < n_heads; h++) {
+        rms_norm(vec + (size_t)h * head_dim, vec + (size_t)h * head_dim, w, head_dim, eps);
+    }
+}
+
 void forward_rope_angles(const model_hparams *hp, int32_t pos, float *cos_out, float *sin_out) {
     const float theta_scale = powf(hp->rope_freq_base, -2.0f / (float)hp->n_rot);
+    const float *factors = hp->rope_freq_factors;
     float theta = (float)pos;
     for (int i = 0; i < hp->n_rot / 2; i++) {
-        const float angle = hp->rope_freq_scale * theta;
+        /* ggml_rope_cache_init: rope_yarn(theta / ff) with ext_factor 0 is freq_scale * that */
+        const float angle = hp->rope_freq_scale * (factors != NULL ? theta / factors[i] : theta);
         cos_out[i] = cosf(angle);
         sin_out[i] = sinf(angle);
         theta *= theta_scale;
@@ -344,6 +358,10 @@ static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, i
             float *q = fs->q + (size_t)t * q_dim;
             float *k = fs->k + (size_t)t * kv_dim;
             const float *v = fs->v + (size_t)t * kv_dim;
+            if (l->attn_q_norm.data != NULL) { /* qwen3: both or neither (the arch's rule) */
+                head_norms(q, l->attn_q_norm.data, hp->n_head, hp->head_dim, hp->rms_eps);
+                head_norms(k, l->attn_k_norm.data, hp->n_head_kv, hp->head_dim, hp->rms_eps);
+            }
             rope_apply(hp, c, s, q, hp->n_head);
             rope_apply(hp, c, s, k, hp->n_head_kv);
             kt->fp32_to_fp16_row(k, kv_cache_k(&fs->cache, il, pos0 + t), kv_dim);

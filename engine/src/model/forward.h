@@ -56,9 +56,10 @@ void forward_free(forward_state *fs);
 void forward_batch(forward_state *fs, const int32_t *tokens, int32_t n, int32_t pos0,
                    bool want_logits);
 
-/* cos/sin of pos * freq_scale * base^(-2i/n_rot) for i < n_rot / 2, built by repeated
- * multiplication as ggml's rope cache does (so the angles round the same way); pos may be
- * negative (a context shift turns keys back by the tokens it drops). */
+/* cos/sin of freq_scale * (pos * base^(-2i/n_rot) / factor[i]) for i < n_rot / 2 (factor 1
+ * without rope_freq_factors), built by repeated multiplication as ggml's rope cache does (so the
+ * angles round the same way); pos may be negative (a context shift turns keys back by the tokens
+ * it drops, with the same factors). */
 void forward_rope_angles(const model_hparams *hp, int32_t pos, float *cos_out, float *sin_out);
 
 /* forward_batch of one token. */

@@ -1,8 +1,12 @@
-/* model.c - load a GGUF model: map it, parse it, read the architecture's hyperparameters, bind and
- * validate every weight against them, build the tokenizer. Also the public model accessors.
+/* model.c - load a GGUF model: map it, parse it, find its architecture's descriptor, read the
+ * hyperparameters, bind and validate every weight against them, build the tokenizer. Also the
+ * public model accessors.
  *
- * Architectures are rows of a table (key prefix, rope style, which optional tensors exist), so
- * a family that differs from llama only in biases or rope layout is one more row.
+ * Architectures are rows of a table of descriptors (arch_desc in model.h): a family that differs
+ * from llama only in which tensors it has and how it ropes is one more row here, plus the lines of
+ * the forward pass that use its tensors. A file whose architecture has no row, that lacks a key
+ * or tensor its row requires, or that has a tensor no row binds, is refused with a message naming
+ * it.
  */
 #include "model.h"
 
@@ -12,24 +16,57 @@
 #include "base/error_text.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct arch_info {
-    const char *name; /* general.architecture and the metadata key prefix */
-    rope_style rope;
-    bool qkv_bias; /* attn_q/k/v have .bias tensors (required) */
-} arch_info;
-
-static const arch_info architectures[] = {
-    {"llama", ROPE_STYLE_NORM, false},
-    {"qwen2", ROPE_STYLE_NEOX, true},
+/* llama.cpp's llama-model.cpp (load_tensors) decides which tensors each one has. */
+static const arch_desc architectures[] = {
+    {
+        .name = "llama",
+        .rope = ROPE_STYLE_NORM,
+        .qkv_bias = ARCH_TENSOR_OPTIONAL,
+        .qk_norm = ARCH_TENSOR_ABSENT,
+        .rope_freqs = ARCH_TENSOR_OPTIONAL, /* Llama 3.1+ rope scaling */
+        .output = ARCH_TENSOR_OPTIONAL,
+    },
+    {
+        .name = "qwen2",
+        .rope = ROPE_STYLE_NEOX,
+        .qkv_bias = ARCH_TENSOR_REQUIRED,
+        .qk_norm = ARCH_TENSOR_ABSENT,
+        .rope_freqs = ARCH_TENSOR_ABSENT,
+        .output = ARCH_TENSOR_OPTIONAL,
+    },
+    {
+        .name = "qwen3",
+        .rope = ROPE_STYLE_NEOX,
+        .qkv_bias = ARCH_TENSOR_ABSENT,
+        .qk_norm = ARCH_TENSOR_REQUIRED,
+        .rope_freqs = ARCH_TENSOR_ABSENT,
+        .output = ARCH_TENSOR_OPTIONAL,
+    },
 };
+
+#define N_ARCHITECTURES (sizeof architectures / sizeof architectures[0])
+
+/* "llama, qwen2, ..." into buf, for messages. */
+static const char *supported_architectures(char *buf, size_t size) {
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_ARCHITECTURES && n < size; i++) {
+        int w = snprintf(buf + n, size - n, "%s%s", i > 0 ? ", " : "", architectures[i].name);
+        n += w > 0 ? (size_t)w : 0;
+    }
+    return buf;
+}
 
 typedef struct load_ctx {
     edgelm_model *model;
+    const arch_desc *arch;
+    bool *bound; /* (n_tensors) tensor i is bound to a weight view */
     char *err;
     size_t err_size;
 } load_ctx;
@@ -83,14 +120,21 @@ static edgelm_status read_arch_float(load_ctx *ctx, const char *arch, const char
     return EDGELM_OK;
 }
 
-/* Bind tensor `name` with expected (n_cols, n_rows); n_rows 1 for vectors. */
+/* Bind tensor `name` with expected (n_cols, n_rows); n_rows 1 for vectors. An ABSENT rule binds
+ * nothing (out zeroed): such a tensor, if the file has it, is then refused as unused. */
 static edgelm_status bind_weight(load_ctx *ctx, const char *name, int64_t n_cols, int64_t n_rows,
-                                 bool required, bool needs_vec_dot, weight *out) {
+                                 arch_tensor_rule rule, bool needs_vec_dot, weight *out) {
     memset(out, 0, sizeof *out);
+    if (rule == ARCH_TENSOR_ABSENT) {
+        return EDGELM_OK;
+    }
     const gguf_tensor *t = gguf_find_tensor(&ctx->model->gguf, name);
     if (t == NULL) {
-        return required ? load_fail(ctx, EDGELM_ERR_MISSING, "tensor '%s' is missing", name)
-                        : EDGELM_OK;
+        return rule == ARCH_TENSOR_REQUIRED
+                   ? load_fail(ctx, EDGELM_ERR_MISSING,
+                               "tensor '%s' is missing (architecture '%s' requires it)", name,
+                               ctx->arch->name)
+                   : EDGELM_OK;
     }
     const bool is_vector = n_rows == 1;
     bool shape_ok = (int64_t)t->ne[0] == n_cols && (int64_t)t->ne[1] == n_rows && t->ne[2] == 1 &&
@@ -129,43 +173,48 @@ static edgelm_status bind_weight(load_ctx *ctx, const char *name, int64_t n_cols
     out->n_rows = n_rows;
     out->row_bytes = tensor_row_size(t->type, n_cols);
     ctx->model->weight_bytes += t->n_bytes;
+    ctx->bound[t - ctx->model->gguf.tensors] = true;
     return EDGELM_OK;
 }
 
-static edgelm_status bind_layer(load_ctx *ctx, const arch_info *arch, int32_t il,
-                                layer_weights *l) {
+static edgelm_status bind_layer(load_ctx *ctx, int32_t il, layer_weights *l) {
+    const arch_desc *arch = ctx->arch;
+    const arch_tensor_rule R = ARCH_TENSOR_REQUIRED;
     const model_hparams *hp = &ctx->model->hp;
     const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim;
     const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
     char name[96];
     edgelm_status st;
-#define BIND(field, suffix, cols, rows, required, matrix)                                          \
+#define BIND(field, suffix, cols, rows, rule, matrix)                                              \
     do {                                                                                           \
         snprintf(name, sizeof name, "blk.%d.%s", (int)il, suffix);                                 \
-        st = bind_weight(ctx, name, cols, rows, required, matrix, &l->field);                      \
+        st = bind_weight(ctx, name, cols, rows, rule, matrix, &l->field);                          \
         if (st != EDGELM_OK) {                                                                     \
             return st;                                                                             \
         }                                                                                          \
     } while (0)
-    BIND(attn_norm, "attn_norm.weight", hp->n_embd, 1, true, false);
-    BIND(wq, "attn_q.weight", hp->n_embd, q_dim, true, true);
-    BIND(wk, "attn_k.weight", hp->n_embd, kv_dim, true, true);
-    BIND(wv, "attn_v.weight", hp->n_embd, kv_dim, true, true);
+    BIND(attn_norm, "attn_norm.weight", hp->n_embd, 1, R, false);
+    BIND(wq, "attn_q.weight", hp->n_embd, q_dim, R, true);
+    BIND(wk, "attn_k.weight", hp->n_embd, kv_dim, R, true);
+    BIND(wv, "attn_v.weight", hp->n_embd, kv_dim, R, true);
     BIND(bq, "attn_q.bias", q_dim, 1, arch->qkv_bias, false);
     BIND(bk, "attn_k.bias", kv_dim, 1, arch->qkv_bias, false);
     BIND(bv, "attn_v.bias", kv_dim, 1, arch->qkv_bias, false);
-    BIND(wo, "attn_output.weight", q_dim, hp->n_embd, true, true);
-    BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 1, true, false);
-    BIND(ffn_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff, true, true);
-    BIND(ffn_up, "ffn_up.weight", hp->n_embd, hp->n_ff, true, true);
-    BIND(ffn_down, "ffn_down.weight", hp->n_ff, hp->n_embd, true, true);
+    BIND(attn_q_norm, "attn_q_norm.weight", hp->head_dim, 1, arch->qk_norm, false);
+    BIND(attn_k_norm, "attn_k_norm.weight", hp->head_dim, 1, arch->qk_norm, false);
+    BIND(wo, "attn_output.weight", q_dim, hp->n_embd, R, true);
+    BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 1, R, false);
+    BIND(ffn_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff, R, true);
+    BIND(ffn_up, "ffn_up.weight", hp->n_embd, hp->n_ff, R, true);
+    BIND(ffn_down, "ffn_down.weight", hp->n_ff, hp->n_embd, R, true);
 #undef BIND
     return EDGELM_OK;
 }
 
-static edgelm_status read_hparams(load_ctx *ctx, const arch_info *arch) {
+static edgelm_status read_hparams(load_ctx *ctx) {
     edgelm_model *m = ctx->model;
     model_hparams *hp = &m->hp;
+    const arch_desc *arch = ctx->arch;
     const char *a = arch->name;
     edgelm_status st;
     const int32_t big = 1 << 20;
@@ -193,6 +242,15 @@ static edgelm_status read_hparams(load_ctx *ctx, const arch_info *arch) {
                             &hp->head_dim)) ||
         (st = read_arch_int(ctx, a, "rope.dimension_count", hp->head_dim, 65536, &hp->n_rot))) {
         return st;
+    }
+    int32_t value_dim;
+    if ((st = read_arch_int(ctx, a, "attention.value_length", hp->head_dim, 65536, &value_dim))) {
+        return st;
+    }
+    if (value_dim != hp->head_dim) { /* the KV cache and attention assume one head size */
+        return load_fail(ctx, EDGELM_ERR_BAD_SHAPE,
+                         "value head size %d differs from the key head size %d (not supported)",
+                         (int)value_dim, (int)hp->head_dim);
     }
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0 || hp->head_dim % 2 != 0) {
         return load_fail(ctx, EDGELM_ERR_BAD_SHAPE,
@@ -230,6 +288,69 @@ static edgelm_status read_hparams(load_ctx *ctx, const arch_info *arch) {
         hp->rope_freq_scale = 1.0f / factor;
     }
     hp->rope = arch->rope;
+    return EDGELM_OK;
+}
+
+/* Every weight of the model by ctx->arch's rules; then refuse any tensor none of them bound. */
+static edgelm_status bind_weights(load_ctx *ctx) {
+    edgelm_model *m = ctx->model;
+    const arch_desc *arch = ctx->arch;
+    model_hparams *hp = &m->hp;
+    const arch_tensor_rule R = ARCH_TENSOR_REQUIRED;
+    edgelm_status st;
+    const gguf_tensor *embd = gguf_find_tensor(&m->gguf, "token_embd.weight");
+    if (embd != NULL && (int64_t)embd->ne[1] != hp->n_vocab) {
+        return load_fail(ctx, EDGELM_ERR_BAD_SHAPE,
+                         "token_embd.weight has %" PRIu64 " rows but the vocabulary has %d tokens",
+                         embd->ne[1], (int)hp->n_vocab);
+    }
+    if ((st = bind_weight(ctx, "token_embd.weight", hp->n_embd, hp->n_vocab, R, false,
+                          &m->token_embd)) ||
+        (st = bind_weight(ctx, "output_norm.weight", hp->n_embd, 1, R, false, &m->output_norm)) ||
+        (st = bind_weight(ctx, "output.weight", hp->n_embd, hp->n_vocab, arch->output, true,
+                          &m->output))) {
+        return st;
+    }
+    if (m->output.data == NULL) { /* tied embeddings: the output projection reuses token_embd */
+        if ((st = bind_weight(ctx, "token_embd.weight", hp->n_embd, hp->n_vocab, R, true,
+                              &m->output))) {
+            return st;
+        }
+        m->weight_bytes -= m->output.row_bytes * (uint64_t)m->output.n_rows;
+    }
+    /* ggml_rope_ext's freq_factors: one divisor per rotated pair, so n_rot / 2 F32 values */
+    weight rope_freqs;
+    if ((st = bind_weight(ctx, "rope_freqs.weight", hp->n_rot / 2, 1, arch->rope_freqs, false,
+                          &rope_freqs))) {
+        return st;
+    }
+    hp->rope_freq_factors = rope_freqs.data;
+    for (int32_t i = 0; hp->rope_freq_factors != NULL && i < hp->n_rot / 2; i++) {
+        const float f = hp->rope_freq_factors[i];
+        if (!(f > 0.0f) || !isfinite(f)) {
+            return load_fail(ctx, EDGELM_ERR_BAD_SHAPE,
+                             "rope_freqs.weight[%d] is %g; frequency factors must be positive",
+                             (int)i, (double)f);
+        }
+    }
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (m->layers == NULL) {
+        return load_fail(ctx, EDGELM_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        if ((st = bind_layer(ctx, il, &m->layers[il])) != EDGELM_OK) {
+            return st;
+        }
+    }
+    for (uint64_t i = 0; i < m->gguf.n_tensors; i++) {
+        if (!ctx->bound[i]) { /* computing without it would give wrong text, silently */
+            char names[128];
+            return load_fail(ctx, EDGELM_ERR_UNSUPPORTED_ARCH,
+                             "tensor '%s' is not part of architecture '%s' (supported: %s)",
+                             m->gguf.tensors[i].name_z, arch->name,
+                             supported_architectures(names, sizeof names));
+        }
+    }
     return EDGELM_OK;
 }
 
@@ -283,7 +404,7 @@ edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *par
         snprintf(err, err_size, "%s: out of memory", path);
         return EDGELM_ERR_OUT_OF_MEMORY;
     }
-    load_ctx ctx = {.model = m, .err = err, .err_size = err_size};
+    load_ctx ctx = {.model = m, .arch = NULL, .bound = NULL, .err = err, .err_size = err_size};
     edgelm_status st;
     m->path = strdup(path);
     if (m->path == NULL) {
@@ -308,20 +429,21 @@ edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *par
         st = load_fail(&ctx, EDGELM_ERR_MISSING, "metadata 'general.architecture' is missing");
         goto fail;
     }
-    const arch_info *arch = NULL;
-    for (size_t i = 0; i < sizeof architectures / sizeof architectures[0]; i++) {
+    for (size_t i = 0; i < N_ARCHITECTURES && ctx.arch == NULL; i++) {
         if (gguf_string_equals(arch_name, architectures[i].name)) {
-            arch = &architectures[i];
+            ctx.arch = &architectures[i];
         }
     }
-    if (arch == NULL) {
+    if (ctx.arch == NULL) {
+        char names[128];
         st = load_fail(&ctx, EDGELM_ERR_UNSUPPORTED_ARCH,
-                       "architecture '%.*s' is not supported (supported: llama, qwen2)",
-                       (int)(arch_name.len > 64 ? 64 : arch_name.len), arch_name.data);
+                       "architecture '%.*s' is not supported (supported: %s)",
+                       (int)(arch_name.len > 64 ? 64 : arch_name.len), arch_name.data,
+                       supported_architectures(names, sizeof names));
         goto fail;
     }
-    m->arch_name = arch->name;
-    if ((st = read_hparams(&ctx, arch)) != EDGELM_OK) {
+    m->arch = ctx.arch;
+    if ((st = read_hparams(&ctx)) != EDGELM_OK) {
         goto fail;
     }
     {
@@ -332,43 +454,17 @@ edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *par
             goto fail;
         }
     }
-    model_hparams *hp = &m->hp;
-    hp->n_vocab = tokenizer_n_vocab(m->tok);
-    {
-        const gguf_tensor *embd = gguf_find_tensor(&m->gguf, "token_embd.weight");
-        if (embd != NULL && (int64_t)embd->ne[1] != hp->n_vocab) {
-            st =
-                load_fail(&ctx, EDGELM_ERR_BAD_SHAPE,
-                          "token_embd.weight has %" PRIu64 " rows but the vocabulary has %d tokens",
-                          embd->ne[1], (int)hp->n_vocab);
-            goto fail;
-        }
-    }
-    if ((st = bind_weight(&ctx, "token_embd.weight", hp->n_embd, hp->n_vocab, true, false,
-                          &m->token_embd)) ||
-        (st = bind_weight(&ctx, "output_norm.weight", hp->n_embd, 1, true, false,
-                          &m->output_norm)) ||
-        (st = bind_weight(&ctx, "output.weight", hp->n_embd, hp->n_vocab, false, true,
-                          &m->output))) {
-        goto fail;
-    }
-    if (m->output.data == NULL) { /* tied embeddings: the output projection reuses token_embd */
-        if ((st = bind_weight(&ctx, "token_embd.weight", hp->n_embd, hp->n_vocab, true, true,
-                              &m->output))) {
-            goto fail;
-        }
-        m->weight_bytes -= m->output.row_bytes * (uint64_t)m->output.n_rows;
-    }
-    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
-    if (m->layers == NULL) {
+    m->hp.n_vocab = tokenizer_n_vocab(m->tok);
+    ctx.bound = calloc(m->gguf.n_tensors > 0 ? (size_t)m->gguf.n_tensors : 1, sizeof *ctx.bound);
+    if (ctx.bound == NULL) {
         st = load_fail(&ctx, EDGELM_ERR_OUT_OF_MEMORY, "out of memory");
         goto fail;
     }
-    for (int32_t il = 0; il < hp->n_layer; il++) {
-        if ((st = bind_layer(&ctx, arch, il, &m->layers[il])) != EDGELM_OK) {
-            goto fail;
-        }
+    if ((st = bind_weights(&ctx)) != EDGELM_OK) {
+        goto fail;
     }
+    free(ctx.bound);
+    ctx.bound = NULL;
     /* Fingerprint: header, metadata and tensor table, plus a sample of every tensor's bytes (its
      * first and last 64 and 14 evenly spaced 64-byte windows), so two files that differ only in
      * weights do not share saved KV state; cheap enough to do at every load. */
@@ -387,6 +483,7 @@ edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *par
     return EDGELM_OK;
 
 fail:
+    free(ctx.bound);
     edgelm_model_free(m);
     return st;
 }

@@ -1,9 +1,11 @@
 /* model.h - the loaded model: mapping, parsed GGUF, hyperparameters, tokenizer and the weight
- * views the forward pass reads. Internal; the public face is edgelm_model in edgelm.h.
+ * views the forward pass reads, and the architecture descriptor they were bound by. Internal; the
+ * public face is edgelm_model in edgelm.h.
  *
  * Invariant after model_load succeeds: every weight view points inside the mapping, has exactly
  * the shape the hyperparameters imply, and its type has a vec_dot (matrices) or to_float
- * (embeddings); the forward pass relies on this and checks nothing per token.
+ * (embeddings); every tensor of the file is bound to one of them (none is silently ignored); the
+ * forward pass relies on this and checks nothing per token.
  */
 #ifndef EDGELM_MODEL_H
 #define EDGELM_MODEL_H
@@ -19,6 +21,27 @@ typedef enum rope_style {
     ROPE_STYLE_NEOX = 2, /* rotate halves (x[i], x[i + n_rot/2]) - qwen2 and friends */
 } rope_style;
 
+/* Whether a family of tensors belongs to an architecture. A tensor no rule binds is refused at
+ * load (as llama.cpp refuses a file with tensors it did not create), never ignored. */
+typedef enum arch_tensor_rule {
+    ARCH_TENSOR_ABSENT = 0, /* not part of the architecture */
+    ARCH_TENSOR_OPTIONAL,   /* used when present */
+    ARCH_TENSOR_REQUIRED,   /* the file is refused without it */
+} arch_tensor_rule;
+
+/* One supported architecture, as data: everything in which the supported families differ. The
+ * forward pass reads the weights bound by these rules (an absent optional tensor has NULL data)
+ * and the rope style, never the architecture's name. The metadata keys are those of llama under
+ * the prefix "<name>.". Source: llama.cpp's llama-model.cpp (load_tensors, build graphs). */
+typedef struct arch_desc {
+    const char *name; /* general.architecture and the metadata key prefix */
+    rope_style rope;
+    arch_tensor_rule qkv_bias;   /* blk.N.attn_{q,k,v}.bias, added to the projections */
+    arch_tensor_rule qk_norm;    /* blk.N.attn_{q,k}_norm.weight: per-head RMSNorm before rope */
+    arch_tensor_rule rope_freqs; /* rope_freqs.weight: per-pair divisors of the angle (Llama 3) */
+    arch_tensor_rule output;     /* output.weight; OPTIONAL: token_embd when absent (tied) */
+} arch_desc;
+
 /* A 2-D weight as stored: n_rows rows of n_cols elements (GGUF ne[0] = n_cols). */
 typedef struct weight {
     const void *data;
@@ -33,16 +56,18 @@ typedef struct weight {
 } weight;
 
 typedef struct layer_weights {
-    weight attn_norm;  /* (n_embd) */
-    weight wq;         /* (n_embd -> n_head * head_dim) */
-    weight wk;         /* (n_embd -> n_head_kv * head_dim) */
-    weight wv;         /* (n_embd -> n_head_kv * head_dim) */
-    weight bq, bk, bv; /* optional biases (data NULL when absent) */
-    weight wo;         /* (n_head * head_dim -> n_embd) */
-    weight ffn_norm;   /* (n_embd) */
-    weight ffn_gate;   /* (n_embd -> n_ff) */
-    weight ffn_up;     /* (n_embd -> n_ff) */
-    weight ffn_down;   /* (n_ff -> n_embd) */
+    weight attn_norm;   /* (n_embd) */
+    weight wq;          /* (n_embd -> n_head * head_dim) */
+    weight wk;          /* (n_embd -> n_head_kv * head_dim) */
+    weight wv;          /* (n_embd -> n_head_kv * head_dim) */
+    weight bq, bk, bv;  /* (q_dim), (kv_dim), (kv_dim) biases, or data NULL (arch qkv_bias) */
+    weight attn_q_norm; /* (head_dim) per-head RMSNorm of q, or data NULL (arch qk_norm) */
+    weight attn_k_norm; /* (head_dim) per-head RMSNorm of k, or data NULL */
+    weight wo;          /* (n_head * head_dim -> n_embd) */
+    weight ffn_norm;    /* (n_embd) */
+    weight ffn_gate;    /* (n_embd -> n_ff) */
+    weight ffn_up;      /* (n_embd -> n_ff) */
+    weight ffn_down;    /* (n_ff -> n_embd) */
 } layer_weights;
 
 typedef struct model_hparams {
@@ -59,6 +84,9 @@ typedef struct model_hparams {
     float rope_freq_scale; /* 1 / linear scaling factor */
     float rms_eps;
     rope_style rope;
+    /* (n_rot / 2) divisors of each rotated pair's angle, from rope_freqs.weight (Llama 3 rope
+     * scaling; finite and > 0), or NULL: ggml_rope_ext's freq_factors */
+    const float *rope_freq_factors;
 } model_hparams;
 
 struct edgelm_model {
@@ -67,7 +95,7 @@ struct edgelm_model {
     gguf_file gguf;
     tokenizer *tok;
     model_hparams hp;
-    const char *arch_name;
+    const arch_desc *arch; /* an entry of the table in model.c */
     weight token_embd;     /* (n_vocab rows of n_embd) */
     weight output_norm;    /* (n_embd) */
     weight output;         /* (n_embd -> n_vocab); token_embd when tied */
