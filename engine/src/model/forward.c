@@ -5,7 +5,9 @@
  * Per layer: x += Wo * attention(rope(qnorm(Wq*rmsnorm(x) + bq)), rope(knorm(Wk*... + bk)),
  *                                Wv*... + bv);
  *            x += Wdown * (silu(Wgate*rmsnorm(x)) * Wup*rmsnorm(x)).
- * The biases (qwen2) and the per-head q/k RMSNorms (qwen3) apply when the model has them.
+ * The biases (qwen2) and the per-head q/k RMSNorms (qwen3) apply when the model has them; phi3's
+ * fused QKV and gate/up matrices arrive here as row ranges bound as Wq/Wk/Wv and Wgate/Wup, and
+ * its 1/sqrt(head_dim) is applied to q (hp->q_scale) rather than to the scores (hp->kq_scale).
  * Numerics follow llama.cpp's CPU backend where it matters for identical greedy output: RMSNorm
  * sums in double, activations are converted once per matmul to the weight's vec_dot_type
  * (Q8_0/Q8_1/Q8_K/F16), RoPE angles are built by repeated multiplication in float, and the
@@ -262,7 +264,7 @@ static void attention_head(const attention_job *job, int h, int32_t t) {
     const int head_dim = hp->head_dim;
     const int q_dim = hp->n_head * head_dim;
     const int group = hp->n_head / hp->n_head_kv;
-    const float scale = 1.0f / sqrtf((float)head_dim);
+    const float scale = hp->kq_scale; /* 1/sqrt(head_dim), or 1 when q carries it */
     const int32_t n_pos = job->pos0 + t + 1;
     const size_t off = (size_t)t * q_dim + (size_t)h * head_dim;
     const int kv_off = (h / group) * head_dim;
@@ -364,6 +366,11 @@ static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, i
             }
             rope_apply(hp, c, s, q, hp->n_head);
             rope_apply(hp, c, s, k, hp->n_head_kv);
+            if (hp->q_scale != 1.0f) { /* phi3: ggml_scale of q, then attention scale 1 */
+                for (int i = 0; i < q_dim; i++) {
+                    q[i] *= hp->q_scale;
+                }
+            }
             kt->fp32_to_fp16_row(k, kv_cache_k(&fs->cache, il, pos0 + t), kv_dim);
             kt->fp32_to_fp16_row(v, kv_cache_v(&fs->cache, il, pos0 + t), kv_dim);
             kt->fp32_to_fp16_row(q, fs->q16 + (size_t)t * q_dim, q_dim);

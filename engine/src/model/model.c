@@ -48,6 +48,18 @@ static const arch_desc architectures[] = {
         .rope_freqs = ARCH_TENSOR_ABSENT,
         .output = ARCH_TENSOR_OPTIONAL,
     },
+    {
+        .name = "phi3", /* Phi-3 (4k context), Phi-4: no longrope (refused in bind_weights) */
+        .rope = ROPE_STYLE_NEOX,
+        .qkv_bias = ARCH_TENSOR_ABSENT,
+        .qk_norm = ARCH_TENSOR_ABSENT,
+        .rope_freqs = ARCH_TENSOR_ABSENT,
+        .output = ARCH_TENSOR_OPTIONAL,
+        .fused_qkv = ARCH_TENSOR_REQUIRED,
+        .fused_gate_up = ARCH_TENSOR_REQUIRED,
+        .scale_q = true,
+        .sliding_window = true,
+    },
 };
 
 #define N_ARCHITECTURES (sizeof architectures / sizeof architectures[0])
@@ -177,6 +189,16 @@ static edgelm_status bind_weight(load_ctx *ctx, const char *name, int64_t n_cols
     return EDGELM_OK;
 }
 
+/* Rows [first, first + n_rows) of the bound matrix w, as a weight of their own: the same mapped
+ * bytes from row `first` on (a GGUF row is whole blocks, so row r starts at r * row_bytes for
+ * every type), never a copy. */
+static weight weight_rows(const weight *w, int64_t first, int64_t n_rows) {
+    weight view = *w;
+    view.data = (const uint8_t *)w->data + (size_t)first * w->row_bytes;
+    view.n_rows = n_rows;
+    return view;
+}
+
 static edgelm_status bind_layer(load_ctx *ctx, int32_t il, layer_weights *l) {
     const arch_desc *arch = ctx->arch;
     const arch_tensor_rule R = ARCH_TENSOR_REQUIRED;
@@ -185,18 +207,28 @@ static edgelm_status bind_layer(load_ctx *ctx, int32_t il, layer_weights *l) {
     const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
     char name[96];
     edgelm_status st;
-#define BIND(field, suffix, cols, rows, rule, matrix)                                              \
+#define BIND_TO(target, suffix, cols, rows, rule, matrix)                                          \
     do {                                                                                           \
         snprintf(name, sizeof name, "blk.%d.%s", (int)il, suffix);                                 \
-        st = bind_weight(ctx, name, cols, rows, rule, matrix, &l->field);                          \
+        st = bind_weight(ctx, name, cols, rows, rule, matrix, &(target));                          \
         if (st != EDGELM_OK) {                                                                     \
             return st;                                                                             \
         }                                                                                          \
     } while (0)
+#define BIND(field, suffix, cols, rows, rule, matrix)                                              \
+    BIND_TO(l->field, suffix, cols, rows, rule, matrix)
     BIND(attn_norm, "attn_norm.weight", hp->n_embd, 1, R, false);
-    BIND(wq, "attn_q.weight", hp->n_embd, q_dim, R, true);
-    BIND(wk, "attn_k.weight", hp->n_embd, kv_dim, R, true);
-    BIND(wv, "attn_v.weight", hp->n_embd, kv_dim, R, true);
+    if (arch->fused_qkv == R) { /* phi3: one matrix, its rows q then k then v */
+        weight qkv;
+        BIND_TO(qkv, "attn_qkv.weight", hp->n_embd, q_dim + 2 * kv_dim, R, true);
+        l->wq = weight_rows(&qkv, 0, q_dim);
+        l->wk = weight_rows(&qkv, q_dim, kv_dim);
+        l->wv = weight_rows(&qkv, q_dim + kv_dim, kv_dim);
+    } else {
+        BIND(wq, "attn_q.weight", hp->n_embd, q_dim, R, true);
+        BIND(wk, "attn_k.weight", hp->n_embd, kv_dim, R, true);
+        BIND(wv, "attn_v.weight", hp->n_embd, kv_dim, R, true);
+    }
     BIND(bq, "attn_q.bias", q_dim, 1, arch->qkv_bias, false);
     BIND(bk, "attn_k.bias", kv_dim, 1, arch->qkv_bias, false);
     BIND(bv, "attn_v.bias", kv_dim, 1, arch->qkv_bias, false);
@@ -204,10 +236,18 @@ static edgelm_status bind_layer(load_ctx *ctx, int32_t il, layer_weights *l) {
     BIND(attn_k_norm, "attn_k_norm.weight", hp->head_dim, 1, arch->qk_norm, false);
     BIND(wo, "attn_output.weight", q_dim, hp->n_embd, R, true);
     BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 1, R, false);
-    BIND(ffn_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff, R, true);
-    BIND(ffn_up, "ffn_up.weight", hp->n_embd, hp->n_ff, R, true);
+    if (arch->fused_gate_up == R) { /* phi3: ffn_up holds gate then up (ggml_swiglu's halves) */
+        weight gate_up;
+        BIND_TO(gate_up, "ffn_up.weight", hp->n_embd, 2 * (int64_t)hp->n_ff, R, true);
+        l->ffn_gate = weight_rows(&gate_up, 0, hp->n_ff);
+        l->ffn_up = weight_rows(&gate_up, hp->n_ff, hp->n_ff);
+    } else {
+        BIND(ffn_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff, R, true);
+        BIND(ffn_up, "ffn_up.weight", hp->n_embd, hp->n_ff, R, true);
+    }
     BIND(ffn_down, "ffn_down.weight", hp->n_ff, hp->n_embd, R, true);
 #undef BIND
+#undef BIND_TO
     return EDGELM_OK;
 }
 
@@ -287,7 +327,26 @@ static edgelm_status read_hparams(load_ctx *ctx) {
     if (factor > 0.0f && factor < 1e6f) {
         hp->rope_freq_scale = 1.0f / factor;
     }
+    /* rope_yarn's mscale: used by llama.cpp only with longrope/yarn, which are refused; a file
+     * that asks for another value would be computed wrongly */
+    float attn_factor = 1.0f;
+    snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", a);
+    if (gguf_get_f32(&m->gguf, key, &attn_factor) == EDGELM_OK && attn_factor != 1.0f) {
+        return load_fail(ctx, EDGELM_ERR_UNSUPPORTED_ARCH,
+                         "metadata '%s' = %g is not supported (only 1)", key, (double)attn_factor);
+    }
     hp->rope = arch->rope;
+    hp->q_scale = arch->scale_q ? 1.0f / sqrtf((float)hp->head_dim) : 1.0f;
+    hp->kq_scale = arch->scale_q ? 1.0f : 1.0f / sqrtf((float)hp->head_dim);
+    /* llama.cpp's phi3 ignores the window (llm_arch phi3 load_hparams: "Phi SWA is currently
+     * disabled") and computes full attention; SWA would agree with that only while the context
+     * fits in the window, so sessions keep their context within it (session.c). 0: Phi-4. */
+    hp->n_swa = 0;
+    uint32_t n_swa = 0;
+    snprintf(key, sizeof key, "%s.attention.sliding_window", a);
+    if (arch->sliding_window && gguf_get_u32(&m->gguf, key, &n_swa) == EDGELM_OK && n_swa > 0) {
+        hp->n_swa = n_swa > (uint32_t)INT32_MAX ? INT32_MAX : (int32_t)n_swa;
+    }
     return EDGELM_OK;
 }
 
@@ -323,6 +382,19 @@ static edgelm_status bind_weights(load_ctx *ctx) {
     if ((st = bind_weight(ctx, "rope_freqs.weight", hp->n_rot / 2, 1, arch->rope_freqs, false,
                           &rope_freqs))) {
         return st;
+    }
+    /* Phi-3 128k and Phi-3.5 carry longrope as these (llama.cpp: LLM_TENSOR_ROPE_FACTORS_LONG/
+     * SHORT, chosen by context length, with an attention factor); their converter writes no
+     * rope.scaling.type, so the tensors are what names it */
+    static const char *const longrope_tensors[] = {"rope_factors_long.weight",
+                                                   "rope_factors_short.weight"};
+    for (size_t i = 0; i < 2; i++) {
+        if (gguf_find_tensor(&m->gguf, longrope_tensors[i]) != NULL) {
+            return load_fail(ctx, EDGELM_ERR_UNSUPPORTED_ARCH,
+                             "tensor '%s': longrope rope scaling (Phi-3 128k, Phi-3.5) is not "
+                             "supported",
+                             longrope_tensors[i]);
+        }
     }
     hp->rope_freq_factors = rope_freqs.data;
     for (int32_t i = 0; hp->rope_freq_factors != NULL && i < hp->n_rot / 2; i++) {

@@ -40,9 +40,22 @@ typedef struct arch_desc {
     arch_tensor_rule qk_norm;    /* blk.N.attn_{q,k}_norm.weight: per-head RMSNorm before rope */
     arch_tensor_rule rope_freqs; /* rope_freqs.weight: per-pair divisors of the angle (Llama 3) */
     arch_tensor_rule output;     /* output.weight; OPTIONAL: token_embd when absent (tied) */
+    /* blk.N.attn_qkv.weight: q, k and v stacked by rows (q_dim, then kv_dim, then kv_dim) in
+     * place of attn_{q,k,v}.weight; bound as three row ranges of it (phi3). REQUIRED or ABSENT. */
+    arch_tensor_rule fused_qkv;
+    /* blk.N.ffn_up.weight with 2 * n_ff rows, gate then up, in place of ffn_gate.weight and
+     * ffn_up.weight; bound as two row ranges of it (phi3). REQUIRED or ABSENT. */
+    arch_tensor_rule fused_gate_up;
+    /* q is multiplied by 1/sqrt(head_dim) (in f32, after rope) before attention, which then
+     * scales the scores by 1 (llama.cpp's phi3 graph); otherwise the scores are scaled */
+    bool scale_q;
+    /* <name>.attention.sliding_window is read into n_swa (phi3; llama.cpp computes full
+     * attention for phi3 regardless, so a session's context is kept within the window) */
+    bool sliding_window;
 } arch_desc;
 
-/* A 2-D weight as stored: n_rows rows of n_cols elements (GGUF ne[0] = n_cols). */
+/* A 2-D weight as stored: n_rows rows of n_cols elements (GGUF ne[0] = n_cols), or a range of
+ * whole rows of such a tensor (a fused one): row r is always at data + r * row_bytes. */
 typedef struct weight {
     const void *data;
     const tensor_type_traits *traits;
@@ -83,6 +96,9 @@ typedef struct model_hparams {
     float rope_freq_base;
     float rope_freq_scale; /* 1 / linear scaling factor */
     float rms_eps;
+    float q_scale;  /* multiplies q after rope, before attention: 1, or 1/sqrt(head_dim) */
+    float kq_scale; /* multiplies the attention scores: 1/sqrt(head_dim), or 1 */
+    int32_t n_swa;  /* sliding attention window from the file (tokens), 0 when none */
     rope_style rope;
     /* (n_rot / 2) divisors of each rotated pair's angle, from rope_freqs.weight (Llama 3 rope
      * scaling; finite and > 0), or NULL: ggml_rope_ext's freq_factors */

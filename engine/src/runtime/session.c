@@ -82,6 +82,9 @@ static uint32_t effective_ctx(const edgelm_model *model, uint32_t requested) {
         if (n_ctx > EDGELM_DEFAULT_MAX_CTX) {
             n_ctx = EDGELM_DEFAULT_MAX_CTX;
         }
+        if (model->hp.n_swa > 0 && n_ctx > (uint32_t)model->hp.n_swa) {
+            n_ctx = (uint32_t)model->hp.n_swa; /* see the check in edgelm_session_create */
+        }
     }
     return n_ctx;
 }
@@ -107,6 +110,14 @@ edgelm_status edgelm_session_create(const edgelm_model *model, const edgelm_sess
     uint32_t n_ctx = effective_ctx(model, p.n_ctx);
     if (n_ctx < 8 || n_ctx > (1u << 24)) {
         snprintf(err, err_size, "context size %u is out of range (8..%u)", n_ctx, 1u << 24);
+        return EDGELM_ERR_INVALID_ARGUMENT;
+    }
+    if (model->hp.n_swa > 0 && n_ctx > (uint32_t)model->hp.n_swa) {
+        /* within the window, sliding-window and full attention (llama.cpp's phi3) agree */
+        snprintf(err, err_size,
+                 "context size %u exceeds the model's sliding attention window of %d tokens "
+                 "(%s.attention.sliding_window); sliding-window attention is not supported",
+                 n_ctx, (int)model->hp.n_swa, model->arch->name);
         return EDGELM_ERR_INVALID_ARGUMENT;
     }
     int32_t n_threads = p.n_threads;
