@@ -65,6 +65,11 @@ typedef struct edgelm_model edgelm_model;
 
 typedef struct edgelm_model_params {
     bool prefault; /* touch every weight page at load (MAP_POPULATE); default false */
+    /* Load the tokenizer and metadata only: no architecture check, no weights bound, and no
+     * session can be created (edgelm_session_create refuses). For tokenizing, and the only way
+     * to load a vocabulary-only GGUF (no tensors, like llama.cpp's ggml-vocab-*.gguf); default
+     * false. */
+    bool vocab_only;
 } edgelm_model_params;
 
 edgelm_model_params edgelm_model_params_default(void);

@@ -535,6 +535,45 @@ elif [ "$have_tiny" -eq 1 ]; then
     sigint_check "$tiny"
 fi
 
+# ---- vocabulary-only files: llama.cpp's ggml-vocab-*.gguf have no tensors ------------------------
+vocab_dir="$models/vocab"
+if ! ls "$vocab_dir"/ggml-vocab-*.gguf >/dev/null 2>&1; then
+    skip "no ggml-vocab-*.gguf in '$vocab_dir' (EDGELM_MODELS): the vocabulary-only checks did not run"
+elif ! command -v python3 >/dev/null 2>&1; then
+    skip "python3 not found: the vocabulary-only checks did not run"
+else
+    for v in "$vocab_dir"/ggml-vocab-*.gguf; do
+        # every case of llama.cpp's test-tokenizer-0 input (.inp) against its ids (.out)
+        if python3 - "$EDGELM" "$v" >"$tmp/vocab_report" 2>&1 <<'EOF'
+import subprocess, sys
+edgelm, vocab = sys.argv[1], sys.argv[2]
+cases = open(vocab + ".inp", encoding="utf-8").read().split("\n__ggml_vocab_test__\n")
+wants = open(vocab + ".out", encoding="utf-8").read().split("\n")
+bad = n = 0
+for i, text in enumerate(cases):
+    if i == len(cases) - 1 and text == "":
+        break
+    n += 1
+    r = subprocess.run([edgelm, vocab, "--tokenize", "-p", text], capture_output=True)
+    got = r.stdout.decode().strip()
+    if r.returncode != 0 or got != wants[i].strip():
+        bad += 1
+        if bad <= 3:
+            print("case %d %r: exit %d, got '%s', llama.cpp '%s' %s" % (
+                i, text[:40], r.returncode, got[:80], wants[i].strip()[:80],
+                r.stderr.decode()[:200]))
+print("%d of %d cases differ" % (bad, n))
+sys.exit(1 if bad or n == 0 else 0)
+EOF
+        then pass; else fail "$(basename "$v") --tokenize: $(cat "$tmp/vocab_report")"; fi
+    done
+    v=$(ls "$vocab_dir"/ggml-vocab-*.gguf | head -n 1)
+    expect_rc 1 "generation from a vocabulary-only file" "$EDGELM" "$v" -p hello -n 1
+    if grep -q "no tensors: a vocabulary-only GGUF, which can only tokenize" "$tmp/err"; then pass; else
+        fail "generation from $(basename "$v"): expected the vocabulary-only message, got '$(head -c 300 "$tmp/err")'"
+    fi
+fi
+
 if [ -z "$stories" ]; then
     : # said above
 elif [ ! -f "$golden" ]; then

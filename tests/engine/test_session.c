@@ -239,11 +239,41 @@ static void test_load_errors(void) {
     CHECK(edgelm_strerror((edgelm_status)999) != NULL);
 }
 
+/* vocab_only: the tokenizer of a full model without its weights (the same ids as the full
+ * load), no session; a file without tensors loads only that way, with a message saying so. */
+static void test_vocab_only(const edgelm_model *full) {
+    char path[1024], err[512] = "";
+    if (!test_gen_model_file("session-vocab.gguf", "--preset tiny --seed 3", path, sizeof path)) {
+        return;
+    }
+    edgelm_model_params mp = edgelm_model_params_default();
+    CHECK(!mp.vocab_only);
+    mp.vocab_only = true;
+    edgelm_model *v = NULL;
+    CHECK_MSG(edgelm_model_load(path, &mp, &v, err, sizeof err) == EDGELM_OK, "%s", err);
+    unlink(path);
+    if (v == NULL) {
+        return;
+    }
+    static const char text[] = "Once upon a time, there was a tiny model.";
+    int32_t a[64], b[64];
+    const int32_t na = edgelm_tokenize(full, text, sizeof text - 1, true, true, a, 64);
+    const int32_t nb = edgelm_tokenize(v, text, sizeof text - 1, true, true, b, 64);
+    CHECK(na > 0 && na == nb && memcmp(a, b, (size_t)na * sizeof a[0]) == 0);
+    CHECK(edgelm_model_n_vocab(v) == edgelm_model_n_vocab(full));
+    CHECK(edgelm_model_n_layer(v) == 0);
+    edgelm_session *s = (edgelm_session *)1;
+    CHECK(edgelm_session_create(v, NULL, &s, err, sizeof err) == EDGELM_ERR_INVALID_ARGUMENT);
+    CHECK_MSG(s == NULL && strstr(err, "vocabulary only") != NULL, "%s", err);
+    edgelm_model_free(v);
+}
+
 int main(void) {
     test_load_errors();
     edgelm_model *model = test_gen_model("session-tiny.gguf", "--preset tiny --seed 3");
     if (model != NULL) {
         test_generation(model);
+        test_vocab_only(model);
     }
     edgelm_model_free(model);
     return test_finish("test_session", 0);

@@ -435,7 +435,7 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
 }
 
 edgelm_model_params edgelm_model_params_default(void) {
-    edgelm_model_params p = {.prefault = false};
+    edgelm_model_params p = {.prefault = false, .vocab_only = false};
     return p;
 }
 
@@ -449,6 +449,18 @@ void edgelm_model_free(edgelm_model *model) {
     file_map_close(&model->map);
     free(model->path);
     free(model);
+}
+
+/* The tokenizer from the file's tokenizer.* metadata, and n_vocab from it. */
+static edgelm_status create_tokenizer(load_ctx *ctx) {
+    edgelm_model *m = ctx->model;
+    char tok_err[256];
+    const edgelm_status st = tokenizer_create(&m->gguf, &m->tok, tok_err, sizeof tok_err);
+    if (st != EDGELM_OK) {
+        return load_fail(ctx, st, "%s", tok_err);
+    }
+    m->hp.n_vocab = tokenizer_n_vocab(m->tok);
+    return EDGELM_OK;
 }
 
 edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *params,
@@ -496,6 +508,20 @@ edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *par
             goto fail;
         }
     }
+    if (params->vocab_only) {
+        m->vocab_only = true;
+        if ((st = create_tokenizer(&ctx)) != EDGELM_OK) {
+            goto fail;
+        }
+        *out = m;
+        return EDGELM_OK;
+    }
+    if (m->gguf.n_tensors == 0) {
+        st = load_fail(&ctx, EDGELM_ERR_MISSING,
+                       "the file has no tensors: a vocabulary-only GGUF, which can only tokenize "
+                       "(edgelm --tokenize, or edgelm_model_params.vocab_only)");
+        goto fail;
+    }
     gguf_string arch_name;
     if (gguf_get_string(&m->gguf, "general.architecture", &arch_name) != EDGELM_OK) {
         st = load_fail(&ctx, EDGELM_ERR_MISSING, "metadata 'general.architecture' is missing");
@@ -518,15 +544,9 @@ edgelm_status edgelm_model_load(const char *path, const edgelm_model_params *par
     if ((st = read_hparams(&ctx)) != EDGELM_OK) {
         goto fail;
     }
-    {
-        char tok_err[256];
-        st = tokenizer_create(&m->gguf, &m->tok, tok_err, sizeof tok_err);
-        if (st != EDGELM_OK) {
-            load_fail(&ctx, st, "%s", tok_err);
-            goto fail;
-        }
+    if ((st = create_tokenizer(&ctx)) != EDGELM_OK) {
+        goto fail;
     }
-    m->hp.n_vocab = tokenizer_n_vocab(m->tok);
     ctx.bound = calloc(m->gguf.n_tensors > 0 ? (size_t)m->gguf.n_tensors : 1, sizeof *ctx.bound);
     if (ctx.bound == NULL) {
         st = load_fail(&ctx, EDGELM_ERR_OUT_OF_MEMORY, "out of memory");

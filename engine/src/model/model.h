@@ -118,6 +118,7 @@ struct edgelm_model {
     layer_weights *layers; /* n_layer entries */
     uint64_t fingerprint;
     uint64_t weight_bytes;
+    bool vocab_only; /* loaded for the tokenizer only: arch NULL, hp and weights zero */
 };
 
 #endif /* EDGELM_MODEL_H */

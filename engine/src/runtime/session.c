@@ -106,6 +106,13 @@ edgelm_status edgelm_session_create(const edgelm_model *model, const edgelm_sess
         return EDGELM_ERR_INVALID_ARGUMENT;
     }
     *out = NULL;
+    if (model->vocab_only) {
+        snprintf(err, err_size,
+                 "%s: the model was loaded for its vocabulary only (vocab_only): it cannot "
+                 "evaluate",
+                 model->path);
+        return EDGELM_ERR_INVALID_ARGUMENT;
+    }
     const edgelm_session_params p = params != NULL ? *params : edgelm_session_params_default();
     uint32_t n_ctx = effective_ctx(model, p.n_ctx);
     if (n_ctx < 8 || n_ctx > (1u << 24)) {
