@@ -594,6 +594,11 @@ static int run_info(const edgelm_model *model, const cli_options *opt) {
            (int)edgelm_model_n_vocab(model), (int)edgelm_model_token_bos(model),
            (int)edgelm_model_token_eos(model), edgelm_model_add_bos(model) ? "yes" : "no");
     printf("fingerprint: %016llx\n", (unsigned long long)edgelm_model_fingerprint(model));
+    {
+        char block[1024];
+        edgelm_model_describe(model, block, sizeof block);
+        fputs(block, stdout);
+    }
 
     int64_t n_kv = edgelm_model_n_metadata(model);
     printf("\nmetadata (%lld keys):\n", (long long)n_kv);

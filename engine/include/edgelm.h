@@ -97,6 +97,11 @@ uint64_t edgelm_model_session_bytes(const edgelm_model *model, uint32_t n_ctx);
 uint32_t edgelm_model_effective_ctx(const edgelm_model *model, uint32_t requested);
 /* Fingerprint of the weights and tokenizer (FNV-1a 64 over header and tensor table). */
 uint64_t edgelm_model_fingerprint(const edgelm_model *model);
+/* What the architecture's block looks like, one "name: value" per line (heads, rope style, base,
+ * scaling and frequency factors, q/k norms, QKV biases, fused tensors, sliding window, tied
+ * output), written NUL-terminated into buf (truncated to size); returns the length the whole
+ * text needs, as snprintf does. A vocab_only model writes "vocab_only: yes". */
+size_t edgelm_model_describe(const edgelm_model *model, char *buf, size_t size);
 
 /* Metadata and tensor inspection (for --info). Index from 0; returns false past the end.
  * value is rendered as text (arrays abbreviated) into buf. */

@@ -535,6 +535,22 @@ elif [ "$have_tiny" -eq 1 ]; then
     sigint_check "$tiny"
 fi
 
+# ---- --info shows what each architecture adds (the arch/ fixtures) --------------------------------
+if [ -f "$models/arch/llama3-Q8_0.gguf" ]; then
+    for case in "llama3-Q8_0|rope frequency factors: 32 (rope_freqs.weight, Llama 3), 1 to 32" \
+        "qwen3-F16|q/k norms: yes" "qwen2-F16|qkv biases: yes" "phi3-F16|fused qkv: yes" \
+        "phi3-F16|feed-forward: 512 (SwiGLU, gate and up fused)" "llama3-F16|q/k norms: no"; do
+        file=${case%%|*}
+        line=${case#*|}
+        expect_rc 0 "$file --info" "$EDGELM" "$models/arch/$file.gguf" --info
+        if grep -qxF "$line" "$tmp/out"; then pass; else
+            fail "$file --info: no line '$line' in: $(sed -n 4,16p "$tmp/out")"
+        fi
+    done
+else
+    skip "no arch/ fixtures in '$models' (EDGELM_MODELS): the --info architecture checks did not run"
+fi
+
 # ---- vocabulary-only files: llama.cpp's ggml-vocab-*.gguf have no tensors ------------------------
 vocab_dir="$models/vocab"
 if ! ls "$vocab_dir"/ggml-vocab-*.gguf >/dev/null 2>&1; then

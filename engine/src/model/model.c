@@ -580,6 +580,73 @@ fail:
     return st;
 }
 
+/* Appends to a text of a fixed buffer: out[*used..] gets the formatted text (truncated), *used
+ * counts the length the whole text needs. */
+static void describe_append(char *out, size_t size, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void describe_append(char *out, size_t size, size_t *used, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = vsnprintf(*used < size ? out + *used : NULL, *used < size ? size - *used : 0,
+                            fmt, ap);
+    va_end(ap);
+    *used += n > 0 ? (size_t)n : 0;
+}
+
+static const char *yes_no(bool b) { return b ? "yes" : "no"; }
+
+size_t edgelm_model_describe(const edgelm_model *model, char *buf, size_t size) {
+    size_t used = 0;
+    if (buf != NULL && size > 0) {
+        buf[0] = '\0';
+    } else {
+        size = 0;
+    }
+    if (model->vocab_only) {
+        describe_append(buf, size, &used, "vocab_only: yes\n");
+        return used;
+    }
+    const model_hparams *hp = &model->hp;
+    const arch_desc *a = model->arch;
+    const layer_weights *l0 = &model->layers[0];
+    describe_append(buf, size, &used, "heads: %d query, %d key/value, head size %d\n",
+                    (int)hp->n_head, (int)hp->n_head_kv, (int)hp->head_dim);
+    describe_append(buf, size, &used, "feed-forward: %d (SwiGLU%s)\n", (int)hp->n_ff,
+                    a->fused_gate_up == ARCH_TENSOR_REQUIRED ? ", gate and up fused" : "");
+    describe_append(buf, size, &used, "rope: %s, %d dimensions, base %g, linear scale %g\n",
+                    hp->rope == ROPE_STYLE_NEOX ? "neox (halves)" : "normal (pairs)",
+                    (int)hp->n_rot, (double)hp->rope_freq_base,
+                    (double)(1.0f / hp->rope_freq_scale));
+    if (hp->rope_freq_factors != NULL) {
+        float lo = hp->rope_freq_factors[0], hi = lo;
+        for (int i = 1; i < hp->n_rot / 2; i++) {
+            lo = fminf(lo, hp->rope_freq_factors[i]);
+            hi = fmaxf(hi, hp->rope_freq_factors[i]);
+        }
+        describe_append(buf, size, &used,
+                        "rope frequency factors: %d (rope_freqs.weight, Llama 3), %g to %g\n",
+                        (int)(hp->n_rot / 2), (double)lo, (double)hi);
+    } else {
+        describe_append(buf, size, &used, "rope frequency factors: none\n");
+    }
+    describe_append(buf, size, &used, "q/k norms: %s\n", yes_no(l0->attn_q_norm.data != NULL));
+    describe_append(buf, size, &used, "qkv biases: %s\n", yes_no(l0->bq.data != NULL));
+    describe_append(buf, size, &used, "fused qkv: %s\n",
+                    yes_no(a->fused_qkv == ARCH_TENSOR_REQUIRED));
+    if (hp->n_swa > 0) {
+        describe_append(buf, size, &used,
+                        "sliding window: %d tokens (sessions are capped to it)\n", (int)hp->n_swa);
+    } else {
+        describe_append(buf, size, &used, "sliding window: none\n");
+    }
+    describe_append(buf, size, &used, "output: %s\n",
+                    model->output.data == model->token_embd.data ? "tied to token_embd"
+                                                                  : "output.weight");
+    describe_append(buf, size, &used, "rms norm epsilon: %g\n", (double)hp->rms_eps);
+    return used;
+}
+
 int32_t edgelm_model_n_vocab(const edgelm_model *model) { return model->hp.n_vocab; }
 int32_t edgelm_model_n_ctx_train(const edgelm_model *model) { return model->hp.n_ctx_train; }
 int32_t edgelm_model_n_layer(const edgelm_model *model) { return model->hp.n_layer; }
