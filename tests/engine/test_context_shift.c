@@ -46,7 +46,9 @@ static void test_rotate_synthetic(void) {
                 cs[i] = (float)cos(a);
                 sn[i] = (float)sin(a);
             }
-            kv_cache_rotate_k(&c, 2, 5, head_dim, n_rot, neox, cs, sn);
+            for (int32_t l = 0; l < n_layer; l++) {
+                kv_cache_rotate_k(&c, l, 2, 5, head_dim, n_rot, neox, cs, sn);
+            }
             int bad = 0;
             for (int32_t l = 0; l < n_layer; l++) {
                 for (int32_t p = 0; p < 8; p++) {
@@ -129,8 +131,9 @@ static void test_rotate_model(const edgelm_model *m) {
         forward_token(&fs, token, p, false);
         memcpy(kv_cache_k(&one, 0, 0), kv_cache_k(&fs.cache, 0, p), row_bytes);
         forward_token(&fs, token, p + delta, false);
-        forward_rope_angles(hp, delta, cs, sn);
-        kv_cache_rotate_k(&one, 0, 1, hp->head_dim, hp->n_rot, hp->rope == ROPE_STYLE_NEOX, cs, sn);
+        forward_rope_angles(hp, false, delta, cs, sn);
+        kv_cache_rotate_k(&one, 0, 0, 1, hp->head_dim, hp->n_rot, hp->rope == ROPE_STYLE_NEOX, cs,
+                          sn);
         const fp16_t *got = kv_cache_k(&one, 0, 0), *want = kv_cache_k(&fs.cache, 0, p + delta);
         double scale = 0.0, err = 0.0;
         for (int32_t i = 0; i < fs.cache.kv_dim; i++) {
@@ -181,10 +184,7 @@ static void shifted_logits(const edgelm_model *m, const int32_t *tokens, int32_t
     const int32_t n_moved = n_total - keep - discard;
     kv_cache_move(&fs.cache, keep, keep + discard, n_moved);
     if (rotate) {
-        float cs[256], sn[256];
-        forward_rope_angles(hp, -discard, cs, sn);
-        kv_cache_rotate_k(&fs.cache, keep, keep + n_moved, hp->head_dim, hp->n_rot,
-                          hp->rope == ROPE_STYLE_NEOX, cs, sn);
+        forward_rotate_keys(&fs, keep, keep + n_moved, -discard);
     }
     forward_token(&fs, next, n_total - discard, true);
     memcpy(out, fs.logits, (size_t)hp->n_vocab * sizeof(float));

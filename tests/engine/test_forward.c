@@ -211,7 +211,7 @@ static int golden_tests(void) {
     static const char *const synthetic[] = {"F32",  "Q2_K", "Q3_K",  "Q4_K",
                                             "Q5_K", "Q6_K", "Q4_K_M"};
     /* arch/: random-weight models in the layouts of other architectures (README of the models) */
-    static const char *const archs[] = {"qwen2", "qwen3", "llama3", "phi3"};
+    static const char *const archs[] = {"qwen2", "qwen3", "llama3", "phi3", "gemma3"};
     static const char *const arch_types[] = {"F16", "Q8_0", "Q4_K_M"}; /* F16 first */
     int skipped = 0;
     for (size_t i = 0; i < sizeof stories / sizeof stories[0]; i++) {
@@ -613,9 +613,10 @@ static void refusal_tests(void) {
         const char *message[2]; /* both must appear in the error */
     } cases[] = {
         {"unknown architecture",
-         {"gemma3", NULL, NULL, {{0}}},
+         {"gemma2", NULL, NULL, {{0}}},
          EDGELM_ERR_UNSUPPORTED_ARCH,
-         {"architecture 'gemma3' is not supported", "(supported: llama, qwen2, qwen3, phi3)"}},
+         {"architecture 'gemma2' is not supported",
+          "(supported: llama, qwen2, qwen3, phi3, gemma3)"}},
         {"qwen3 without attn_q_norm",
          {"qwen3", NULL, NULL, {KNORM}},
          EDGELM_ERR_MISSING,

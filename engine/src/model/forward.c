@@ -5,9 +5,12 @@
  * Per layer: x += Wo * attention(rope(qnorm(Wq*rmsnorm(x) + bq)), rope(knorm(Wk*... + bk)),
  *                                Wv*... + bv);
  *            x += Wdown * (silu(Wgate*rmsnorm(x)) * Wup*rmsnorm(x)).
- * The biases (qwen2) and the per-head q/k RMSNorms (qwen3) apply when the model has them; phi3's
- * fused QKV and gate/up matrices arrive here as row ranges bound as Wq/Wk/Wv and Wgate/Wup, and
- * its 1/sqrt(head_dim) is applied to q (hp->q_scale) rather than to the scores (hp->kq_scale).
+ * The biases (qwen2) and the per-head q/k RMSNorms (qwen3, gemma3) apply when the model has them;
+ * phi3's fused QKV and gate/up matrices arrive here as row ranges bound as Wq/Wk/Wv and Wgate/Wup,
+ * and its 1/sqrt(head_dim) is applied to q (hp->q_scale) rather than to the scores (hp->kq_scale).
+ * gemma3 adds: embeddings times sqrt(n_embd), GELU in place of SiLU, an RMSNorm of each residual
+ * branch's output before its add (post-norms), local layers that attend to the last n_swa
+ * positions only and rope with their own base, and an optional tanh softcap of the logits.
  * Numerics follow llama.cpp's CPU backend where it matters for identical greedy output: RMSNorm
  * sums in double, activations are converted once per matmul to the weight's vec_dot_type
  * (Q8_0/Q8_1/Q8_K/F16), RoPE angles are built by repeated multiplication in float, and the
@@ -52,7 +55,8 @@ typedef struct matmul_task {
 typedef struct matmul_job {
     int n_tasks;
     int32_t n_tokens;
-    bool swiglu; /* tasks 0 and 1 are gate and up: then out0 = silu(out0) * out1 */
+    bool gated; /* tasks 0 and 1 are gate and up: then out0 = act(out0) * out1 */
+    ffn_activation activation;
     matmul_task tasks[3];
 } matmul_job;
 
@@ -115,6 +119,22 @@ static void matmul_rows(const matmul_task *task, int32_t n_tokens, int64_t begin
     }
 }
 
+/* ggml_vec_geglu_f32 as ggml builds it (GGML_GELU_FP16): the gate is rounded to F16 and its
+ * tanh GELU looked up in a table of F16 results, here computed on the spot the way the table's
+ * entries are (ggml_gelu_f32 of the F16 value, rounded to F16); saturated outside +-10. */
+static float geglu(float gate, float up) {
+    if (gate <= -10.0f) {
+        return 0.0f;
+    }
+    if (gate >= 10.0f) {
+        return gate * up;
+    }
+    const float x = fp16_to_fp32(fp32_to_fp16(gate));
+    const float sqrt_2_over_pi = 0.79788456080286535587989211986876f;
+    const float gelu = 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * x * (1.0f + 0.044715f * x * x)));
+    return fp16_to_fp32(fp32_to_fp16(gelu)) * up;
+}
+
 static void matmul_worker(void *arg, int ith, int nth) {
     const matmul_job *job = arg;
     for (int i = 0; i < job->n_tasks; i++) {
@@ -122,7 +142,7 @@ static void matmul_worker(void *arg, int ith, int nth) {
         matmul_range(job->tasks[i].w->n_rows, ith, nth, &begin, &end);
         matmul_rows(&job->tasks[i], job->n_tokens, begin, end);
     }
-    if (job->swiglu) {
+    if (job->gated) {
         /* gate and up have the same row count, so this thread owns the same rows of both */
         const matmul_task *gate = &job->tasks[0], *up = &job->tasks[1];
         int64_t begin, end;
@@ -130,8 +150,14 @@ static void matmul_worker(void *arg, int ith, int nth) {
         for (int32_t t = 0; t < job->n_tokens; t++) {
             float *g = gate->out + (int64_t)t * gate->out_stride;
             const float *u = up->out + (int64_t)t * up->out_stride;
-            for (int64_t r = begin; r < end; r++) {
-                g[r] = (g[r] / (1.0f + expf(-g[r]))) * u[r];
+            if (job->activation == FFN_GELU) {
+                for (int64_t r = begin; r < end; r++) {
+                    g[r] = geglu(g[r], u[r]);
+                }
+            } else {
+                for (int64_t r = begin; r < end; r++) {
+                    g[r] = (g[r] / (1.0f + expf(-g[r]))) * u[r];
+                }
             }
         }
     }
@@ -160,11 +186,11 @@ typedef struct matmul_out {
 /* out_i = W_i * x for up to three weights sharing the input x: n_tokens rows of n values,
  * x_stride floats apart. The input is converted once per distinct vec_dot_type. */
 static void matmul(forward_state *fs, const float *x, int64_t x_stride, int n, int32_t n_tokens,
-                   const matmul_out *outs, int n_outs, bool swiglu) {
+                   const matmul_out *outs, int n_outs, bool gated) {
     uint32_t slot_type[3];
     size_t slot_stride[3];
     int n_slots = 0;
-    matmul_job job = {.n_tokens = n_tokens, .swiglu = swiglu};
+    matmul_job job = {.n_tokens = n_tokens, .gated = gated, .activation = fs->model->hp.activation};
     for (int i = 0; i < n_outs; i++) {
         const weight *w = outs[i].w;
         const uint32_t vdt = w->traits->vec_dot_type;
@@ -216,13 +242,17 @@ static void head_norms(float *vec, const float *w, int n_heads, int head_dim, fl
     }
 }
 
-void forward_rope_angles(const model_hparams *hp, int32_t pos, float *cos_out, float *sin_out) {
-    const float theta_scale = powf(hp->rope_freq_base, -2.0f / (float)hp->n_rot);
-    const float *factors = hp->rope_freq_factors;
+void forward_rope_angles(const model_hparams *hp, bool local, int32_t pos, float *cos_out,
+                         float *sin_out) {
+    /* llama.cpp's get_rope_freq_base/scale: local layers use the SWA base and no scaling */
+    const float base = local ? hp->rope_freq_base_swa : hp->rope_freq_base;
+    const float freq_scale = local ? 1.0f : hp->rope_freq_scale;
+    const float theta_scale = powf(base, -2.0f / (float)hp->n_rot);
+    const float *factors = local ? NULL : hp->rope_freq_factors;
     float theta = (float)pos;
     for (int i = 0; i < hp->n_rot / 2; i++) {
         /* ggml_rope_cache_init: rope_yarn(theta / ff) with ext_factor 0 is freq_scale * that */
-        const float angle = hp->rope_freq_scale * (factors != NULL ? theta / factors[i] : theta);
+        const float angle = freq_scale * (factors != NULL ? theta / factors[i] : theta);
         cos_out[i] = cosf(angle);
         sin_out[i] = sinf(angle);
         theta *= theta_scale;
@@ -246,6 +276,19 @@ static void rope_apply(const model_hparams *hp, const float *cos_v, const float 
     }
 }
 
+void forward_rotate_keys(forward_state *fs, int32_t begin, int32_t end, int32_t delta) {
+    const model_hparams *hp = &fs->model->hp;
+    /* the chunk's rope tables are free between passes: row 0 of each holds the angles */
+    forward_rope_angles(hp, false, delta, fs->rope_cos, fs->rope_sin);
+    forward_rope_angles(hp, true, delta, fs->rope_cos_local, fs->rope_sin_local);
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        const bool local = fs->model->layers[il].local;
+        kv_cache_rotate_k(&fs->cache, il, begin, end, hp->head_dim, hp->n_rot,
+                          hp->rope == ROPE_STYLE_NEOX, local ? fs->rope_cos_local : fs->rope_cos,
+                          local ? fs->rope_sin_local : fs->rope_sin);
+    }
+}
+
 /* ---- attention ------------------------------------------------------------------------------- */
 
 typedef struct attention_job {
@@ -253,7 +296,8 @@ typedef struct attention_job {
     const kernel_table *kernels;
     int32_t layer;
     int32_t pos0;     /* position of the chunk's first token */
-    int32_t n_tokens; /* token t attends to positions 0..pos0+t */
+    int32_t n_tokens; /* token t attends to positions 0..pos0+t (a local layer: the last n_swa) */
+    bool local;
 } attention_job;
 
 /* One (head, token) item: the flash-attention output of head h for token t. */
@@ -266,6 +310,8 @@ static void attention_head(const attention_job *job, int h, int32_t t) {
     const int group = hp->n_head / hp->n_head_kv;
     const float scale = hp->kq_scale; /* 1/sqrt(head_dim), or 1 when q carries it */
     const int32_t n_pos = job->pos0 + t + 1;
+    /* llama.cpp masks key position p for query position P when P - p >= n_swa */
+    const int32_t first = job->local && n_pos > hp->n_swa ? n_pos - hp->n_swa : 0;
     const size_t off = (size_t)t * q_dim + (size_t)h * head_dim;
     const int kv_off = (h / group) * head_dim;
     float *out = fs->att + off;
@@ -282,7 +328,7 @@ static void attention_head(const attention_job *job, int h, int32_t t) {
         acc[i] = 0;
     }
     const fp16_t *q16 = fs->q16 + off;
-    for (int32_t p = 0; p < n_pos; p++) {
+    for (int32_t p = first; p < n_pos; p++) {
         float dot;
         kt->f16_dot(head_dim, &dot, kv_cache_k(&fs->cache, job->layer, p) + kv_off, q16);
         const float score = dot * scale;
@@ -322,6 +368,29 @@ static void attention_worker(void *arg, int ith, int nth) {
 
 /* ---- the pass -------------------------------------------------------------------------------- */
 
+/* x += W in for the chunk's n tokens (n_in values each); with a post-norm (gemma3),
+ * x += rmsnorm(W in) instead, the product waiting in xb. */
+static void project_residual(forward_state *fs, const weight *w, const weight *post_norm,
+                             const float *in, int n_in, int32_t n) {
+    const model_hparams *hp = &fs->model->hp;
+    const int n_embd = hp->n_embd;
+    if (post_norm->data == NULL) {
+        const matmul_out out = {w, fs->x, n_embd, NULL, true};
+        matmul(fs, in, n_in, n_in, n, &out, 1, false);
+        return;
+    }
+    const matmul_out out = {w, fs->xb, n_embd, NULL, false};
+    matmul(fs, in, n_in, n_in, n, &out, 1, false);
+    for (int32_t t = 0; t < n; t++) {
+        float *y = fs->xb + (size_t)t * n_embd;
+        float *x = fs->x + (size_t)t * n_embd;
+        rms_norm(y, y, post_norm->data, n_embd, hp->rms_eps);
+        for (int i = 0; i < n_embd; i++) {
+            x[i] += y[i];
+        }
+    }
+}
+
 /* One chunk of n <= n_chunk_max tokens at positions pos0.. */
 static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, int32_t pos0,
                           bool want_logits) {
@@ -335,11 +404,21 @@ static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, i
 
     for (int32_t t = 0; t < n; t++) {
         /* get_rows: dequantize the token's embedding row */
+        float *x = fs->x + (size_t)t * n_embd;
         m->token_embd.traits->to_float((const uint8_t *)m->token_embd.data +
                                            (size_t)tokens[t] * m->token_embd.row_bytes,
-                                       fs->x + (size_t)t * n_embd, n_embd);
-        forward_rope_angles(hp, pos0 + t, fs->rope_cos + (size_t)t * half_rot,
+                                       x, n_embd);
+        if (hp->embd_scale != 1.0f) { /* gemma: ggml_scale by sqrt(n_embd) */
+            for (int i = 0; i < n_embd; i++) {
+                x[i] *= hp->embd_scale;
+            }
+        }
+        forward_rope_angles(hp, false, pos0 + t, fs->rope_cos + (size_t)t * half_rot,
                             fs->rope_sin + (size_t)t * half_rot);
+        if (hp->n_local_layers > 0) {
+            forward_rope_angles(hp, true, pos0 + t, fs->rope_cos_local + (size_t)t * half_rot,
+                                fs->rope_sin_local + (size_t)t * half_rot);
+        }
     }
 
     for (int32_t il = 0; il < hp->n_layer; il++) {
@@ -354,9 +433,11 @@ static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, i
             {&l->wv, fs->v, kv_dim, &l->bv, false},
         };
         matmul(fs, fs->xb, n_embd, n_embd, n, qkv, 3, false);
+        const float *cos_table = l->local ? fs->rope_cos_local : fs->rope_cos;
+        const float *sin_table = l->local ? fs->rope_sin_local : fs->rope_sin;
         for (int32_t t = 0; t < n; t++) {
-            const float *c = fs->rope_cos + (size_t)t * half_rot;
-            const float *s = fs->rope_sin + (size_t)t * half_rot;
+            const float *c = cos_table + (size_t)t * half_rot;
+            const float *s = sin_table + (size_t)t * half_rot;
             float *q = fs->q + (size_t)t * q_dim;
             float *k = fs->k + (size_t)t * kv_dim;
             const float *v = fs->v + (size_t)t * kv_dim;
@@ -366,7 +447,7 @@ static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, i
             }
             rope_apply(hp, c, s, q, hp->n_head);
             rope_apply(hp, c, s, k, hp->n_head_kv);
-            if (hp->q_scale != 1.0f) { /* phi3: ggml_scale of q, then attention scale 1 */
+            if (hp->q_scale != 1.0f) { /* phi3, gemma3: ggml_scale of q, attention scale 1 */
                 for (int i = 0; i < q_dim; i++) {
                     q[i] *= hp->q_scale;
                 }
@@ -375,10 +456,9 @@ static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, i
             kt->fp32_to_fp16_row(v, kv_cache_v(&fs->cache, il, pos0 + t), kv_dim);
             kt->fp32_to_fp16_row(q, fs->q16 + (size_t)t * q_dim, q_dim);
         }
-        attention_job job = {fs, kt, il, pos0, n};
+        attention_job job = {fs, kt, il, pos0, n, l->local};
         thread_pool_run(fs->pool, attention_worker, &job);
-        const matmul_out wo = {&l->wo, fs->x, n_embd, NULL, true};
-        matmul(fs, fs->att, q_dim, q_dim, n, &wo, 1, false);
+        project_residual(fs, &l->wo, &l->attn_post_norm, fs->att, q_dim, n);
 
         for (int32_t t = 0; t < n; t++) {
             rms_norm(fs->xb + (size_t)t * n_embd, fs->x + (size_t)t * n_embd, l->ffn_norm.data,
@@ -389,8 +469,7 @@ static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, i
             {&l->ffn_up, fs->hb2, hp->n_ff, NULL, false},
         };
         matmul(fs, fs->xb, n_embd, n_embd, n, gate_up, 2, true);
-        const matmul_out down = {&l->ffn_down, fs->x, n_embd, NULL, true};
-        matmul(fs, fs->hb, hp->n_ff, hp->n_ff, n, &down, 1, false);
+        project_residual(fs, &l->ffn_down, &l->ffn_post_norm, fs->hb, hp->n_ff, n);
     }
     if (pos0 + n > fs->cache.n_used) {
         fs->cache.n_used = pos0 + n;
@@ -400,6 +479,12 @@ static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, i
         rms_norm(fs->xb, fs->x + last, m->output_norm.data, n_embd, hp->rms_eps);
         const matmul_out out = {&m->output, fs->logits, hp->n_vocab, NULL, false};
         matmul(fs, fs->xb, n_embd, n_embd, 1, &out, 1, false);
+        if (hp->logit_softcap > 0.0f) { /* ggml_scale(1/c), ggml_tanh, ggml_scale(c) */
+            const float inv = 1.0f / hp->logit_softcap;
+            for (int32_t i = 0; i < hp->n_vocab; i++) {
+                fs->logits[i] = tanhf(fs->logits[i] * inv) * hp->logit_softcap;
+            }
+        }
     }
 }
 
@@ -426,7 +511,7 @@ static size_t chunk_floats(const model_hparams *hp, size_t n_chunk) {
     const size_t q_dim = (size_t)hp->n_head * hp->head_dim;
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t per_token = 2 * (size_t)hp->n_embd + 2 * q_dim + 2 * kv_dim +
-                             2 * (size_t)hp->n_ff + 2 * (size_t)(hp->n_rot / 2);
+                             2 * (size_t)hp->n_ff + 4 * (size_t)(hp->n_rot / 2);
     return per_token * n_chunk;
 }
 
@@ -501,7 +586,9 @@ edgelm_status forward_init(forward_state *fs, const edgelm_model *model, uint32_
     fs->hb = take_floats(&f, n_chunk * (size_t)hp->n_ff);
     fs->hb2 = take_floats(&f, n_chunk * (size_t)hp->n_ff);
     fs->rope_cos = take_floats(&f, n_chunk * half_rot);
-    fs->rope_sin = f;
+    fs->rope_sin = take_floats(&f, n_chunk * half_rot);
+    fs->rope_cos_local = take_floats(&f, n_chunk * half_rot);
+    fs->rope_sin_local = f;
     fs->logits = calloc((size_t)hp->n_vocab, sizeof(float));
     fs->q16 = calloc(n_chunk * q_dim, sizeof(fp16_t));
     fs->o16 = calloc(n_chunk * q_dim, sizeof(fp16_t));

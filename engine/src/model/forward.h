@@ -25,16 +25,18 @@ typedef struct forward_state {
     int32_t n_chunk_max; /* tokens the scratch below holds (FORWARD_CHUNK) */
     int32_t n_chunk; /* tokens per chunk used by forward_batch, 1..n_chunk_max (tests lower it) */
     /* scratch, one row per token of the chunk */
-    float *x;        /* (n_chunk_max, n_embd) residual stream */
-    float *xb;       /* (n_chunk_max, n_embd) normed input */
-    float *q;        /* (n_chunk_max, q_dim) */
-    float *k;        /* (n_chunk_max, kv_dim) */
-    float *v;        /* (n_chunk_max, kv_dim) */
-    float *att;      /* (n_chunk_max, q_dim) attention output */
-    float *hb;       /* (n_chunk_max, n_ff) gate, then silu(gate) * up */
-    float *hb2;      /* (n_chunk_max, n_ff) up */
-    float *rope_cos; /* (n_chunk_max, n_rot / 2) for each token's position */
-    float *rope_sin; /* (n_chunk_max, n_rot / 2) */
+    float *x;              /* (n_chunk_max, n_embd) residual stream */
+    float *xb;             /* (n_chunk_max, n_embd) normed input */
+    float *q;              /* (n_chunk_max, q_dim) */
+    float *k;              /* (n_chunk_max, kv_dim) */
+    float *v;              /* (n_chunk_max, kv_dim) */
+    float *att;            /* (n_chunk_max, q_dim) attention output */
+    float *hb;             /* (n_chunk_max, n_ff) gate, then silu(gate) * up */
+    float *hb2;            /* (n_chunk_max, n_ff) up */
+    float *rope_cos;       /* (n_chunk_max, n_rot / 2) for each token's position */
+    float *rope_sin;       /* (n_chunk_max, n_rot / 2) */
+    float *rope_cos_local; /* the same for local layers' rope (hp.n_local_layers > 0) */
+    float *rope_sin_local;
     fp16_t *q16;     /* (n_chunk_max, q_dim) queries rounded to f16, as ggml feeds the f16 K dot */
     fp16_t *o16;     /* (n_chunk_max, q_dim) per-head f16 attention accumulators (ggml's VKQ16) */
     uint8_t *act[3]; /* activations converted to a vec_dot_type, one slot per distinct type:
@@ -59,8 +61,14 @@ void forward_batch(forward_state *fs, const int32_t *tokens, int32_t n, int32_t 
 /* cos/sin of freq_scale * (pos * base^(-2i/n_rot) / factor[i]) for i < n_rot / 2 (factor 1
  * without rope_freq_factors), built by repeated multiplication as ggml's rope cache does (so the
  * angles round the same way); pos may be negative (a context shift turns keys back by the tokens
- * it drops, with the same factors). */
-void forward_rope_angles(const model_hparams *hp, int32_t pos, float *cos_out, float *sin_out);
+ * it drops, with the same factors). local: the angles of local (sliding-window) layers, with
+ * rope_freq_base_swa, scale 1 and no factors. */
+void forward_rope_angles(const model_hparams *hp, bool local, int32_t pos, float *cos_out,
+                         float *sin_out);
+
+/* Re-encode the cached keys at positions [begin, end) of every layer at position + delta, each
+ * layer with its own rope (local or global): the context shift's key update. */
+void forward_rotate_keys(forward_state *fs, int32_t begin, int32_t end, int32_t delta);
 
 /* forward_batch of one token. */
 void forward_token(forward_state *fs, int32_t token, int32_t pos, bool want_logits);

@@ -56,23 +56,21 @@ void kv_cache_move(kv_cache *c, int32_t dst, int32_t src, int32_t n) {
     }
 }
 
-void kv_cache_rotate_k(kv_cache *c, int32_t begin, int32_t end, int32_t head_dim, int32_t n_rot,
-                       bool neox, const float *cos_theta, const float *sin_theta) {
+void kv_cache_rotate_k(kv_cache *c, int32_t layer, int32_t begin, int32_t end, int32_t head_dim,
+                       int32_t n_rot, bool neox, const float *cos_theta, const float *sin_theta) {
     const int32_t half = n_rot / 2;
     const int32_t n_head = c->kv_dim / head_dim;
-    for (int32_t layer = 0; layer < c->n_layer; layer++) {
-        for (int32_t pos = begin; pos < end; pos++) {
-            fp16_t *row = kv_cache_k(c, layer, pos);
-            for (int32_t h = 0; h < n_head; h++) {
-                fp16_t *head = row + (size_t)h * (size_t)head_dim;
-                for (int32_t i = 0; i < half; i++) {
-                    const int32_t a = neox ? i : 2 * i;
-                    const int32_t b = neox ? i + half : 2 * i + 1;
-                    const float x0 = fp16_to_fp32(head[a]);
-                    const float x1 = fp16_to_fp32(head[b]);
-                    head[a] = fp32_to_fp16(x0 * cos_theta[i] - x1 * sin_theta[i]);
-                    head[b] = fp32_to_fp16(x0 * sin_theta[i] + x1 * cos_theta[i]);
-                }
+    for (int32_t pos = begin; pos < end; pos++) {
+        fp16_t *row = kv_cache_k(c, layer, pos);
+        for (int32_t h = 0; h < n_head; h++) {
+            fp16_t *head = row + (size_t)h * (size_t)head_dim;
+            for (int32_t i = 0; i < half; i++) {
+                const int32_t a = neox ? i : 2 * i;
+                const int32_t b = neox ? i + half : 2 * i + 1;
+                const float x0 = fp16_to_fp32(head[a]);
+                const float x1 = fp16_to_fp32(head[b]);
+                head[a] = fp32_to_fp16(x0 * cos_theta[i] - x1 * sin_theta[i]);
+                head[b] = fp32_to_fp16(x0 * sin_theta[i] + x1 * cos_theta[i]);
             }
         }
     }

@@ -40,13 +40,13 @@ static inline fp16_t *kv_cache_v(const kv_cache *c, int32_t layer, int32_t pos) 
  * overlap). Used by the context shift to close the gap left by discarded positions. */
 void kv_cache_move(kv_cache *c, int32_t dst, int32_t src, int32_t n);
 
-/* Turn the keys at positions [begin, end) of every layer by per-frequency angles: in each head
+/* Turn the keys at positions [begin, end) of one layer by per-frequency angles: in each head
  * (kv_dim / head_dim of them) pair i - dims (2i, 2i+1) for NORM rope, (i, i + n_rot/2) for
  * NEOX - rotates by the angle whose cosine and sine are cos_theta[i], sin_theta[i]
  * (n_rot/2 of each); dims past n_rot are left alone. RoPE rotations compose, so turning a key
  * that was stored at position p by the angles of position delta re-encodes it at p + delta.
  * Each element goes f16 -> f32 -> f16, as ggml's K-shift does. */
-void kv_cache_rotate_k(kv_cache *c, int32_t begin, int32_t end, int32_t head_dim, int32_t n_rot,
-                       bool neox, const float *cos_theta, const float *sin_theta);
+void kv_cache_rotate_k(kv_cache *c, int32_t layer, int32_t begin, int32_t end, int32_t head_dim,
+                       int32_t n_rot, bool neox, const float *cos_theta, const float *sin_theta);
 
 #endif

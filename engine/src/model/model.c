@@ -58,7 +58,21 @@ static const arch_desc architectures[] = {
         .fused_qkv = ARCH_TENSOR_REQUIRED,
         .fused_gate_up = ARCH_TENSOR_REQUIRED,
         .scale_q = true,
-        .sliding_window = true,
+        .window = WINDOW_CAPS_CONTEXT,
+    },
+    {
+        .name = "gemma3", /* Gemma 3 text models (270M, 1B, and the text part of the larger) */
+        .rope = ROPE_STYLE_NEOX,
+        .qkv_bias = ARCH_TENSOR_ABSENT,
+        .qk_norm = ARCH_TENSOR_REQUIRED,
+        .rope_freqs = ARCH_TENSOR_ABSENT,
+        .output = ARCH_TENSOR_OPTIONAL,
+        .scale_q = true,
+        .window = WINDOW_LOCAL_LAYERS,
+        .post_norms = ARCH_TENSOR_REQUIRED,
+        .activation = FFN_GELU,
+        .scale_embeddings = true,
+        .logit_softcapping = true,
     },
 };
 
@@ -246,8 +260,65 @@ static edgelm_status bind_layer(load_ctx *ctx, int32_t il, layer_weights *l) {
         BIND(ffn_up, "ffn_up.weight", hp->n_embd, hp->n_ff, R, true);
     }
     BIND(ffn_down, "ffn_down.weight", hp->n_ff, hp->n_embd, R, true);
+    BIND(attn_post_norm, "post_attention_norm.weight", hp->n_embd, 1, arch->post_norms, false);
+    BIND(ffn_post_norm, "post_ffw_norm.weight", hp->n_embd, 1, arch->post_norms, false);
 #undef BIND
 #undef BIND_TO
+    return EDGELM_OK;
+}
+
+/* <arch>.attention.sliding_window by the architecture's window rule (model.h). For local
+ * layers, sliding_window_pattern is either one bool per layer (true: local) or a period n
+ * (layer il is local unless il % n == n - 1; 0: every layer), 6 when absent, and the local rope
+ * base is rope.freq_base_swa, 10000 when absent: llama.cpp's defaults for converted Gemma 3
+ * files, which carry neither key. */
+static edgelm_status read_window(load_ctx *ctx) {
+    edgelm_model *m = ctx->model;
+    model_hparams *hp = &m->hp;
+    const arch_desc *arch = ctx->arch;
+    char key[128];
+    uint32_t n_swa = 0;
+    snprintf(key, sizeof key, "%s.attention.sliding_window", arch->name);
+    if (arch->window == WINDOW_NONE || gguf_get_u32(&m->gguf, key, &n_swa) != EDGELM_OK ||
+        n_swa == 0) {
+        return EDGELM_OK; /* Phi-4, a Gemma 3 without a window: full attention everywhere */
+    }
+    const int32_t window = n_swa > (uint32_t)INT32_MAX ? INT32_MAX : (int32_t)n_swa;
+    if (arch->window == WINDOW_CAPS_CONTEXT) {
+        hp->n_ctx_cap = window;
+        return EDGELM_OK;
+    }
+    hp->n_swa = window;
+    edgelm_status st =
+        read_arch_float(ctx, arch->name, "rope.freq_base_swa", 10000.0f, &hp->rope_freq_base_swa);
+    if (st != EDGELM_OK) {
+        return st;
+    }
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", arch->name);
+    const gguf_kv *kv = gguf_find(&m->gguf, key);
+    uint32_t period = 6;
+    if (kv != NULL && kv->type == GGUF_TYPE_ARRAY) {
+        const gguf_array *arr = &kv->value.arr;
+        if (arr->elem_type != GGUF_TYPE_BOOL || arr->n != (uint64_t)hp->n_layer) {
+            return load_fail(ctx, EDGELM_ERR_BAD_SHAPE,
+                             "metadata '%s' must be a period or %d bools (one per layer)", key,
+                             (int)hp->n_layer);
+        }
+        for (int32_t il = 0; il < hp->n_layer; il++) {
+            m->layers[il].local = gguf_array_i64(arr, (uint64_t)il) != 0;
+        }
+    } else {
+        if (kv != NULL && (st = gguf_get_u32(&m->gguf, key, &period)) != EDGELM_OK) {
+            return load_fail(ctx, st, "metadata '%s' must be a period or %d bools (one per layer)",
+                             key, (int)hp->n_layer);
+        }
+        for (int32_t il = 0; il < hp->n_layer; il++) {
+            m->layers[il].local = period == 0 || (uint32_t)il % period < period - 1;
+        }
+    }
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        hp->n_local_layers += m->layers[il].local;
+    }
     return EDGELM_OK;
 }
 
@@ -336,16 +407,24 @@ static edgelm_status read_hparams(load_ctx *ctx) {
                          "metadata '%s' = %g is not supported (only 1)", key, (double)attn_factor);
     }
     hp->rope = arch->rope;
-    hp->q_scale = arch->scale_q ? 1.0f / sqrtf((float)hp->head_dim) : 1.0f;
+    /* gemma_pytorch's query_pre_attn_scalar, as llama.cpp reads it: Gemma 3 27B (62 layers)
+     * scales by the embedding per head, every other size by the head size */
+    const float q_scale_dim = arch->window == WINDOW_LOCAL_LAYERS && hp->n_layer == 62
+                                  ? (float)(hp->n_embd / hp->n_head)
+                                  : (float)hp->head_dim;
+    hp->q_scale = arch->scale_q ? 1.0f / sqrtf(q_scale_dim) : 1.0f;
     hp->kq_scale = arch->scale_q ? 1.0f : 1.0f / sqrtf((float)hp->head_dim);
-    /* llama.cpp's phi3 ignores the window (llm_arch phi3 load_hparams: "Phi SWA is currently
-     * disabled") and computes full attention; SWA would agree with that only while the context
-     * fits in the window, so sessions keep their context within it (session.c). 0: Phi-4. */
-    hp->n_swa = 0;
-    uint32_t n_swa = 0;
-    snprintf(key, sizeof key, "%s.attention.sliding_window", a);
-    if (arch->sliding_window && gguf_get_u32(&m->gguf, key, &n_swa) == EDGELM_OK && n_swa > 0) {
-        hp->n_swa = n_swa > (uint32_t)INT32_MAX ? INT32_MAX : (int32_t)n_swa;
+    hp->embd_scale = arch->scale_embeddings ? sqrtf((float)hp->n_embd) : 1.0f;
+    hp->activation = arch->activation;
+    hp->logit_softcap = 0.0f;
+    if (arch->logit_softcapping) {
+        float cap = 0.0f;
+        snprintf(key, sizeof key, "%s.final_logit_softcapping", a);
+        if (gguf_get_f32(&m->gguf, key, &cap) == EDGELM_OK && (!(cap >= 0.0f) || !isfinite(cap))) {
+            return load_fail(ctx, EDGELM_ERR_BAD_SHAPE, "metadata '%s' = %g must be >= 0", key,
+                             (double)cap);
+        }
+        hp->logit_softcap = cap;
     }
     return EDGELM_OK;
 }
@@ -408,6 +487,9 @@ static edgelm_status bind_weights(load_ctx *ctx) {
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (m->layers == NULL) {
         return load_fail(ctx, EDGELM_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    if ((st = read_window(ctx)) != EDGELM_OK) { /* marks the local layers */
+        return st;
     }
     for (int32_t il = 0; il < hp->n_layer; il++) {
         if ((st = bind_layer(ctx, il, &m->layers[il])) != EDGELM_OK) {
@@ -588,8 +670,8 @@ static void describe_append(char *out, size_t size, size_t *used, const char *fm
 static void describe_append(char *out, size_t size, size_t *used, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    const int n = vsnprintf(*used < size ? out + *used : NULL, *used < size ? size - *used : 0,
-                            fmt, ap);
+    const int n =
+        vsnprintf(*used < size ? out + *used : NULL, *used < size ? size - *used : 0, fmt, ap);
     va_end(ap);
     *used += n > 0 ? (size_t)n : 0;
 }
@@ -612,7 +694,8 @@ size_t edgelm_model_describe(const edgelm_model *model, char *buf, size_t size) 
     const layer_weights *l0 = &model->layers[0];
     describe_append(buf, size, &used, "heads: %d query, %d key/value, head size %d\n",
                     (int)hp->n_head, (int)hp->n_head_kv, (int)hp->head_dim);
-    describe_append(buf, size, &used, "feed-forward: %d (SwiGLU%s)\n", (int)hp->n_ff,
+    describe_append(buf, size, &used, "feed-forward: %d (%s%s)\n", (int)hp->n_ff,
+                    hp->activation == FFN_GELU ? "GeGLU" : "SwiGLU",
                     a->fused_gate_up == ARCH_TENSOR_REQUIRED ? ", gate and up fused" : "");
     describe_append(buf, size, &used, "rope: %s, %d dimensions, base %g, linear scale %g\n",
                     hp->rope == ROPE_STYLE_NEOX ? "neox (halves)" : "normal (pairs)",
@@ -636,13 +719,26 @@ size_t edgelm_model_describe(const edgelm_model *model, char *buf, size_t size) 
                     yes_no(a->fused_qkv == ARCH_TENSOR_REQUIRED));
     if (hp->n_swa > 0) {
         describe_append(buf, size, &used,
-                        "sliding window: %d tokens (sessions are capped to it)\n", (int)hp->n_swa);
+                        "sliding window: %d tokens on %d of %d layers (local rope base %g)\n",
+                        (int)hp->n_swa, (int)hp->n_local_layers, (int)hp->n_layer,
+                        (double)hp->rope_freq_base_swa);
+    } else if (hp->n_ctx_cap > 0) {
+        describe_append(buf, size, &used, "sliding window: %d tokens (sessions are capped to it)\n",
+                        (int)hp->n_ctx_cap);
     } else {
         describe_append(buf, size, &used, "sliding window: none\n");
     }
     describe_append(buf, size, &used, "output: %s\n",
                     model->output.data == model->token_embd.data ? "tied to token_embd"
-                                                                  : "output.weight");
+                                                                 : "output.weight");
+    describe_append(buf, size, &used, "post-norms: %s\n", yes_no(l0->attn_post_norm.data != NULL));
+    if (hp->embd_scale != 1.0f) {
+        describe_append(buf, size, &used, "embedding scale: %g\n", (double)hp->embd_scale);
+    }
+    if (hp->logit_softcap > 0.0f) {
+        describe_append(buf, size, &used, "final logit softcapping: %g\n",
+                        (double)hp->logit_softcap);
+    }
     describe_append(buf, size, &used, "rms norm epsilon: %g\n", (double)hp->rms_eps);
     return used;
 }

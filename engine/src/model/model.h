@@ -21,6 +21,24 @@ typedef enum rope_style {
     ROPE_STYLE_NEOX = 2, /* rotate halves (x[i], x[i + n_rot/2]) - qwen2 and friends */
 } rope_style;
 
+/* The gated feed-forward's activation: act(gate) * up. */
+typedef enum ffn_activation {
+    FFN_SILU = 0, /* SwiGLU: llama and most */
+    FFN_GELU,     /* GeGLU with tanh GELU (gemma3), as ggml_geglu computes it */
+} ffn_activation;
+
+/* What <name>.attention.sliding_window means to an architecture. */
+typedef enum window_rule {
+    WINDOW_NONE = 0,
+    /* phi3: llama.cpp computes full attention regardless (its phi3 load_hparams: "Phi SWA is
+     * currently disabled"), which agrees with the window only while the context fits in it, so
+     * a session's context is kept within it (hp.n_ctx_cap) */
+    WINDOW_CAPS_CONTEXT,
+    /* gemma3: the layers sliding_window_pattern marks local attend only to the last n_swa
+     * positions and rope with rope.freq_base_swa; the others attend to everything */
+    WINDOW_LOCAL_LAYERS,
+} window_rule;
+
 /* Whether a family of tensors belongs to an architecture. A tensor no rule binds is refused at
  * load (as llama.cpp refuses a file with tensors it did not create), never ignored. */
 typedef enum arch_tensor_rule {
@@ -49,9 +67,13 @@ typedef struct arch_desc {
     /* q is multiplied by 1/sqrt(head_dim) (in f32, after rope) before attention, which then
      * scales the scores by 1 (llama.cpp's phi3 graph); otherwise the scores are scaled */
     bool scale_q;
-    /* <name>.attention.sliding_window is read into n_swa (phi3; llama.cpp computes full
-     * attention for phi3 regardless, so a session's context is kept within the window) */
-    bool sliding_window;
+    window_rule window;
+    /* blk.N.post_attention_norm.weight and blk.N.post_ffw_norm.weight: RMSNorms of the
+     * attention and feed-forward outputs before each residual add (gemma3). REQUIRED or ABSENT */
+    arch_tensor_rule post_norms;
+    ffn_activation activation;
+    bool scale_embeddings;  /* the token embeddings are multiplied by sqrt(n_embd) (gemma) */
+    bool logit_softcapping; /* <name>.final_logit_softcapping is read: c * tanh(logit / c) */
 } arch_desc;
 
 /* A 2-D weight as stored: n_rows rows of n_cols elements (GGUF ne[0] = n_cols), or a range of
@@ -69,18 +91,23 @@ typedef struct weight {
 } weight;
 
 typedef struct layer_weights {
-    weight attn_norm;   /* (n_embd) */
-    weight wq;          /* (n_embd -> n_head * head_dim) */
-    weight wk;          /* (n_embd -> n_head_kv * head_dim) */
-    weight wv;          /* (n_embd -> n_head_kv * head_dim) */
-    weight bq, bk, bv;  /* (q_dim), (kv_dim), (kv_dim) biases, or data NULL (arch qkv_bias) */
-    weight attn_q_norm; /* (head_dim) per-head RMSNorm of q, or data NULL (arch qk_norm) */
-    weight attn_k_norm; /* (head_dim) per-head RMSNorm of k, or data NULL */
-    weight wo;          /* (n_head * head_dim -> n_embd) */
-    weight ffn_norm;    /* (n_embd) */
-    weight ffn_gate;    /* (n_embd -> n_ff) */
-    weight ffn_up;      /* (n_embd -> n_ff) */
-    weight ffn_down;    /* (n_ff -> n_embd) */
+    weight attn_norm;      /* (n_embd) */
+    weight wq;             /* (n_embd -> n_head * head_dim) */
+    weight wk;             /* (n_embd -> n_head_kv * head_dim) */
+    weight wv;             /* (n_embd -> n_head_kv * head_dim) */
+    weight bq, bk, bv;     /* (q_dim), (kv_dim), (kv_dim) biases, or data NULL (arch qkv_bias) */
+    weight attn_q_norm;    /* (head_dim) per-head RMSNorm of q, or data NULL (arch qk_norm) */
+    weight attn_k_norm;    /* (head_dim) per-head RMSNorm of k, or data NULL */
+    weight wo;             /* (n_head * head_dim -> n_embd) */
+    weight ffn_norm;       /* (n_embd) */
+    weight ffn_gate;       /* (n_embd -> n_ff) */
+    weight ffn_up;         /* (n_embd -> n_ff) */
+    weight ffn_down;       /* (n_ff -> n_embd) */
+    weight attn_post_norm; /* (n_embd) RMSNorm of the attention output, or data NULL */
+    weight ffn_post_norm;  /* (n_embd) RMSNorm of the feed-forward output, or data NULL */
+    /* a sliding-window layer (WINDOW_LOCAL_LAYERS): attends to positions within hp.n_swa of
+     * the query, ropes with hp.rope_freq_base_swa and scale 1 */
+    bool local;
 } layer_weights;
 
 typedef struct model_hparams {
@@ -98,7 +125,15 @@ typedef struct model_hparams {
     float rms_eps;
     float q_scale;  /* multiplies q after rope, before attention: 1, or 1/sqrt(head_dim) */
     float kq_scale; /* multiplies the attention scores: 1/sqrt(head_dim), or 1 */
-    int32_t n_swa;  /* sliding attention window from the file (tokens), 0 when none */
+    /* local layers' window in tokens (WINDOW_LOCAL_LAYERS): the query at position p sees
+     * positions p - n_swa + 1 .. p (llama.cpp's LLAMA_SWA_TYPE_STANDARD); 0 when none */
+    int32_t n_swa;
+    int32_t n_local_layers;   /* how many layers are local */
+    float rope_freq_base_swa; /* local layers' rope base */
+    int32_t n_ctx_cap;   /* sessions' context is at most this (WINDOW_CAPS_CONTEXT), 0 when none */
+    float embd_scale;    /* multiplies the token embeddings: 1, or sqrt(n_embd) */
+    float logit_softcap; /* logits become c * tanh(logit / c) when c > 0 */
+    ffn_activation activation;
     rope_style rope;
     /* (n_rot / 2) divisors of each rotated pair's angle, from rope_freqs.weight (Llama 3 rope
      * scaling; finite and > 0), or NULL: ggml_rope_ext's freq_factors */

@@ -38,11 +38,9 @@ struct edgelm_session {
     uint32_t n_ctx;
     int32_t n_threads;
     int32_t n_past;
-    int32_t n_exact;  /* leading tokens[] whose K/V equal a fresh evaluation */
-    void *scratch;    /* one block holding tokens, shift_cos, shift_sin and piece */
-    int32_t *tokens;  /* (n_ctx) the token at each cache position */
-    float *shift_cos; /* (n_rot / 2) rope angles of a context shift */
-    float *shift_sin;
+    int32_t n_exact;        /* leading tokens[] whose K/V equal a fresh evaluation */
+    void *scratch;          /* one block holding tokens and piece */
+    int32_t *tokens;        /* (n_ctx) the token at each cache position */
     json_vocab *json_vocab; /* token bytes for the JSON grammar, built at the first JSON request */
     float *json_logits;     /* (n_vocab) masked copy of the logits */
     bool have_logits;
@@ -82,8 +80,8 @@ static uint32_t effective_ctx(const edgelm_model *model, uint32_t requested) {
         if (n_ctx > EDGELM_DEFAULT_MAX_CTX) {
             n_ctx = EDGELM_DEFAULT_MAX_CTX;
         }
-        if (model->hp.n_swa > 0 && n_ctx > (uint32_t)model->hp.n_swa) {
-            n_ctx = (uint32_t)model->hp.n_swa; /* see the check in edgelm_session_create */
+        if (model->hp.n_ctx_cap > 0 && n_ctx > (uint32_t)model->hp.n_ctx_cap) {
+            n_ctx = (uint32_t)model->hp.n_ctx_cap; /* see the check in edgelm_session_create */
         }
     }
     return n_ctx;
@@ -119,12 +117,12 @@ edgelm_status edgelm_session_create(const edgelm_model *model, const edgelm_sess
         snprintf(err, err_size, "context size %u is out of range (8..%u)", n_ctx, 1u << 24);
         return EDGELM_ERR_INVALID_ARGUMENT;
     }
-    if (model->hp.n_swa > 0 && n_ctx > (uint32_t)model->hp.n_swa) {
+    if (model->hp.n_ctx_cap > 0 && n_ctx > (uint32_t)model->hp.n_ctx_cap) {
         /* within the window, sliding-window and full attention (llama.cpp's phi3) agree */
         snprintf(err, err_size,
                  "context size %u exceeds the model's sliding attention window of %d tokens "
                  "(%s.attention.sliding_window); sliding-window attention is not supported",
-                 n_ctx, (int)model->hp.n_swa, model->arch->name);
+                 n_ctx, (int)model->hp.n_ctx_cap, model->arch->name);
         return EDGELM_ERR_INVALID_ARGUMENT;
     }
     int32_t n_threads = p.n_threads;
@@ -161,16 +159,12 @@ edgelm_status edgelm_session_create(const edgelm_model *model, const edgelm_sess
         }
     }
     s->piece_size = longest + 16; /* + room for a held-back partial UTF-8 character */
-    /* one block: tokens (n_ctx), shift_cos and shift_sin (n_rot / 2 + 1 each), then piece */
-    const size_t n_angles = (size_t)model->hp.n_rot / 2 + 1;
-    s->scratch =
-        malloc((size_t)n_ctx * sizeof *s->tokens + 2 * n_angles * sizeof(float) + s->piece_size);
+    /* one block: tokens (n_ctx), then piece */
+    s->scratch = malloc((size_t)n_ctx * sizeof *s->tokens + s->piece_size);
     s->sampler = sampler_create(model->hp.n_vocab);
     if (s->scratch != NULL) {
         s->tokens = s->scratch;
-        s->shift_cos = (float *)(s->tokens + n_ctx);
-        s->shift_sin = s->shift_cos + n_angles;
-        s->piece = (char *)(s->shift_sin + n_angles);
+        s->piece = (char *)(s->tokens + n_ctx);
     }
     if (s->scratch == NULL || s->sampler == NULL) {
         snprintf(err, err_size, "out of memory");
@@ -341,12 +335,9 @@ static bool context_shift(edgelm_session *s, int32_t n_keep) {
     if (n_keep < 0 || n_discard <= 0) {
         return false;
     }
-    const model_hparams *hp = &s->model->hp;
-    forward_rope_angles(hp, -n_discard, s->shift_cos, s->shift_sin);
     const int32_t n_moved = s->n_past - n_keep - n_discard;
     kv_cache_move(&s->fs.cache, n_keep, n_keep + n_discard, n_moved);
-    kv_cache_rotate_k(&s->fs.cache, n_keep, n_keep + n_moved, hp->head_dim, hp->n_rot,
-                      hp->rope == ROPE_STYLE_NEOX, s->shift_cos, s->shift_sin);
+    forward_rotate_keys(&s->fs, n_keep, n_keep + n_moved, -n_discard);
     memmove(s->tokens + n_keep, s->tokens + n_keep + n_discard,
             (size_t)n_moved * sizeof *s->tokens);
     /* the moved rows were computed while the dropped tokens were visible */
