@@ -329,6 +329,9 @@ static void attention_head(const attention_job *job, int h, int32_t t) {
     }
     const fp16_t *q16 = fs->q16 + off;
     for (int32_t p = first; p < n_pos; p++) {
+        if (job->local && !kv_cache_holds(&fs->cache, p)) {
+            continue; /* gone from the ring since a context shift (llama.cpp: masked) */
+        }
         float dot;
         kt->f16_dot(head_dim, &dot, kv_cache_k(&fs->cache, job->layer, p) + kv_off, q16);
         const float score = dot * scale;
@@ -421,6 +424,7 @@ static void forward_chunk(forward_state *fs, const int32_t *tokens, int32_t n, i
         }
     }
 
+    kv_cache_claim(&fs->cache, pos0, n);
     for (int32_t il = 0; il < hp->n_layer; il++) {
         const layer_weights *l = &m->layers[il];
         for (int32_t t = 0; t < n; t++) {
@@ -524,11 +528,24 @@ static size_t activation_row_bytes(const model_hparams *hp) {
     return wide * sizeof(float);
 }
 
+/* Rows a local layer's KV ring needs: the window, plus a chunk whose queries all still see
+ * their windows while the chunk's own rows are written; 0 when that is no smaller than the
+ * context (then local layers keep every position, as the others do). */
+static uint32_t ring_rows(const model_hparams *hp, uint32_t n_ctx) {
+    if (hp->n_local_layers == 0 || hp->n_swa <= 0 ||
+        (uint64_t)hp->n_swa + FORWARD_CHUNK >= (uint64_t)n_ctx) {
+        return 0;
+    }
+    return (uint32_t)hp->n_swa + FORWARD_CHUNK;
+}
+
 uint64_t forward_state_bytes(const edgelm_model *model, uint32_t n_ctx) {
     const model_hparams *hp = &model->hp;
     const uint64_t n_chunk = FORWARD_CHUNK;
     const uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim;
-    return kv_cache_bytes(hp->n_layer, n_ctx, hp->n_head_kv * hp->head_dim) +
+    const uint32_t n_ring = ring_rows(hp, n_ctx);
+    return kv_cache_bytes_windowed(hp->n_layer, n_ctx, hp->n_head_kv * hp->head_dim,
+                                   n_ring > 0 ? hp->n_local_layers : 0, n_ring) +
            (chunk_floats(hp, FORWARD_CHUNK) + (uint64_t)hp->n_vocab) * sizeof(float) +
            3 * n_chunk * activation_row_bytes(hp) + 2 * n_chunk * q_dim * sizeof(fp16_t);
 }
@@ -565,7 +582,18 @@ edgelm_status forward_init(forward_state *fs, const edgelm_model *model, uint32_
     const size_t q_dim = (size_t)hp->n_head * hp->head_dim;
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t half_rot = (size_t)(hp->n_rot / 2);
-    edgelm_status st = kv_cache_init(&fs->cache, hp->n_layer, n_ctx, (int32_t)kv_dim);
+    const uint32_t n_ring = ring_rows(hp, n_ctx);
+    edgelm_status st = EDGELM_ERR_OUT_OF_MEMORY;
+    bool *windowed = n_ring > 0 ? calloc((size_t)hp->n_layer, sizeof *windowed) : NULL;
+    if (n_ring > 0 && windowed == NULL) {
+        goto fail;
+    }
+    for (int32_t il = 0; windowed != NULL && il < hp->n_layer; il++) {
+        windowed[il] = model->layers[il].local;
+    }
+    st = kv_cache_init_windowed(&fs->cache, hp->n_layer, n_ctx, (int32_t)kv_dim, windowed,
+                                hp->n_swa, n_ring);
+    free(windowed);
     if (st != EDGELM_OK) {
         goto fail;
     }

@@ -66,20 +66,27 @@ static uint64_t get_u64(const uint8_t *p) {
 }
 
 /* Bytes after the header and before the checksum; UINT64_MAX on overflow. */
-static uint64_t payload_bytes(uint64_t n_layer, uint64_t kv_dim, uint64_t n_tokens) {
+static uint64_t payload_bytes(uint64_t n_layer, uint64_t kv_dim, uint64_t n_tokens,
+                              uint32_t flags) {
     const uint64_t rows = n_layer * n_tokens; /* both < 2^32: no overflow */
     if (kv_dim != 0 && rows > (UINT64_MAX / 4) / kv_dim) {
         return UINT64_MAX;
     }
     const uint64_t kv = rows * kv_dim * 2 * sizeof(fp16_t);
-    return kv + n_tokens * sizeof(int32_t);
+    const uint64_t mask = flags & STATE_FLAG_HELD_MASK ? n_tokens : 0;
+    return kv + n_tokens * sizeof(int32_t) + mask;
 }
 
-uint64_t state_bytes(int32_t n_layer, int32_t kv_dim, int32_t n_tokens) {
-    if (n_layer <= 0 || kv_dim <= 0 || n_tokens < 0) {
+static uint32_t cache_flags(const kv_cache *c) {
+    return c->ring_pos != NULL ? STATE_FLAG_HELD_MASK : 0;
+}
+
+uint64_t state_bytes(const kv_cache *cache, int32_t n_tokens) {
+    if (cache->n_layer <= 0 || cache->kv_dim <= 0 || n_tokens < 0) {
         return 0;
     }
-    const uint64_t payload = payload_bytes((uint64_t)n_layer, (uint64_t)kv_dim, (uint64_t)n_tokens);
+    const uint64_t payload = payload_bytes((uint64_t)cache->n_layer, (uint64_t)cache->kv_dim,
+                                           (uint64_t)n_tokens, cache_flags(cache));
     if (payload > UINT64_MAX - STATE_HEADER_BYTES - 8) {
         return 0;
     }
@@ -131,15 +138,36 @@ static void write_state(state_sink *s, const state_layout *layout, const state_c
     put_u32(h + 40, (uint32_t)layout->n_vocab);
     put_u32(h + 44, (uint32_t)in->n_tokens);
     put_u32(h + 48, (uint32_t)in->n_exact);
-    put_u64(h + 56, payload_bytes((uint64_t)c->n_layer, (uint64_t)c->kv_dim, n));
+    put_u32(h + 52, cache_flags(c));
+    put_u64(h + 56, payload_bytes((uint64_t)c->n_layer, (uint64_t)c->kv_dim, n, cache_flags(c)));
     sink_put(s, h, sizeof h);
     sink_put(s, in->tokens, n * sizeof(int32_t));
-    const size_t rows_bytes = n * (size_t)c->kv_dim * sizeof(fp16_t);
-    for (int32_t layer = 0; layer < c->n_layer; layer++) {
-        sink_put(s, kv_cache_k(c, layer, 0), rows_bytes);
+    for (size_t p = 0; c->ring_pos != NULL && p < n; p++) {
+        const uint8_t held = kv_cache_holds(c, (int32_t)p);
+        sink_put(s, &held, 1);
     }
-    for (int32_t layer = 0; layer < c->n_layer; layer++) {
-        sink_put(s, kv_cache_v(c, layer, 0), rows_bytes);
+    const size_t rows_bytes = n * (size_t)c->kv_dim * sizeof(fp16_t);
+    for (int side = 0; side < 2; side++) {
+        for (int32_t layer = 0; layer < c->n_layer; layer++) {
+            if (!kv_cache_is_windowed(c, layer)) { /* rows 0..n-1 are contiguous */
+                sink_put(s, side == 0 ? kv_cache_k(c, layer, 0) : kv_cache_v(c, layer, 0),
+                         rows_bytes);
+                continue;
+            }
+            const fp16_t zero_row[1] = {0};
+            for (size_t p = 0; p < n; p++) {
+                if (kv_cache_holds(c, (int32_t)p)) {
+                    sink_put(s,
+                             side == 0 ? kv_cache_k(c, layer, (int32_t)p)
+                                       : kv_cache_v(c, layer, (int32_t)p),
+                             (size_t)c->kv_dim * sizeof(fp16_t));
+                } else {
+                    for (int32_t i = 0; i < c->kv_dim; i++) {
+                        sink_put(s, zero_row, sizeof zero_row);
+                    }
+                }
+            }
+        }
     }
     uint8_t sum[8];
     put_u64(sum, s->hash);
@@ -161,7 +189,7 @@ edgelm_status state_save_mem(const state_layout *layout, const state_contents *i
         snprintf(err, err_size, "state save: bad arguments");
         return EDGELM_ERR_INVALID_ARGUMENT;
     }
-    const uint64_t need = state_bytes(in->cache->n_layer, in->cache->kv_dim, in->n_tokens);
+    const uint64_t need = state_bytes(in->cache, in->n_tokens);
     if (need == 0 || need > size) {
         snprintf(err, err_size, "state save: the buffer has %zu bytes, the state needs %llu", size,
                  (unsigned long long)need);
@@ -308,9 +336,9 @@ edgelm_status state_load_mem(const state_layout *layout, state_contents *out, co
         why = "offset 44: more tokens than the saving context held";
     } else if (n_exact > n_tokens) {
         why = "offset 48: more exact tokens than tokens";
-    } else if (get_u32(p + 52) != 0) {
-        why = "offset 52: reserved field is not zero";
-    } else if (payload != payload_bytes(n_layer, kv_dim, n_tokens)) {
+    } else if ((get_u32(p + 52) & ~STATE_FLAG_HELD_MASK) != 0) {
+        why = "offset 52: unknown flags";
+    } else if (payload != payload_bytes(n_layer, kv_dim, n_tokens, get_u32(p + 52))) {
         why = "offset 56: payload size disagrees with the header";
     } else if (payload > (uint64_t)(size - STATE_HEADER_BYTES - 8)) {
         why = "the payload runs past the end (truncated)";
@@ -355,14 +383,50 @@ edgelm_status state_load_mem(const state_layout *layout, state_contents *out, co
         }
     }
 
-    memcpy(out->tokens, tok, (size_t)n_tokens * sizeof(int32_t));
-    const size_t rows_bytes = (size_t)n_tokens * kv_dim * sizeof(fp16_t);
-    const uint8_t *rows = tok + (size_t)n_tokens * sizeof(int32_t);
-    for (int32_t layer = 0; layer < c->n_layer; layer++, rows += rows_bytes) {
-        memcpy(kv_cache_k(c, layer, 0), rows, rows_bytes);
+    /* held[p]: the windowed layers' rows of position p were saved (every position without a
+     * mask) */
+    const uint8_t *held = (get_u32(p + 52) & STATE_FLAG_HELD_MASK) != 0
+                              ? tok + (size_t)n_tokens * sizeof(int32_t)
+                              : NULL;
+    for (uint32_t i = 0; held != NULL && c->ring_pos == NULL && i < n_tokens; i++) {
+        if (held[i] == 0) { /* a full cache would attend to the zeros standing for it */
+            snprintf(err, err_size,
+                     "position %u was not saved (its sliding window had passed): this state "
+                     "restores only into a session whose context exceeds the window by a chunk",
+                     i);
+            return EDGELM_ERR_STATE_MISMATCH;
+        }
     }
-    for (int32_t layer = 0; layer < c->n_layer; layer++, rows += rows_bytes) {
-        memcpy(kv_cache_v(c, layer, 0), rows, rows_bytes);
+    memcpy(out->tokens, tok, (size_t)n_tokens * sizeof(int32_t));
+    const size_t row_bytes = (size_t)kv_dim * sizeof(fp16_t);
+    const size_t rows_bytes = (size_t)n_tokens * row_bytes;
+    const uint8_t *rows = tok + (size_t)n_tokens * sizeof(int32_t) + (held ? n_tokens : 0);
+    /* a ring keeps the last n_ring positions that were saved */
+    const uint32_t first_kept =
+        c->ring_pos != NULL && n_tokens > c->n_ring ? n_tokens - c->n_ring : 0;
+    for (uint32_t r = 0; c->ring_pos != NULL && r < c->n_ring; r++) {
+        c->ring_pos[r] = -1;
+    }
+    for (uint32_t i = first_kept; c->ring_pos != NULL && i < n_tokens; i++) {
+        if (held == NULL || held[i] != 0) {
+            kv_cache_claim(c, (int32_t)i, 1);
+        }
+    }
+    for (int side = 0; side < 2; side++) {
+        for (int32_t layer = 0; layer < c->n_layer; layer++, rows += rows_bytes) {
+            if (!kv_cache_is_windowed(c, layer)) {
+                memcpy(side == 0 ? kv_cache_k(c, layer, 0) : kv_cache_v(c, layer, 0), rows,
+                       rows_bytes);
+                continue;
+            }
+            for (uint32_t i = first_kept; i < n_tokens; i++) {
+                if (kv_cache_holds(c, (int32_t)i)) {
+                    memcpy(side == 0 ? kv_cache_k(c, layer, (int32_t)i)
+                                     : kv_cache_v(c, layer, (int32_t)i),
+                           rows + (size_t)i * row_bytes, row_bytes);
+                }
+            }
+        }
     }
     out->n_tokens = (int32_t)n_tokens;
     out->n_exact = (int32_t)n_exact;

@@ -7,10 +7,15 @@
  *    8  4  version (1)               36  4  n_ctx of the saving session (informational)
  *   12  4  header bytes (64)         40  4  n_vocab
  *   16  8  model fingerprint         44  4  n_tokens
- *   24  4  n_layer                   48  4  n_exact (see below)     52  4  reserved (0)
+ *   24  4  n_layer                   48  4  n_exact (see below)     52  4  flags (below)
  *   28  4  kv_dim                    56  8  payload bytes
- *   64     tokens (n_tokens int32), then K (per layer: n_tokens rows of kv_dim f16), then V
+ *   64     tokens (n_tokens int32), [held mask: n_tokens bytes, flag 1 only], then K (per layer:
+ *          n_tokens rows of kv_dim f16), then V
  *  end-8 8 FNV-1a 64 of every byte before it
+ * flags bit 0 (STATE_FLAG_HELD_MASK): saved from a cache with windowed layers (kv_cache.h), whose
+ * rings hold only recent positions; mask byte p is 1 when their rows of position p are saved,
+ * and 0 when those rows are zeros standing for a position the rings no longer held (full layers
+ * always save every row). Files without windowed layers are as before (flags 0).
  * n_exact: the leading tokens whose K/V equal a fresh evaluation of the token sequence (after a
  * context shift only the kept start does); prefix reuse never goes past it.
  * Loading checks, in this order: structure and checksum (any failure: EDGELM_ERR_CORRUPT; an
@@ -45,8 +50,10 @@ typedef struct state_contents {
     int32_t n_exact;
 } state_contents;
 
-/* Bytes of a saved state of n_tokens for this cache shape (0 on overflow). */
-uint64_t state_bytes(int32_t n_layer, int32_t kv_dim, int32_t n_tokens);
+#define STATE_FLAG_HELD_MASK 1u
+
+/* Bytes of a saved state of n_tokens from this cache (0 on overflow). */
+uint64_t state_bytes(const kv_cache *cache, int32_t n_tokens);
 
 /* Write the state into buf (size bytes); *written = bytes used. EDGELM_ERR_INVALID_ARGUMENT (with
  * the size needed in err) when it does not fit. */

@@ -586,6 +586,9 @@ edgelm_status edgelm_generate(edgelm_session *s, const edgelm_generate_params *p
         if (n_cached == n_prompt) {
             n_cached--;
         }
+        if (!kv_cache_can_continue(&s->fs.cache, n_cached)) {
+            n_cached = 0; /* a sliding-window layer's ring no longer holds its window */
+        }
     }
     truncate_cache(s, n_cached);
     for (int32_t i = 0; i < n_prompt; i++) {
@@ -755,7 +758,7 @@ const int32_t *edgelm_session_tokens(const edgelm_session *session) { return ses
 
 size_t edgelm_session_state_size(const edgelm_session *session) {
     const kv_cache *c = &session->fs.cache;
-    uint64_t bytes = state_bytes(c->n_layer, c->kv_dim, session->n_past);
+    uint64_t bytes = state_bytes(c, session->n_past);
     return bytes > SIZE_MAX ? 0 : (size_t)bytes;
 }
 
