@@ -539,7 +539,10 @@ fi
 if [ -f "$models/arch/llama3-Q8_0.gguf" ]; then
     for case in "llama3-Q8_0|rope frequency factors: 32 (rope_freqs.weight, Llama 3), 1 to 32" \
         "qwen3-F16|q/k norms: yes" "qwen2-F16|qkv biases: yes" "phi3-F16|fused qkv: yes" \
-        "phi3-F16|feed-forward: 512 (SwiGLU, gate and up fused)" "llama3-F16|q/k norms: no"; do
+        "phi3-F16|feed-forward: 512 (SwiGLU, gate and up fused)" "llama3-F16|q/k norms: no" \
+        "gemma3-Q8_0|sliding window: 8 tokens on 5 of 6 layers (local rope base 10000)" \
+        "gemma3-Q8_0|feed-forward: 512 (GeGLU)" "gemma3-Q8_0|post-norms: yes" \
+        "gemma3-Q8_0|embedding scale: 16" "phi3-F16|post-norms: no"; do
         file=${case%%|*}
         line=${case#*|}
         expect_rc 0 "$file --info" "$EDGELM" "$models/arch/$file.gguf" --info
