@@ -504,14 +504,16 @@ static edgelm_status copy_kv(gguf_writer *w, const char *key, const gguf_kv *kv)
 }
 
 /* More edits, for files already of their architecture: tensors whose name contains shrink keep
- * only their first n_rows - shrink_rows rows (a prefix of the same bytes); set_key is added as
- * the string set_string, or when that is NULL as the u32 set_u32. */
+ * only their first n_rows - shrink_rows rows (a prefix of the same bytes); set_key is set (added,
+ * or replacing the file's) as the string set_string, or when that is NULL as the f32 set_f32
+ * when nonzero, else as the u32 set_u32. */
 typedef struct model_edit_more {
     const char *shrink;
     uint64_t shrink_rows;
     const char *set_key;
     const char *set_string;
     uint32_t set_u32;
+    float set_f32;
 } model_edit_more;
 
 /* Write src with edit (and more, unless NULL) applied to the temp dir as name (into path); one
@@ -541,13 +543,15 @@ static bool write_edited(const char *src, const model_edit *edit, const model_ed
             snprintf(renamed, sizeof renamed, "%.32s.%.255s", edit->arch, key + 6);
             snprintf(key, sizeof key, "%s", renamed);
         }
-        if (edit->drop_key != NULL && strcmp(key, edit->drop_key) == 0) {
+        if ((edit->drop_key != NULL && strcmp(key, edit->drop_key) == 0) ||
+            (more != NULL && more->set_key != NULL && strcmp(key, more->set_key) == 0)) {
             continue;
         }
         st = copy_kv(w, key, &g.kv[i]);
     }
     if (parsed && st == EDGELM_OK && more != NULL && more->set_key != NULL) {
         st = more->set_string != NULL ? gguf_writer_set_string(w, more->set_key, more->set_string)
+             : more->set_f32 != 0.0f  ? gguf_writer_set_f32(w, more->set_key, more->set_f32)
                                       : gguf_writer_set_u32(w, more->set_key, more->set_u32);
     }
     if (parsed && gguf_get_u32(&g, "llama.block_count", &u) == EDGELM_OK) {
@@ -593,6 +597,22 @@ static bool write_edited(const char *src, const model_edit *edit, const model_ed
     gguf_writer_free(w);
     free(bytes);
     return st == EDGELM_OK;
+}
+
+/* Load path expecting status want and an error holding both messages (one CHECK each); the
+ * model when it loaded. */
+static edgelm_model *load_expecting(const char *path, const char *name, edgelm_status want,
+                                    const char *const message[2]) {
+    char err[512] = "";
+    edgelm_model *model = NULL;
+    const edgelm_status st = edgelm_model_load(path, NULL, &model, err, sizeof err);
+    CHECK_MSG(st == want && (model == NULL) == (st != EDGELM_OK), "%s: status %d (%s), expected %d",
+              name, (int)st, err, (int)want);
+    for (int k = 0; k < 2; k++) {
+        CHECK_MSG(strstr(err, message[k]) != NULL, "%s: message \"%s\" lacks \"%s\"", name, err,
+                  message[k]);
+    }
+    return model;
 }
 
 static void refusal_tests(void) {
@@ -657,20 +677,12 @@ static void refusal_tests(void) {
 #undef QNORM
 #undef KNORM
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char path[1024], name[64], err[512] = "";
+        char path[1024], name[64];
         snprintf(name, sizeof name, "refused-%zu.gguf", i);
         if (!write_edited(src, &cases[i].edit, NULL, name, path, sizeof path)) {
             continue;
         }
-        edgelm_model *model = NULL;
-        const edgelm_status st = edgelm_model_load(path, NULL, &model, err, sizeof err);
-        CHECK_MSG(st == cases[i].want && (model == NULL) == (st != EDGELM_OK),
-                  "%s: status %d (%s), expected %d", cases[i].name, (int)st, err,
-                  (int)cases[i].want);
-        for (int k = 0; k < 2; k++) {
-            CHECK_MSG(strstr(err, cases[i].message[k]) != NULL, "%s: message \"%s\" lacks \"%s\"",
-                      cases[i].name, err, cases[i].message[k]);
-        }
+        edgelm_model *model = load_expecting(path, cases[i].name, cases[i].want, cases[i].message);
         edgelm_model_free(model);
         unlink(path);
     }
@@ -726,15 +738,7 @@ static int phi3_refusal_tests(void) {
         if (!write_edited(src, &edit, &cases[i].more, name, path, sizeof path)) {
             continue;
         }
-        edgelm_model *model = NULL;
-        const edgelm_status st = edgelm_model_load(path, NULL, &model, err, sizeof err);
-        CHECK_MSG(st == cases[i].want && (model == NULL) == (st != EDGELM_OK),
-                  "%s: status %d (%s), expected %d", cases[i].name, (int)st, err,
-                  (int)cases[i].want);
-        for (int k = 0; k < 2; k++) {
-            CHECK_MSG(strstr(err, cases[i].message[k]) != NULL, "%s: message \"%s\" lacks \"%s\"",
-                      cases[i].name, err, cases[i].message[k]);
-        }
+        edgelm_model *model = load_expecting(path, cases[i].name, cases[i].want, cases[i].message);
         if (model != NULL && cases[i].more.set_u32 > 0) {
             /* the window bounds the context: the default fits in it, a larger one is refused */
             edgelm_session *s = NULL;
@@ -758,10 +762,156 @@ static int phi3_refusal_tests(void) {
     return 0;
 }
 
+/* The last logits after evaluating 20 fixed tokens (more than gemma3's 8-token window) in a
+ * fresh session; out has n_vocab floats. */
+static void eval_fixed_prompt(edgelm_model *model, float *out) {
+    int32_t tokens[20];
+    for (int32_t i = 0; i < 20; i++) {
+        tokens[i] = 1 + (i * 53) % (edgelm_model_n_vocab(model) - 1);
+    }
+    edgelm_session_params p = edgelm_session_params_default();
+    p.n_ctx = 64;
+    p.n_threads = 1;
+    edgelm_session *s = NULL;
+    CHECK(edgelm_session_create(model, &p, &s, NULL, 0) == EDGELM_OK);
+    CHECK(s != NULL && edgelm_session_eval(s, tokens, 20) == EDGELM_OK);
+    if (s != NULL) {
+        memcpy(out, edgelm_session_logits(s), (size_t)edgelm_model_n_vocab(model) * sizeof(float));
+    }
+    edgelm_session_free(s);
+}
+
+/* gemma3 edits of arch/gemma3-F16.gguf (6 layers, window 8, pattern 6, local base 10000, vocab
+ * 512): tensors the architecture requires, a malformed pattern; and the keys real converted files
+ * omit (sliding_window_pattern, rope.freq_base_swa), whose defaults equal the fixture's values,
+ * so dropping them must give the same logits; a model without a window attends to everything,
+ * another pattern changes which layers are local, and final_logit_softcapping c gives
+ * c * tanh(logit / c). 1 when the fixture is absent. */
+static int gemma3_edit_tests(void) {
+    char src[1024];
+    if (!test_model_path("arch/gemma3-F16.gguf", src, sizeof src)) {
+        return 1;
+    }
+    enum { SAME, DIFFERENT, SOFTCAP_2 }; /* the logits against the unedited file's */
+    static const struct {
+        const char *name;
+        const char *drop_key, *drop_tensor;
+        model_edit_more more;
+        edgelm_status want;
+        const char *message[2]; /* both in the error; for a model that loads, in its describe */
+        int logits;
+    } cases[] = {
+        {"gemma3 without post_ffw_norm",
+         NULL,
+         ".post_ffw_norm.",
+         {0},
+         EDGELM_ERR_MISSING,
+         {"tensor 'blk.0.post_ffw_norm.weight' is missing", "architecture 'gemma3' requires it"},
+         0},
+        {"gemma3 without q/k norms",
+         NULL,
+         ".attn_k_norm.",
+         {0},
+         EDGELM_ERR_MISSING,
+         {"tensor 'blk.0.attn_k_norm.weight' is missing", "architecture 'gemma3' requires it"},
+         0},
+        {"gemma3 with a text sliding_window_pattern",
+         NULL,
+         NULL,
+         {.set_key = "gemma3.attention.sliding_window_pattern", .set_string = "six"},
+         EDGELM_ERR_BAD_VALUE_TYPE,
+         {"'gemma3.attention.sliding_window_pattern' must be a period or 6 bools", ""},
+         0},
+        {"gemma3 without sliding_window_pattern (default 6)",
+         "gemma3.attention.sliding_window_pattern",
+         NULL,
+         {0},
+         EDGELM_OK,
+         {"sliding window: 8 tokens on 5 of 6 layers (local rope base 10000)", ""},
+         SAME},
+        {"gemma3 without rope.freq_base_swa (default 10000)",
+         "gemma3.rope.freq_base_swa",
+         NULL,
+         {0},
+         EDGELM_OK,
+         {"sliding window: 8 tokens on 5 of 6 layers (local rope base 10000)", ""},
+         SAME},
+        {"gemma3 with pattern 3",
+         NULL,
+         NULL,
+         {.set_key = "gemma3.attention.sliding_window_pattern", .set_u32 = 3},
+         EDGELM_OK,
+         {"sliding window: 8 tokens on 4 of 6 layers", ""},
+         DIFFERENT},
+        {"gemma3 without a window",
+         "gemma3.attention.sliding_window",
+         NULL,
+         {0},
+         EDGELM_OK,
+         {"sliding window: none", ""},
+         DIFFERENT},
+        {"gemma3 with final_logit_softcapping 2",
+         NULL,
+         NULL,
+         {.set_key = "gemma3.final_logit_softcapping", .set_f32 = 2.0f},
+         EDGELM_OK,
+         {"final logit softcapping: 2", ""},
+         SOFTCAP_2},
+    };
+    edgelm_model *original = test_load_model(src);
+    if (original == NULL) {
+        return 0;
+    }
+    const int32_t n_vocab = edgelm_model_n_vocab(original);
+    float *want = malloc((size_t)n_vocab * sizeof *want);
+    float *got = malloc((size_t)n_vocab * sizeof *got);
+    eval_fixed_prompt(original, want);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[1024], name[64];
+        snprintf(name, sizeof name, "edited-gemma3-%zu.gguf", i);
+        const model_edit edit = {"gemma3", cases[i].drop_key, cases[i].drop_tensor, {{0}}};
+        if (!write_edited(src, &edit, &cases[i].more, name, path, sizeof path)) {
+            continue;
+        }
+        const char *const no_message[2] = {"", ""};
+        edgelm_model *model =
+            load_expecting(path, cases[i].name, cases[i].want,
+                           cases[i].want == EDGELM_OK ? no_message : cases[i].message);
+        if (model != NULL) {
+            char info[2048];
+            edgelm_model_describe(model, info, sizeof info);
+            CHECK_MSG(strstr(info, cases[i].message[0]) != NULL, "%s: no '%s' in:\n%s",
+                      cases[i].name, cases[i].message[0], info);
+            eval_fixed_prompt(model, got);
+            double worst = 0.0;
+            for (int32_t v = 0; v < n_vocab; v++) {
+                const double expect = cases[i].logits == SOFTCAP_2
+                                          ? 2.0 * tanh((double)want[v] / 2.0)
+                                          : (double)want[v];
+                const double e = fabs((double)got[v] - expect);
+                worst = e > worst ? e : worst;
+            }
+            if (cases[i].logits == DIFFERENT) {
+                CHECK_MSG(worst > 1e-3, "%s: logits unchanged (%.3g)", cases[i].name, worst);
+            } else {
+                CHECK_MSG(worst <= (cases[i].logits == SAME ? 0.0 : 1e-5),
+                          "%s: logits differ by %.3g", cases[i].name, worst);
+            }
+        }
+        edgelm_model_free(model);
+        unlink(path);
+    }
+    free(want);
+    free(got);
+    edgelm_model_free(original);
+    return 0;
+}
+
 int main(void) {
     self_contained_tests();
     refusal_tests();
     int skipped = phi3_refusal_tests();
+    skipped += gemma3_edit_tests();
     skipped += golden_tests();
     return test_finish("test_forward", skipped);
 }
