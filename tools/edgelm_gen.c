@@ -1,8 +1,10 @@
-/* edgelm_gen.c - the edgelm-gen tool: writes a llama-architecture GGUF of any shape with
- * deterministic pseudo-random weights (seeded xoshiro256** + Box-Muller), quantized with the
- * engine's reference quantizers, for tests and benchmarks. NOT a trained model: its text is noise.
- * Weights depend only on (seed, tensor name, shape), never on the output type, and tensors are
- * streamed to the file one chunk of rows at a time, so memory stays small for 1B-parameter shapes.
+/* edgelm_gen.c - the edgelm-gen tool: writes a GGUF of any shape with deterministic pseudo-random
+ * weights (seeded xoshiro256** + Box-Muller), quantized with the engine's reference quantizers,
+ * for tests and benchmarks, in the key and tensor layout llama.cpp's converter writes for one of
+ * llama, Llama 3 (llama + rope_freqs.weight), qwen2, qwen3, phi3 and gemma3. NOT a trained model:
+ * its text is noise. Weights depend only on (seed, tensor name, shape), never on the output type or
+ * the architecture, and tensors are streamed to the file one chunk of rows at a time, so memory
+ * stays small for 1B-parameter shapes.
  */
 #include "base/random.h"
 #include "edgelm.h"
@@ -29,13 +31,43 @@
  * or llama.cpp's Q4_K_M mix. */
 #define TYPE_Q4_K_M 1000u
 
+/* The --arch choices. LLAMA3 is general.architecture "llama" with a rope_freqs.weight. */
+typedef enum gen_arch {
+    ARCH_LLAMA = 0,
+    ARCH_LLAMA3,
+    ARCH_QWEN2,
+    ARCH_QWEN3,
+    ARCH_PHI3,
+    ARCH_GEMMA3,
+} gen_arch;
+
+static const struct {
+    const char *option; /* --arch NAME */
+    const char *prefix; /* general.architecture and the metadata key prefix */
+} arch_names[] = {
+    [ARCH_LLAMA] = {"llama", "llama"}, [ARCH_LLAMA3] = {"llama3", "llama"},
+    [ARCH_QWEN2] = {"qwen2", "qwen2"}, [ARCH_QWEN3] = {"qwen3", "qwen3"},
+    [ARCH_PHI3] = {"phi3", "phi3"},    [ARCH_GEMMA3] = {"gemma3", "gemma3"},
+};
+
+/* Llama 3 rope scaling as Meta's configs give it (Llama 3.2: factor 32, low 1, high 4); the
+ * original context is --rope-orig-ctx (8192 in Llama 3) */
+#define LLAMA3_ROPE_FACTOR 32.0
+#define LLAMA3_LOW_FREQ_FACTOR 1.0
+#define LLAMA3_HIGH_FREQ_FACTOR 4.0
+
 typedef struct gen_config {
     const char *out_path;
     const char *preset;
     const char *name;
+    gen_arch arch;
     uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, rope_dim, n_vocab;
     float rope_base, rms_eps;
-    uint32_t type; /* a tensor_type id or TYPE_Q4_K_M */
+    uint32_t rope_orig_ctx;  /* llama3: original_max_position_embeddings of the factors */
+    uint32_t sliding_window; /* phi3, gemma3: <arch>.attention.sliding_window */
+    uint32_t swa_pattern;    /* gemma3: layer il is global when il % n == n - 1 */
+    float rope_base_swa;     /* gemma3: rope base of the local layers */
+    uint32_t type;           /* a tensor_type id or TYPE_Q4_K_M */
     const char *vocab_from;
     bool tied;
     bool quiet;
@@ -95,6 +127,9 @@ typedef enum tensor_kind {
     KIND_FFN_UP,
     KIND_FFN_DOWN,
     KIND_OUTPUT,
+    KIND_BIAS,       /* attn_{q,k,v}.bias (qwen2): F32, std 0.1 */
+    KIND_ATTN_QKV,   /* phi3's fused attn_qkv: q, k, v rows */
+    KIND_ROPE_FREQS, /* rope_freqs.weight (Llama 3): computed factors, not random */
 } tensor_kind;
 
 typedef struct planned_tensor {
@@ -144,18 +179,19 @@ static uint32_t fallback_type(uint32_t type, uint64_t ne0) {
 }
 
 static uint32_t pick_type(const gen_config *c, const planned_tensor *t) {
-    if (t->kind == KIND_NORM) {
-        return TENSOR_TYPE_F32;
+    if (t->kind == KIND_NORM || t->kind == KIND_BIAS || t->kind == KIND_ROPE_FREQS) {
+        return TENSOR_TYPE_F32; /* 1-D tensors stay F32, as llama.cpp's converter keeps them */
     }
     if (c->type != TYPE_Q4_K_M) {
         return fallback_type(c->type, t->ne[0]);
     }
     /* Q4_K_M (llama_tensor_get_type_impl): output (or the tied embedding) Q6_K, or Q8_0 when its
-     * rows are not 256-multiples; attn_v and ffn_down Q6_K on use_more_bits layers; else Q4_K. */
+     * rows are not 256-multiples; attn_v (and phi3's fused attn_qkv, counted as an attn_v, as in
+     * arch/phi3-Q4_K_M.gguf) and ffn_down Q6_K on use_more_bits layers; else Q4_K. */
     uint32_t type = TENSOR_TYPE_Q4_K;
     if (t->kind == KIND_OUTPUT || (t->kind == KIND_TOKEN_EMBD && c->tied)) {
         type = t->ne[0] % QK_K != 0 ? TENSOR_TYPE_Q8_0 : TENSOR_TYPE_Q6_K;
-    } else if ((t->kind == KIND_ATTN_V || t->kind == KIND_FFN_DOWN) &&
+    } else if ((t->kind == KIND_ATTN_V || t->kind == KIND_ATTN_QKV || t->kind == KIND_FFN_DOWN) &&
                use_more_bits(t->layer, c->n_layer)) {
         type = TENSOR_TYPE_Q6_K;
     }
@@ -172,51 +208,66 @@ static void plan_add(planned_tensor *plan, size_t *n, const char *name, tensor_k
     t->n_dims = ne1 > 0 ? 2 : 1;
     t->ne[0] = ne0;
     t->ne[1] = ne1 > 0 ? ne1 : 1;
-    t->std = kind == KIND_TOKEN_EMBD ? 1.0f : (float)(1.0 / sqrt((double)ne0));
+    t->std = kind == KIND_TOKEN_EMBD ? 1.0f
+             : kind == KIND_BIAS     ? 0.1f
+                                     : (float)(1.0 / sqrt((double)ne0));
 }
 
-/* Tensors in the order llama.cpp's converter writes them. Returns the count. */
+/* Most tensors a plan can hold: token_embd, rope_freqs, output_norm, output, and per layer at
+ * most 16 (qwen2: 12; gemma3: 13). */
+static size_t max_plan_tensors(const gen_config *c) { return 4 + (size_t)c->n_layer * 16; }
+
+/* Tensors in the order llama.cpp's converter writes them (the arch/ fixtures of shared/models
+ * show it per architecture). Returns the count. */
 static size_t build_plan(const gen_config *c, planned_tensor *plan) {
     size_t n = 0;
-    uint64_t head_dim = c->n_embd / c->n_head;
-    uint64_t n_embd_kv = head_dim * c->n_head_kv;
+    const uint64_t head_dim = c->n_embd / c->n_head;
+    const uint64_t n_embd_kv = head_dim * c->n_head_kv;
+    const uint64_t E = c->n_embd, F = c->n_ff;
+    const bool fused = c->arch == ARCH_PHI3;
+    const bool qk_norm = c->arch == ARCH_QWEN3 || c->arch == ARCH_GEMMA3;
+    const bool post_norms = c->arch == ARCH_GEMMA3;
     char name[MAX_TENSOR_NAME];
     plan_add(plan, &n, "token_embd.weight", KIND_TOKEN_EMBD, 0, c->n_embd, c->n_vocab);
+    if (c->arch == ARCH_GEMMA3) {
+        /* the embeddings are multiplied by sqrt(n_embd): make that product unit-scale */
+        plan[n - 1].std = (float)(1.0 / sqrt((double)c->n_embd));
+    }
+    if (c->arch == ARCH_LLAMA3) { /* one factor per rotated pair (n_rot / 2, as llama.cpp loads) */
+        plan_add(plan, &n, "rope_freqs.weight", KIND_ROPE_FREQS, 0, c->rope_dim / 2, 0);
+    }
     for (uint32_t i = 0; i < c->n_layer; i++) {
-        static const struct {
+        /* (suffix, kind, ne0, ne1 or 0 for a vector, present) */
+        const struct {
             const char *suffix;
             tensor_kind kind;
+            uint64_t ne0, ne1;
+            bool present;
         } parts[] = {
-            {"attn_norm", KIND_NORM},          {"attn_q", KIND_ATTN_Q},
-            {"attn_k", KIND_ATTN_K},           {"attn_v", KIND_ATTN_V},
-            {"attn_output", KIND_ATTN_OUTPUT}, {"ffn_norm", KIND_NORM},
-            {"ffn_gate", KIND_FFN_GATE},       {"ffn_up", KIND_FFN_UP},
-            {"ffn_down", KIND_FFN_DOWN},
+            {"attn_norm.weight", KIND_NORM, E, 0, true},
+            {"attn_qkv.weight", KIND_ATTN_QKV, E, E + 2 * n_embd_kv, fused},
+            {"attn_q.weight", KIND_ATTN_Q, E, E, !fused},
+            {"attn_k.weight", KIND_ATTN_K, E, n_embd_kv, !fused},
+            {"attn_v.weight", KIND_ATTN_V, E, n_embd_kv, !fused},
+            {"attn_q.bias", KIND_BIAS, E, 0, c->arch == ARCH_QWEN2},
+            {"attn_k.bias", KIND_BIAS, n_embd_kv, 0, c->arch == ARCH_QWEN2},
+            {"attn_v.bias", KIND_BIAS, n_embd_kv, 0, c->arch == ARCH_QWEN2},
+            {"attn_q_norm.weight", KIND_NORM, head_dim, 0, qk_norm},
+            {"attn_k_norm.weight", KIND_NORM, head_dim, 0, qk_norm},
+            {"attn_output.weight", KIND_ATTN_OUTPUT, E, E, true},
+            {"post_attention_norm.weight", KIND_NORM, E, 0, post_norms},
+            {"ffn_norm.weight", KIND_NORM, E, 0, true},
+            {"ffn_gate.weight", KIND_FFN_GATE, E, F, !fused},
+            /* phi3: gate rows then up rows in one tensor */
+            {"ffn_up.weight", KIND_FFN_UP, E, fused ? 2 * F : F, true},
+            {"ffn_down.weight", KIND_FFN_DOWN, F, E, true},
+            {"post_ffw_norm.weight", KIND_NORM, E, 0, post_norms},
         };
         for (size_t p = 0; p < sizeof parts / sizeof parts[0]; p++) {
-            snprintf(name, sizeof name, "blk.%u.%s.weight", i, parts[p].suffix);
-            uint64_t ne0 = c->n_embd, ne1 = 0;
-            switch (parts[p].kind) {
-            case KIND_ATTN_Q:
-            case KIND_ATTN_OUTPUT:
-                ne1 = c->n_embd;
-                break;
-            case KIND_ATTN_K:
-            case KIND_ATTN_V:
-                ne1 = n_embd_kv;
-                break;
-            case KIND_FFN_GATE:
-            case KIND_FFN_UP:
-                ne1 = c->n_ff;
-                break;
-            case KIND_FFN_DOWN:
-                ne0 = c->n_ff;
-                ne1 = c->n_embd;
-                break;
-            default:
-                break;
+            if (parts[p].present) {
+                snprintf(name, sizeof name, "blk.%u.%s", i, parts[p].suffix);
+                plan_add(plan, &n, name, parts[p].kind, i, parts[p].ne0, parts[p].ne1);
             }
-            plan_add(plan, &n, name, parts[p].kind, i, ne0, ne1);
         }
     }
     plan_add(plan, &n, "output_norm.weight", KIND_NORM, 0, c->n_embd, 0);
@@ -632,8 +683,46 @@ static bool convert(uint32_t type, const float *src, void *dst, int64_t n) {
     }
 }
 
+/* rope_freqs.weight as llama.cpp's converter computes it for Llama 3 rope scaling
+ * (convert_hf_to_gguf.py, LlamaModel.generate_extra_tensors, rope_type "llama3"): for each pair i
+ * of the d rotated dims (the converter's head_dim; Llama 3 rotates all of a head),
+ * freq = 1 / base^(2i/d) (float32, as torch computes it) and wavelen = 2 pi / freq; the factor is
+ * 1 below old_ctx / high_freq_factor, `factor` above old_ctx / low_freq_factor, and
+ * 1 / ((1 - smooth) / factor + smooth) in between, smooth = (old_ctx / wavelen - low) / (high -
+ * low). */
+static void llama3_rope_factors(const gen_config *c, float *out, uint64_t n_pairs) {
+    const double old_ctx = (double)c->rope_orig_ctx;
+    const double low_wavelen = old_ctx / LLAMA3_LOW_FREQ_FACTOR;
+    const double high_wavelen = old_ctx / LLAMA3_HIGH_FREQ_FACTOR;
+    const uint64_t dim = 2 * n_pairs;
+    for (uint64_t i = 0; i < n_pairs; i++) {
+        const float freq = 1.0f / powf(c->rope_base, (float)(2 * i) / (float)dim);
+        const double wavelen = 2.0 * 3.141592653589793 / (double)freq;
+        double factor;
+        if (wavelen < high_wavelen) {
+            factor = 1.0;
+        } else if (wavelen > low_wavelen) {
+            factor = LLAMA3_ROPE_FACTOR;
+        } else {
+            const double smooth = (old_ctx / wavelen - LLAMA3_LOW_FREQ_FACTOR) /
+                                  (LLAMA3_HIGH_FREQ_FACTOR - LLAMA3_LOW_FREQ_FACTOR);
+            factor = 1.0 / ((1.0 - smooth) / LLAMA3_ROPE_FACTOR + smooth);
+        }
+        out[i] = (float)factor;
+    }
+}
+
 static int write_tensor(gguf_writer *w, const gen_config *c, const planned_tensor *t, float *fbuf,
                         uint8_t *qbuf) {
+    if (t->kind == KIND_ROPE_FREQS) {
+        llama3_rope_factors(c, fbuf, t->ne[0]);
+        edgelm_status st = gguf_writer_write_tensor_data(w, fbuf, (size_t)t->ne[0] * sizeof(float));
+        if (st != EDGELM_OK) {
+            fprintf(stderr, "edgelm-gen: %s\n", gguf_writer_errmsg(w));
+            return 1;
+        }
+        return 0;
+    }
     rng r;
     rng_seed(&r, c->seed ^ fnv1a(t->name));
     uint64_t ne0 = t->ne[0], n_rows = t->ne[1];
@@ -664,19 +753,30 @@ static void usage(FILE *f) {
     fprintf(
         f,
         "usage: edgelm-gen OUT.gguf [options]\n"
-        "Writes a llama-architecture GGUF with deterministic pseudo-random weights (not a\n"
-        "trained model) for tests and benchmarks.\n"
+        "Writes a GGUF with deterministic pseudo-random weights (not a trained model) for\n"
+        "tests and benchmarks, in llama.cpp's layout for the chosen architecture.\n"
         "\n"
+        "  --arch NAME        llama (default) | llama3 (llama + rope_freqs.weight) | qwen2\n"
+        "                     (QKV biases) | qwen3 (q/k norms) | phi3 (fused attn_qkv and\n"
+        "                     gate/up) | gemma3 (q/k norms, post-norms, sliding-window\n"
+        "                     layers, GELU; always tied)\n"
         "  --preset NAME      tiny (default) | stories260k | synthetic-k256 | tinyllama-1.1b\n"
         "  --n-embd N         embedding width            --n-layer N    layers\n"
         "  --n-head N         attention heads            --n-head-kv N  KV heads (GQA)\n"
         "  --n-ff N           feed-forward width         --n-ctx N      training context\n"
         "  --rope-base F      RoPE frequency base        --rope-dim N   rotated dims per head\n"
         "  --rms-eps F        RMSNorm epsilon\n"
+        "  --rope-orig-ctx N  llama3: original context of the rope factors (default 8192;\n"
+        "                     factor 32, low 1, high 4 as Llama 3.2)\n"
+        "  --sliding-window N phi3: attention.sliding_window (default: the context);\n"
+        "                     gemma3: the local layers' window (default 8)\n"
+        "  --swa-pattern N    gemma3: every Nth layer is global, the rest local (default 6)\n"
+        "  --rope-base-swa F  gemma3: rope base of the local layers (default 10000)\n"
         "  --type T           f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K\n"
         "                     (every matrix of type T, like llama-quantize --pure; norms F32)\n"
-        "                     or q4_K_M (llama.cpp's mix: Q4_K, output Q6_K, attn_v and\n"
-        "                     ffn_down Q6_K on the use_more_bits layers). Default f32.\n"
+        "                     or q4_K_M (llama.cpp's mix: Q4_K, output Q6_K, attn_v (or\n"
+        "                     phi3's attn_qkv) and ffn_down Q6_K on the use_more_bits\n"
+        "                     layers). Default f32. 1-D tensors (norms, biases) stay f32.\n"
         "                     Rows whose width is not a multiple of the block size fall back\n"
         "                     as llama.cpp does: q2_K/q3_K -> q4_0, q4_K -> q5_0, q5_K -> q5_1,\n"
         "                     q6_K -> q8_0, then (and for the 32-block types) -> f16.\n"
@@ -689,6 +789,8 @@ static void usage(FILE *f) {
         "  --help             this text\n"
         "exit status: 0 written, 1 failed (OUT.gguf left untouched), 2 bad usage\n"
         "\n"
+        "defaults by arch: rope base 10000 and rms eps 1e-5 (llama, phi3), 500000 and 1e-5\n"
+        "(llama3), 1e6 and 1e-6 (qwen2, qwen3, gemma3); explicit options override them\n"
         "presets: tiny: n_embd 64, 2 layers, 4 heads, 2 kv heads, n_ff 256, ctx 256, vocab 512\n"
         "         stories260k: n_embd 64, 5 layers, 8 heads, 4 kv, n_ff 172, rope dim 8, ctx 2048\n"
         "         synthetic-k256: n_embd 256, 2 layers, 4 heads, 2 kv, n_ff 512, ctx 512\n"
@@ -823,30 +925,74 @@ static bool apply_preset(gen_config *c, const char *name) {
     return true;
 }
 
-/* Parse argv into c. Returns 0 ok, 1 error, 2 help shown. The preset is applied first, so
- * explicit options override it whatever their order. */
+static bool parse_arch(const char *s, gen_arch *out) {
+    for (size_t i = 0; s != NULL && i < sizeof arch_names / sizeof arch_names[0]; i++) {
+        if (strcmp(s, arch_names[i].option) == 0) {
+            *out = (gen_arch)i;
+            return true;
+        }
+    }
+    fprintf(stderr, "edgelm-gen: --arch '%s' is not one of llama llama3 qwen2 qwen3 phi3 gemma3\n",
+            s != NULL ? s : "");
+    return false;
+}
+
+/* The architecture's usual hyperparameters (its real models'), over the preset's. */
+static void apply_arch_defaults(gen_config *c) {
+    switch (c->arch) {
+    case ARCH_LLAMA3:
+        c->rope_base = 500000.0f;
+        break;
+    case ARCH_QWEN2:
+    case ARCH_QWEN3:
+        c->rope_base = 1e6f;
+        c->rms_eps = 1e-6f;
+        break;
+    case ARCH_GEMMA3:
+        c->rope_base = 1e6f;
+        c->rms_eps = 1e-6f;
+        c->tied = true; /* llama.cpp's gemma3 converter writes no output.weight */
+        break;
+    default:
+        break;
+    }
+    c->rope_orig_ctx = 8192;
+    c->sliding_window = c->arch == ARCH_GEMMA3 ? 8 : 0; /* phi3: 0 = the context, set later */
+    c->swa_pattern = 6;
+    c->rope_base_swa = 10000.0f;
+}
+
+/* Parse argv into c. Returns 0 ok, 1 error, 2 help shown. The preset and then the architecture's
+ * defaults are applied first, so explicit options override them whatever their order. */
 static int parse_args(int argc, char **argv, gen_config *c) {
     memset(c, 0, sizeof *c);
     c->type = TENSOR_TYPE_F32;
     c->seed = 1234;
     const char *preset = "tiny";
+    const char *arch = "llama";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 2;
         }
-        if (strcmp(argv[i], "--preset") == 0) {
+        if (strcmp(argv[i], "--preset") == 0 || strcmp(argv[i], "--arch") == 0) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "edgelm-gen: --preset needs a name\n");
+                fprintf(stderr, "edgelm-gen: %s needs a name\n", argv[i]);
                 return 1;
             }
-            preset = argv[++i];
+            if (argv[i][2] == 'p') {
+                preset = argv[++i];
+            } else {
+                arch = argv[++i];
+            }
         }
     }
-    if (!apply_preset(c, preset)) {
+    if (!apply_preset(c, preset) || !parse_arch(arch, &c->arch)) {
         return 1;
     }
+    apply_arch_defaults(c);
     bool vocab_size_given = false;
+    const char *arch_only = NULL; /* an option that needs another --arch */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0) {
@@ -872,7 +1018,7 @@ static int parse_args(int argc, char **argv, gen_config *c) {
         }
         const char *v = argv[++i];
         bool ok = true;
-        if (strcmp(a, "--preset") == 0) {
+        if (strcmp(a, "--preset") == 0 || strcmp(a, "--arch") == 0) {
             continue; /* applied above */
         } else if (strcmp(a, "--n-embd") == 0) {
             ok = parse_u32(a, v, 1, 65536, &c->n_embd);
@@ -892,6 +1038,18 @@ static int parse_args(int argc, char **argv, gen_config *c) {
             ok = parse_positive_float(a, v, &c->rope_base);
         } else if (strcmp(a, "--rms-eps") == 0) {
             ok = parse_positive_float(a, v, &c->rms_eps);
+        } else if (strcmp(a, "--rope-orig-ctx") == 0) {
+            ok = parse_u32(a, v, 1, 1u << 24, &c->rope_orig_ctx);
+            arch_only = c->arch != ARCH_LLAMA3 ? a : arch_only;
+        } else if (strcmp(a, "--sliding-window") == 0) {
+            ok = parse_u32(a, v, 1, 1u << 24, &c->sliding_window);
+            arch_only = c->arch != ARCH_PHI3 && c->arch != ARCH_GEMMA3 ? a : arch_only;
+        } else if (strcmp(a, "--swa-pattern") == 0) {
+            ok = parse_u32(a, v, 1, 1024, &c->swa_pattern);
+            arch_only = c->arch != ARCH_GEMMA3 ? a : arch_only;
+        } else if (strcmp(a, "--rope-base-swa") == 0) {
+            ok = parse_positive_float(a, v, &c->rope_base_swa);
+            arch_only = c->arch != ARCH_GEMMA3 ? a : arch_only;
         } else if (strcmp(a, "--type") == 0) {
             ok = parse_type(v, &c->type);
         } else if (strcmp(a, "--vocab-from") == 0) {
@@ -923,6 +1081,14 @@ static int parse_args(int argc, char **argv, gen_config *c) {
         usage(stderr);
         return 1;
     }
+    if (arch_only != NULL) {
+        fprintf(stderr, "edgelm-gen: %s does not apply to --arch %s (see --help)\n", arch_only,
+                arch_names[c->arch].option);
+        return 1;
+    }
+    if (c->arch == ARCH_PHI3 && c->sliding_window == 0) {
+        c->sliding_window = c->n_ctx; /* phi3's window caps a session's context: the whole one */
+    }
     if (c->vocab_from != NULL && vocab_size_given) {
         fprintf(stderr, "edgelm-gen: --vocab-size and --vocab-from exclude each other (the "
                         "vocabulary size comes from the file)\n");
@@ -952,27 +1118,40 @@ static int parse_args(int argc, char **argv, gen_config *c) {
 
 /* ---- main --------------------------------------------------------------------------------- */
 
+/* "<arch prefix>.<suffix>" into key. */
+static const char *arch_key(const gen_config *c, const char *suffix, char *key, size_t size) {
+    snprintf(key, size, "%s.%s", arch_names[c->arch].prefix, suffix);
+    return key;
+}
+
+/* general.* and the architecture's keys in the order llama.cpp's converter writes them; plain
+ * llama keeps exactly the keys (and bytes) it always had. */
 static int write_metadata(gguf_writer *w, const gen_config *c, bool any_quantized) {
-    char name[256];
+    char name[256], key[128];
+    const uint32_t head_dim = c->n_embd / c->n_head;
     if (c->name != NULL) {
         snprintf(name, sizeof name, "%s", c->name);
     } else {
         snprintf(name, sizeof name, "edgelm-gen %s", c->preset);
     }
     struct {
-        const char *key;
+        const char *suffix; /* NULL: general.file_type */
         uint32_t value;
+        bool present;
     } u32s[] = {
-        {"general.file_type", file_type_of(c->type)},
-        {"llama.context_length", c->n_ctx},
-        {"llama.embedding_length", c->n_embd},
-        {"llama.block_count", c->n_layer},
-        {"llama.feed_forward_length", c->n_ff},
-        {"llama.attention.head_count", c->n_head},
-        {"llama.attention.head_count_kv", c->n_head_kv},
-        {"llama.rope.dimension_count", c->rope_dim},
+        {NULL, file_type_of(c->type), true},
+        {"context_length", c->n_ctx, true},
+        {"embedding_length", c->n_embd, true},
+        {"block_count", c->n_layer, true},
+        {"feed_forward_length", c->n_ff, true},
+        {"attention.head_count", c->n_head, true},
+        {"attention.head_count_kv", c->n_head_kv, true},
+        {"attention.key_length", head_dim, c->arch != ARCH_LLAMA},
+        {"attention.value_length", head_dim, c->arch != ARCH_LLAMA},
+        {"rope.dimension_count", c->rope_dim, true},
     };
-    edgelm_status st = gguf_writer_set_string(w, "general.architecture", "llama");
+    edgelm_status st =
+        gguf_writer_set_string(w, "general.architecture", arch_names[c->arch].prefix);
     if (st == EDGELM_OK) {
         st = gguf_writer_set_string(w, "general.name", name);
     }
@@ -980,16 +1159,33 @@ static int write_metadata(gguf_writer *w, const gen_config *c, bool any_quantize
         st = gguf_writer_set_u32(w, "general.quantization_version", 2);
     }
     for (size_t i = 0; i < sizeof u32s / sizeof u32s[0] && st == EDGELM_OK; i++) {
-        st = gguf_writer_set_u32(w, u32s[i].key, u32s[i].value);
+        if (u32s[i].present) {
+            const char *k = u32s[i].suffix != NULL ? arch_key(c, u32s[i].suffix, key, sizeof key)
+                                                   : "general.file_type";
+            st = gguf_writer_set_u32(w, k, u32s[i].value);
+        }
     }
     if (st == EDGELM_OK) {
-        st = gguf_writer_set_f32(w, "llama.rope.freq_base", c->rope_base);
+        st = gguf_writer_set_f32(w, arch_key(c, "rope.freq_base", key, sizeof key), c->rope_base);
     }
     if (st == EDGELM_OK) {
-        st = gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->rms_eps);
+        st = gguf_writer_set_f32(
+            w, arch_key(c, "attention.layer_norm_rms_epsilon", key, sizeof key), c->rms_eps);
     }
     if (st == EDGELM_OK) {
-        st = gguf_writer_set_u32(w, "llama.vocab_size", c->n_vocab);
+        st = gguf_writer_set_u32(w, arch_key(c, "vocab_size", key, sizeof key), c->n_vocab);
+    }
+    if (st == EDGELM_OK && c->sliding_window > 0) {
+        st = gguf_writer_set_u32(w, arch_key(c, "attention.sliding_window", key, sizeof key),
+                                 c->sliding_window);
+    }
+    if (st == EDGELM_OK && c->arch == ARCH_GEMMA3) {
+        st = gguf_writer_set_u32(
+            w, arch_key(c, "attention.sliding_window_pattern", key, sizeof key), c->swa_pattern);
+        if (st == EDGELM_OK) {
+            st = gguf_writer_set_f32(w, arch_key(c, "rope.freq_base_swa", key, sizeof key),
+                                     c->rope_base_swa);
+        }
     }
     if (st != EDGELM_OK) {
         fprintf(stderr, "edgelm-gen: %s\n", gguf_writer_errmsg(w));
@@ -1016,8 +1212,8 @@ int main(int argc, char **argv) {
         goto fail;
     }
 
-    /* metadata first (general.*, llama.*), tokenizer keys after, as llama.cpp's converter does;
-     * a copied tokenizer decides n_vocab, so llama.vocab_size is set again (in place) after it */
+    /* metadata first (general.*, <arch>.*), tokenizer keys after, as llama.cpp's converter does;
+     * a copied tokenizer decides n_vocab, so <arch>.vocab_size is set again (in place) after it */
     if (write_metadata(w, &c,
                        c.type != TENSOR_TYPE_F32 && c.type != TENSOR_TYPE_F16 &&
                            c.type != TENSOR_TYPE_BF16) != 0) {
@@ -1027,7 +1223,9 @@ int main(int argc, char **argv) {
         if (copy_tokenizer(w, c.vocab_from, &c.n_vocab) != 0) {
             goto fail;
         }
-        if (gguf_writer_set_u32(w, "llama.vocab_size", c.n_vocab) != EDGELM_OK) {
+        char key[128];
+        if (gguf_writer_set_u32(w, arch_key(&c, "vocab_size", key, sizeof key), c.n_vocab) !=
+            EDGELM_OK) {
             fprintf(stderr, "edgelm-gen: %s\n", gguf_writer_errmsg(w));
             goto fail;
         }
@@ -1043,7 +1241,7 @@ int main(int argc, char **argv) {
         }
         vocab_free(&v);
     }
-    size_t max_tensors = 3 + (size_t)c.n_layer * 9;
+    size_t max_tensors = max_plan_tensors(&c);
     plan = calloc(max_tensors, sizeof *plan);
     if (plan == NULL) {
         fprintf(stderr, "edgelm-gen: out of memory\n");
@@ -1112,10 +1310,10 @@ int main(int argc, char **argv) {
     if (!c.quiet) {
         const gguf_layout *layout = gguf_writer_layout(w);
         fprintf(stderr,
-                "edgelm-gen: wrote %s: %s, %s, n_embd %u, %u layers, %u/%u heads, n_ff %u, "
+                "edgelm-gen: wrote %s: %s %s, %s, n_embd %u, %u layers, %u/%u heads, n_ff %u, "
                 "vocab %u, %zu tensors, %llu bytes\n",
-                c.out_path, c.preset, type_label(c.type), c.n_embd, c.n_layer, c.n_head,
-                c.n_head_kv, c.n_ff, c.n_vocab, n_plan,
+                c.out_path, arch_names[c.arch].option, c.preset, type_label(c.type), c.n_embd,
+                c.n_layer, c.n_head, c.n_head_kv, c.n_ff, c.n_vocab, n_plan,
                 (unsigned long long)(layout != NULL ? layout->file_size : 0));
     }
     rc = 0;

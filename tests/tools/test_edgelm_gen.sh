@@ -36,6 +36,33 @@ check "tied: the engine loads it" output_to "$tmp/info" "$CLI" "$tmp/tied.gguf" 
 check "tied: --info lists token_embd.weight" grep -q "token_embd.weight" "$tmp/info"
 check "tied: --info lists no output.weight" exit_code 1 grep -Eq "^  output\.weight " "$tmp/info"
 
+check "an unknown --arch is a usage error (2)" exit_code 2 "$GEN" "$tmp/x.gguf" --arch gpt2
+check "--swa-pattern without gemma3 is a usage error (2)" exit_code 2 "$GEN" "$tmp/x.gguf" \
+    --swa-pattern 2
+check "--arch llama is the default's bytes" "$GEN" "$tmp/b.gguf" --preset tiny --quiet --seed 3 \
+    --arch llama
+check "... identical" cmp "$tmp/a.gguf" "$tmp/b.gguf"
+for arch in llama3 qwen2 qwen3 phi3 gemma3; do
+    out=$tmp/arch-$arch.gguf
+    check "--arch $arch" "$GEN" "$out" --arch "$arch" --preset tiny --type q8_0 --quiet
+    check "$arch: the engine loads it" output_to "$tmp/info-$arch" "$CLI" "$out" --info
+    label=$arch
+    [ "$arch" = llama3 ] && label=llama
+    check "$arch: architecture $label" grep -q "^architecture: $label\$" "$tmp/info-$arch"
+done
+check "llama3: rope_freqs.weight in f32" grep -Eq "^  rope_freqs\.weight +f32 " "$tmp/info-llama3"
+check "qwen2: attn_q.bias in f32" grep -Eq "^  blk\.0\.attn_q\.bias +f32 " "$tmp/info-qwen2"
+check "qwen3: attn_k_norm in f32" grep -Eq "^  blk\.1\.attn_k_norm\.weight +f32 " \
+    "$tmp/info-qwen3"
+check "phi3: fused attn_qkv" grep -Eq "^  blk\.0\.attn_qkv\.weight +q8_0 " "$tmp/info-phi3"
+check "gemma3: post_ffw_norm" grep -Eq "^  blk\.1\.post_ffw_norm\.weight +f32 " "$tmp/info-gemma3"
+check "gemma3: tied (no output.weight)" exit_code 1 grep -Eq "^  output\.weight " \
+    "$tmp/info-gemma3"
+check "gemma3: window 8, 5 of 6 layers local with the default pattern" "$GEN" "$tmp/g6.gguf" \
+    --arch gemma3 --preset tiny --n-layer 6 --quiet
+check "... loads" output_to "$tmp/info" "$CLI" "$tmp/g6.gguf" --info
+check "... as such" grep -q "sliding window: 8 tokens on 5 of 6 layers" "$tmp/info"
+
 printf 'keep' >"$tmp/keep.gguf"
 check "a failing run exits 1" exit_code 1 "$GEN" "$tmp/keep.gguf" --vocab-from "$tmp/missing.gguf"
 check "... and leaves the output untouched" test "$(cat "$tmp/keep.gguf")" = keep
