@@ -5,8 +5,9 @@
  * 1. Rings on synthetic rows (always runs): which positions a ring holds as positions are
  *    claimed, kv_cache_can_continue, kv_cache_move's reordering of the ring and of its position
  *    tags (the context shift), and kv_cache_rotate_k skipping rows a ring no longer holds.
- * 2. On arch/gemma3-F16.gguf (needs ../shared/models; an 8-token window on 5 of its 6 layers):
- *    the session memory grows only with its global layer; a session evaluated through rings
+ * 2. On a gemma3 model made by edgelm-gen (always; 4 layers alternating local and global, an
+ *    8-token window) and on arch/gemma3-F16.gguf (needs ../shared/models; 5 of 6 layers local):
+ *    the session memory grows only with the global layers; a session evaluated through rings
  *    gives bit for bit the logits of the same session with full-length local layers, over 100
  *    tokens in chunks, after a context shift, and after saving and restoring its state.
  */
@@ -112,9 +113,10 @@ static void eval_chunks(forward_state *fs, const int32_t *tokens, int32_t n, int
     }
 }
 
-static void test_gemma3(edgelm_model *m) {
+static void test_windowed_model(edgelm_model *m, const char *what, int32_t n_local_layers) {
     const model_hparams *hp = &m->hp;
-    CHECK(hp->n_swa == 8 && hp->n_local_layers == 5);
+    CHECK_MSG(hp->n_swa == 8 && hp->n_local_layers == n_local_layers, "%s: window %d on %d layers",
+              what, (int)hp->n_swa, (int)hp->n_local_layers);
     /* session memory: only the one global layer grows with the context */
     const uint64_t kv_row_bytes = (uint64_t)hp->n_head_kv * hp->head_dim * sizeof(fp16_t) * 2;
     const uint64_t b2048 = edgelm_model_session_bytes(m, 2048);
@@ -122,9 +124,9 @@ static void test_gemma3(edgelm_model *m) {
     CHECK_MSG(b4096 - b2048 == 2048 * kv_row_bytes * (uint64_t)(hp->n_layer - hp->n_local_layers),
               "session bytes 2048: %llu, 4096: %llu", (unsigned long long)b2048,
               (unsigned long long)b4096);
-    printf("  gemma3 fixture: a session of 4096 tokens takes %.1f KiB (%.1f KiB with full-length "
-           "local layers)\n",
-           (double)b4096 / 1024,
+    printf("  %s: a session of 4096 tokens takes %.1f KiB (%.1f KiB with full-length local "
+           "layers)\n",
+           what, (double)b4096 / 1024,
            (double)(b4096 + 4096ull * kv_row_bytes * (uint64_t)hp->n_local_layers) / 1024);
 
     int32_t tokens[N_TOKENS];
@@ -192,12 +194,18 @@ static void test_gemma3(edgelm_model *m) {
 
 int main(void) {
     test_rings();
+    edgelm_model *generated = test_gen_model("gemma3-alternating.gguf",
+                                             "--arch gemma3 --n-layer 4 --swa-pattern 2 --seed 21");
+    if (generated != NULL) {
+        test_windowed_model(generated, "generated gemma3", 2);
+    }
+    edgelm_model_free(generated);
     int skipped = 0;
     char path[1024];
     if (test_model_path("arch/gemma3-F16.gguf", path, sizeof path)) {
         edgelm_model *m = test_load_model(path);
         if (m != NULL) {
-            test_gemma3(m);
+            test_windowed_model(m, "gemma3 fixture", 5);
         }
         edgelm_model_free(m);
     } else {
