@@ -62,6 +62,7 @@ typedef struct gen_config {
     const char *name;
     gen_arch arch;
     uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, rope_dim, n_vocab;
+    uint32_t head_dim; /* attention.key_length; 0 until parse_args sets n_embd / n_head */
     float rope_base, rms_eps;
     uint32_t rope_orig_ctx;  /* llama3: original_max_position_embeddings of the factors */
     uint32_t sliding_window; /* phi3, gemma3: <arch>.attention.sliding_window */
@@ -221,9 +222,9 @@ static size_t max_plan_tensors(const gen_config *c) { return 4 + (size_t)c->n_la
  * show it per architecture). Returns the count. */
 static size_t build_plan(const gen_config *c, planned_tensor *plan) {
     size_t n = 0;
-    const uint64_t head_dim = c->n_embd / c->n_head;
+    const uint64_t head_dim = c->head_dim;
     const uint64_t n_embd_kv = head_dim * c->n_head_kv;
-    const uint64_t E = c->n_embd, F = c->n_ff;
+    const uint64_t E = c->n_embd, F = c->n_ff, Q = head_dim * c->n_head;
     const bool fused = c->arch == ARCH_PHI3;
     const bool qk_norm = c->arch == ARCH_QWEN3 || c->arch == ARCH_GEMMA3;
     const bool post_norms = c->arch == ARCH_GEMMA3;
@@ -245,16 +246,16 @@ static size_t build_plan(const gen_config *c, planned_tensor *plan) {
             bool present;
         } parts[] = {
             {"attn_norm.weight", KIND_NORM, E, 0, true},
-            {"attn_qkv.weight", KIND_ATTN_QKV, E, E + 2 * n_embd_kv, fused},
-            {"attn_q.weight", KIND_ATTN_Q, E, E, !fused},
+            {"attn_qkv.weight", KIND_ATTN_QKV, E, Q + 2 * n_embd_kv, fused},
+            {"attn_q.weight", KIND_ATTN_Q, E, Q, !fused},
             {"attn_k.weight", KIND_ATTN_K, E, n_embd_kv, !fused},
             {"attn_v.weight", KIND_ATTN_V, E, n_embd_kv, !fused},
-            {"attn_q.bias", KIND_BIAS, E, 0, c->arch == ARCH_QWEN2},
+            {"attn_q.bias", KIND_BIAS, Q, 0, c->arch == ARCH_QWEN2},
             {"attn_k.bias", KIND_BIAS, n_embd_kv, 0, c->arch == ARCH_QWEN2},
             {"attn_v.bias", KIND_BIAS, n_embd_kv, 0, c->arch == ARCH_QWEN2},
             {"attn_q_norm.weight", KIND_NORM, head_dim, 0, qk_norm},
             {"attn_k_norm.weight", KIND_NORM, head_dim, 0, qk_norm},
-            {"attn_output.weight", KIND_ATTN_OUTPUT, E, E, true},
+            {"attn_output.weight", KIND_ATTN_OUTPUT, Q, E, true},
             {"post_attention_norm.weight", KIND_NORM, E, 0, post_norms},
             {"ffn_norm.weight", KIND_NORM, E, 0, true},
             {"ffn_gate.weight", KIND_FFN_GATE, E, F, !fused},
@@ -765,7 +766,8 @@ static void usage(FILE *f) {
         "  --n-head N         attention heads            --n-head-kv N  KV heads (GQA)\n"
         "  --n-ff N           feed-forward width         --n-ctx N      training context\n"
         "  --rope-base F      RoPE frequency base        --rope-dim N   rotated dims per head\n"
-        "  --rms-eps F        RMSNorm epsilon\n"
+        "  --rms-eps F        RMSNorm epsilon            --head-dim N   head size (default\n"
+        "                     n_embd / n_head; Gemma 3 uses 256 at any width)\n"
         "  --rope-orig-ctx N  llama3: original context of the rope factors (default 8192;\n"
         "                     factor 32, low 1, high 4 as Llama 3.2)\n"
         "  --sliding-window N phi3: attention.sliding_window (default: the context);\n"
@@ -1032,6 +1034,8 @@ static int parse_args(int argc, char **argv, gen_config *c) {
             ok = parse_u32(a, v, 1, 1u << 20, &c->n_ff);
         } else if (strcmp(a, "--n-ctx") == 0) {
             ok = parse_u32(a, v, 1, 1u << 24, &c->n_ctx);
+        } else if (strcmp(a, "--head-dim") == 0) {
+            ok = parse_u32(a, v, 2, 65536, &c->head_dim);
         } else if (strcmp(a, "--rope-dim") == 0) {
             ok = parse_u32(a, v, 2, 65536, &c->rope_dim);
         } else if (strcmp(a, "--rope-base") == 0) {
@@ -1094,9 +1098,10 @@ static int parse_args(int argc, char **argv, gen_config *c) {
                         "vocabulary size comes from the file)\n");
         return 1;
     }
-    if (c->n_head > c->n_embd || c->n_embd % c->n_head != 0) {
-        fprintf(stderr, "edgelm-gen: n_embd %u is not a multiple of n_head %u\n", c->n_embd,
-                c->n_head);
+    if (c->head_dim == 0 && (c->n_head > c->n_embd || c->n_embd % c->n_head != 0)) {
+        fprintf(stderr,
+                "edgelm-gen: n_embd %u is not a multiple of n_head %u (or give --head-dim)\n",
+                c->n_embd, c->n_head);
         return 1;
     }
     if (c->n_head_kv > c->n_head || c->n_head % c->n_head_kv != 0) {
@@ -1104,7 +1109,14 @@ static int parse_args(int argc, char **argv, gen_config *c) {
                 c->n_head_kv);
         return 1;
     }
-    uint32_t head_dim = c->n_embd / c->n_head;
+    if (c->head_dim == 0) {
+        c->head_dim = c->n_embd / c->n_head;
+    }
+    if (c->head_dim % 2 != 0) {
+        fprintf(stderr, "edgelm-gen: head dim %u must be even\n", c->head_dim);
+        return 1;
+    }
+    const uint32_t head_dim = c->head_dim;
     if (c->rope_dim == 0) {
         c->rope_dim = head_dim;
     }
@@ -1128,7 +1140,7 @@ static const char *arch_key(const gen_config *c, const char *suffix, char *key, 
  * llama keeps exactly the keys (and bytes) it always had. */
 static int write_metadata(gguf_writer *w, const gen_config *c, bool any_quantized) {
     char name[256], key[128];
-    const uint32_t head_dim = c->n_embd / c->n_head;
+    const uint32_t head_dim = c->head_dim;
     if (c->name != NULL) {
         snprintf(name, sizeof name, "%s", c->name);
     } else {
@@ -1146,8 +1158,11 @@ static int write_metadata(gguf_writer *w, const gen_config *c, bool any_quantize
         {"feed_forward_length", c->n_ff, true},
         {"attention.head_count", c->n_head, true},
         {"attention.head_count_kv", c->n_head_kv, true},
-        {"attention.key_length", head_dim, c->arch != ARCH_LLAMA},
-        {"attention.value_length", head_dim, c->arch != ARCH_LLAMA},
+        /* plain llama files of the usual shape keep exactly their old keys */
+        {"attention.key_length", head_dim,
+         c->arch != ARCH_LLAMA || head_dim != c->n_embd / c->n_head},
+        {"attention.value_length", head_dim,
+         c->arch != ARCH_LLAMA || head_dim != c->n_embd / c->n_head},
         {"rope.dimension_count", c->rope_dim, true},
     };
     edgelm_status st =

@@ -645,6 +645,7 @@ static void self_contained_tests(void) {
     }
     /* Every architecture in a shape unlike its arch/ fixture's (256 wide, 4/2 heads of 64, n_ff
      * 512), in f32 and q8_0. gemma3: 3 layers with pattern 3 (0 and 1 local, 2 global), window 8,
+     * heads of 64 while n_embd / n_head is 32 (as Gemma 3's 256-wide heads at width 640),
      * 40 tokens in a 128-token session: 24 as one batch (past the window already), then 16 one at
      * a time, every one checked, so the local layers' window moves through the cache. llama3: an
      * original context of 32 so that most of its rope factors are 32, not 1. */
@@ -655,8 +656,8 @@ static void self_contained_tests(void) {
         {"qwen2", "--n-embd 96 --n-head 6 --n-head-kv 2 --n-ff 160 --n-layer 3"},
         {"qwen3", "--n-embd 128 --n-head 2 --n-head-kv 1 --n-ff 256 --tied"},
         {"phi3", "--n-embd 160 --n-head 5 --n-head-kv 5 --n-ff 224"},
-        {"gemma3", "--n-embd 128 --n-head 4 --n-head-kv 2 --n-ff 256 --n-layer 3 --swa-pattern 3 "
-                   "--sliding-window 8"},
+        {"gemma3", "--n-embd 128 --n-head 4 --n-head-kv 2 --head-dim 64 --n-ff 256 --n-layer 3 "
+                   "--swa-pattern 3 --sliding-window 8"},
     };
     int32_t long_tokens[40];
     for (int i = 0; i < 40; i++) {
