@@ -113,6 +113,72 @@ static void eval_chunks(forward_state *fs, const int32_t *tokens, int32_t n, int
     }
 }
 
+typedef struct token_list {
+    int32_t tokens[128];
+    int32_t n;
+} token_list;
+
+static bool collect_token(void *user_data, int32_t token, const char *text, size_t len) {
+    (void)text;
+    (void)len;
+    token_list *list = user_data;
+    if (list->n < 128) {
+        list->tokens[list->n++] = token;
+    }
+    return true;
+}
+
+/* Greedy generation of n_predict tokens after prompt in s; the tokens into out, and how many
+ * prompt tokens the cache supplied. */
+static int32_t generate_greedy(edgelm_session *s, const char *prompt, int32_t n_predict, bool reuse,
+                               token_list *out) {
+    edgelm_generate_params gp = edgelm_generate_params_default();
+    gp.prompt = prompt;
+    gp.prompt_len = (size_t)-1;
+    gp.n_predict = n_predict;
+    gp.sampling.temperature = 0.0f;
+    gp.reuse_prefix = reuse;
+    out->n = 0;
+    CHECK(edgelm_generate(s, &gp, collect_token, out, NULL) == EDGELM_OK);
+    edgelm_timings t;
+    edgelm_session_timings(s, &t);
+    return t.n_cached_tokens;
+}
+
+/* Prefix reuse with rings: reused when the rings still hold the window before the first new
+ * token, refused (everything prefilled) when later tokens overwrote it; the output is a fresh
+ * session's either way. */
+static void test_prefix_reuse(edgelm_model *m, const char *what) {
+    static const char prompt[] =
+        "Lily and Tom went to the park to play with their red ball. The sun was warm and the "
+        "birds were singing in the tall green trees. They ran and laughed all day long.";
+    edgelm_session *fresh = test_new_session(m, 256, 1), *s = test_new_session(m, 256, 1);
+    if (fresh == NULL || s == NULL) {
+        edgelm_session_free(fresh);
+        edgelm_session_free(s);
+        return;
+    }
+    token_list want, got;
+    generate_greedy(fresh, prompt, 20, false, &want);
+    const int32_t n_prompt = edgelm_session_n_past(fresh) - want.n + 1;
+    CHECK_MSG(n_prompt > 48, "%s: a prompt of %d tokens", what, (int)n_prompt);
+    /* 20 tokens past the prompt: the window before its last token is still in the rings */
+    generate_greedy(s, prompt, 20, false, &got);
+    int32_t cached = generate_greedy(s, prompt, 20, true, &got);
+    CHECK_MSG(cached == n_prompt - 1, "%s: %d of %d prompt tokens reused", what, (int)cached,
+              (int)n_prompt);
+    CHECK(got.n == want.n &&
+          memcmp(got.tokens, want.tokens, sizeof(int32_t) * (size_t)want.n) == 0);
+    /* 100 tokens past it: overwritten, so nothing is reused and the output is still the same */
+    generate_greedy(s, prompt, 100, false, &got);
+    cached = generate_greedy(s, prompt, 20, true, &got);
+    CHECK_MSG(cached == 0, "%s: %d prompt tokens reused from overwritten rings", what, (int)cached);
+    CHECK(got.n == want.n &&
+          memcmp(got.tokens, want.tokens, sizeof(int32_t) * (size_t)want.n) == 0);
+    edgelm_session_free(fresh);
+    edgelm_session_free(s);
+}
+
 static void test_windowed_model(edgelm_model *m, const char *what, int32_t n_local_layers) {
     const model_hparams *hp = &m->hp;
     CHECK_MSG(hp->n_swa == 8 && hp->n_local_layers == n_local_layers, "%s: window %d on %d layers",
@@ -190,6 +256,7 @@ static void test_windowed_model(edgelm_model *m, const char *what, int32_t n_loc
     edgelm_session_free(small);
     free(want);
     free(got);
+    test_prefix_reuse(m, what);
 }
 
 int main(void) {
