@@ -898,15 +898,22 @@ q0_gemv_vnni(const bool q8, int64_t n, int64_t n_rows, const void *w, size_t w_s
         for (int64_t r0 = 0; r0 < n_rows; r0 += Q0_ROWS) {
             const int64_t nr = n_rows - r0 < Q0_ROWS ? n_rows - r0 : Q0_ROWS;
             for (int64_t r = 0; r < Q0_ROWS; r++) {
-                const uint8_t *row = (const uint8_t *)w +
-                                     (size_t)(r0 + (r < nr ? r : nr - 1)) * w_stride +
-                                     (size_t)b0 * bb;
+                const int64_t row_index = r0 + (r < nr ? r : nr - 1);
+                const uint8_t *row =
+                    (const uint8_t *)w + (size_t)row_index * w_stride + (size_t)b0 * bb;
+                /* bytes of this call's rows after this one */
+                const size_t after = (size_t)(n_rows - 1 - row_index) * w_stride;
                 for (int64_t b = 0; b < n16; b += 16) {
                     const uint8_t *blocks = row + (size_t)b * bb;
                     for (size_t ahead = 0; ahead < 16 * bb; ahead += 64) {
                         __builtin_prefetch(blocks + Q0_GEMV_AHEAD + ahead, 0, 3);
                     }
-                    if (b + 16 > nbs) {
+                    /* A partial tile reads its missing blocks from the rows after this one:
+                     * their sums are zero (the token's codes there are) and neither they nor
+                     * their scales are used (j < nj below). Only near the call's last row,
+                     * with nothing after it, is the tile copied out and zero-padded: copying
+                     * every row's tail cost a third of the time on short rows. */
+                    if (b + 16 > nbs && after < (size_t)(b + 16 - nbs) * bb) {
                         memset(tail, 0, sizeof tail);
                         memcpy(tail, blocks, (size_t)(nbs - b) * bb);
                         blocks = tail;
