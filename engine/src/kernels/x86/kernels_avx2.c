@@ -989,9 +989,11 @@ static inline __attribute__((always_inline)) void q0_gemv_avx2(const bool q8, in
         for (int64_t r0 = 0; r0 < n_rows; r0 += Q0_ROWS) {
             const int64_t nr = n_rows - r0 < Q0_ROWS ? n_rows - r0 : Q0_ROWS;
             for (int64_t r = 0; r < Q0_ROWS; r++) {
-                const uint8_t *row = (const uint8_t *)w +
-                                     (size_t)(r0 + (r < nr ? r : nr - 1)) * w_stride +
-                                     (size_t)b0 * bb;
+                const int64_t row_index = r0 + (r < nr ? r : nr - 1);
+                const uint8_t *row =
+                    (const uint8_t *)w + (size_t)row_index * w_stride + (size_t)b0 * bb;
+                /* bytes of this call's rows after this one */
+                const size_t after = (size_t)(n_rows - 1 - row_index) * w_stride;
                 for (int64_t b = 0; b < nbs; b += 8) {
                     const uint8_t *blocks = row + (size_t)b * bb;
                     const block_q8_0 *yb = y + b0 + b;
@@ -999,10 +1001,15 @@ static inline __attribute__((always_inline)) void q0_gemv_avx2(const bool q8, in
                         _mm_prefetch((const char *)(blocks + Q0_GEMV_AHEAD + ahead), _MM_HINT_T0);
                     }
                     if (b + 8 > nbs) {
-                        memset(tail, 0, sizeof tail);
-                        memcpy(tail, blocks, (size_t)(nbs - b) * bb);
-                        blocks = tail;
+                        /* the token's missing blocks are zeros, so the row's may be anything:
+                         * read from the call's following rows, copied out only near its last
+                         * row (see q0_gemv_vnni) */
                         yb = ytail;
+                        if (after < (size_t)(b + 8 - nbs) * bb) {
+                            memset(tail, 0, sizeof tail);
+                            memcpy(tail, blocks, (size_t)(nbs - b) * bb);
+                            blocks = tail;
+                        }
                     }
                     _mm256_storeu_si256((__m256i *)&sums[r][b], q0_tile_sums8(q8, blocks, yb));
                     _mm256_storeu_ps(&dx[r][b], q0_tile_scales8(blocks, bb));
