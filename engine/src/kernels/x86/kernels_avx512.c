@@ -197,9 +197,9 @@ static inline __m512i unpack_chunk64(const uint8_t *qs) {
 
 #define MADD_ACC_PLAIN(acc, p, sc) _mm512_add_epi32((acc), _mm512_madd_epi16((p), (sc)))
 
-static void q4_K_vec_dot_avx512(int64_t n, float *s, const void *vx,
-                                const void *vy){Q4_K_DOT_BODY(MADD_ACC_PLAIN)}
-
+static void q4_K_vec_dot_avx512(int64_t n, float *s, const void *vx, const void *vy) {
+    Q4_K_DOT_BODY(MADD_ACC_PLAIN)
+}
 
 /* Q6_K: per half of 128 weights, ql holds 64 contiguous bytes (low nibbles of weights 0..63,
  * high nibbles of 64..127) and qh 32 bytes of 2-bit pairs (see q6_K_unpack in quant_k.c). */
@@ -244,9 +244,9 @@ static void q4_K_vec_dot_avx512(int64_t n, float *s, const void *vx,
     }                                                                                              \
     *s = _mm512_reduce_add_ps(acc);
 
-static void q6_K_vec_dot_avx512(int64_t n, float *s, const void *vx,
-                                const void *vy){Q6_K_DOT_BODY(MADD_ACC_PLAIN)}
-
+static void q6_K_vec_dot_avx512(int64_t n, float *s, const void *vx, const void *vy) {
+    Q6_K_DOT_BODY(MADD_ACC_PLAIN)
+}
 
 /* ---- K-quant matrix x matrix (batched prefill) -----------------------------------------------
  *
@@ -389,8 +389,9 @@ static inline void q8_K_share(const uint8_t *x0, size_t x_stride, int64_t nt, in
 
 static void q4_K_gemm_avx512(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
                              size_t w_stride, const void *x, size_t x_stride, float *out,
-                             int64_t out_stride){Q4_K_GEMM_BODY(MADD_ACC_PLAIN)}
-
+                             int64_t out_stride) {
+    Q4_K_GEMM_BODY(MADD_ACC_PLAIN)
+}
 
 typedef struct q6_K_decoded {
     __m512i c[4];  /* codes 0..63 as Q6_K_DOT_BODY builds them: c01, c23 of half 0, then half 1 */
@@ -495,8 +496,9 @@ static inline void q6_K_decode(const block_q6_K *x, q6_K_decoded *u) {
 
 static void q6_K_gemm_avx512(int64_t n, int64_t n_rows, int64_t n_tokens, const void *w,
                              size_t w_stride, const void *x, size_t x_stride, float *out,
-                             int64_t out_stride){Q6_K_GEMM_BODY(MADD_ACC_PLAIN)}
-
+                             int64_t out_stride) {
+    Q6_K_GEMM_BODY(MADD_ACC_PLAIN)
+}
 
 /* ---- Q4_0 and Q8_0: matrix kernels, one row per 32-bit lane (VNNI) ---------------------------
  *
@@ -866,15 +868,73 @@ static inline void q0_gemv_token(bool q8, const block_q8_0 *y, int64_t nbs, int6
     }
 }
 
+/* Q5_0 in the one-token kernel: a block is d (fp16), qh (32 high bits, code j's in bit j), then
+ * the 16 bytes of low nibbles laid out as Q4_0's (byte j: code j low, code j + 16 high), 22
+ * bytes. Its weights 0..31 go through vpdpbusd as Q4_0's 0..15 do (the -16 in the bias), the
+ * high bit set from qh with a byte mask. */
+VNNI_TARGET static inline __attribute__((always_inline)) __m512i
+q5_0_tile_sums(const uint8_t *blocks, const __m512i *yv) {
+    __m512i v[4];
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i bit4 = _mm512_set1_epi8(0x10);
+    for (int i = 0; i < 4; i++) {
+        const uint8_t *b = blocks + 4 * i * sizeof(block_q5_0);
+        __m512i c = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(b + 6)));
+        uint64_t high_lo = 0, high_hi = 0; /* byte 16 L + j: code j (+ 16) of block 4i + L */
+        for (int k = 0; k < 4; k++) {
+            const uint8_t *block = b + k * sizeof(block_q5_0);
+            if (k > 0) {
+                c = _mm512_inserti32x4(c, _mm_loadu_si128((const __m128i *)(block + 6)), k);
+            }
+            uint32_t qh;
+            memcpy(&qh, block + 2, sizeof qh);
+            high_lo |= (uint64_t)(qh & 0xFFFFu) << (16 * k);
+            high_hi |= (uint64_t)(qh >> 16) << (16 * k);
+        }
+        __m512i lo = _mm512_and_si512(c, m4);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
+        lo = _mm512_mask_mov_epi8(lo, (__mmask64)high_lo, _mm512_or_si512(lo, bit4));
+        hi = _mm512_mask_mov_epi8(hi, (__mmask64)high_hi, _mm512_or_si512(hi, bit4));
+        v[i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, yv[2 * i]), hi,
+                                   yv[2 * i + 1]);
+    }
+    return reduce_q4_0_tile(v);
+}
+
+/* The fp16 scales of 16 Q5_0 blocks (word 11 j of the tile) as floats, lane = block, from three
+ * pairs of loads and word permutes; the last load stops at the tile's end (352 bytes). */
+static const int16_t q5_0_scale_words[3][32] = {
+    {0, 11, 22, 33, 44, 55},
+    {0, 0, 0, 0, 0, 0, 2, 13, 24, 35, 46, 57},
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 15, 26, 37},
+};
+
+static inline __m512 q5_0_tile_scales(const uint8_t *blocks) {
+    __m512i h = _mm512_setzero_si512();
+    static const __mmask32 lanes[3] = {0x003Fu, 0x0FC0u, 0xF000u};
+    for (int i = 0; i < 3; i++) {
+        const uint8_t *p = blocks + 128 * i;
+        const __m512i second = i < 2 ? _mm512_loadu_si512((const void *)(p + 64))
+                                     : _mm512_maskz_loadu_epi16(0xFFFFu, p + 64);
+        const __m512i sel = _mm512_permutex2var_epi16(
+            _mm512_loadu_si512((const void *)p),
+            _mm512_loadu_si512((const void *)q5_0_scale_words[i]), second);
+        h = _mm512_mask_mov_epi16(h, lanes[i], sel);
+    }
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+}
+
 #define Q0_GEMV_AHEAD 8192 /* bytes of the row prefetched ahead of the blocks being read */
 /* Blocks of a row read in one go (8192 weights): rows up to that long are one memory stream from
  * end to end; longer ones are read in spans of it, their token side prepared per span. */
 #define Q0_GEMV_SPAN 256
 
+/* q8: Q8_0, q5: Q5_0, neither: Q4_0. Q4_0 and Q8_0 step as the gemm (fma); Q5_0 as its row
+ * dot, q5_0_vec_dot_avx2 (the reference's order): sum += (dx * dy) * sumi, two roundings. */
 VNNI_TARGET static inline __attribute__((always_inline)) void
-q0_gemv_vnni(const bool q8, int64_t n, int64_t n_rows, const void *w, size_t w_stride,
-             const void *x, float *out) {
-    const size_t bb = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+q0_gemv_vnni(const bool q8, const bool q5, int64_t n, int64_t n_rows, const void *w,
+             size_t w_stride, const void *x, float *out) {
+    const size_t bb = q8 ? sizeof(block_q8_0) : q5 ? sizeof(block_q5_0) : sizeof(block_q4_0);
     const int64_t nb = n / QK8_0;
     const block_q8_0 *y = x;
     __m512i yv[Q0_GEMV_SPAN / 2];          /* the token's codes (q0_gemv_token) */
@@ -892,7 +952,7 @@ q0_gemv_vnni(const bool q8, int64_t n, int64_t n_rows, const void *w, size_t w_s
             for (int j = 0; j < QK8_0; j++) {
                 s += y[b0 + b].qs[j];
             }
-            bias[b] = -(q8 ? 128 : 8) * s;
+            bias[b] = -(q8 ? 128 : q5 ? 16 : 8) * s;
             dy[b] = h2f(y[b0 + b].d);
         }
         for (int64_t r0 = 0; r0 < n_rows; r0 += Q0_ROWS) {
@@ -918,8 +978,11 @@ q0_gemv_vnni(const bool q8, int64_t n, int64_t n_rows, const void *w, size_t w_s
                         memcpy(tail, blocks, (size_t)(nbs - b) * bb);
                         blocks = tail;
                     }
-                    _mm512_storeu_si512((void *)&sums[r][b], q0_tile_sums(q8, blocks, yv + b / 2));
-                    _mm512_storeu_ps(&dx[r][b], q0_tile_scales(q8, blocks));
+                    _mm512_storeu_si512((void *)&sums[r][b],
+                                        q5 ? q5_0_tile_sums(blocks, yv + b / 2)
+                                           : q0_tile_sums(q8, blocks, yv + b / 2));
+                    _mm512_storeu_ps(&dx[r][b],
+                                     q5 ? q5_0_tile_scales(blocks) : q0_tile_scales(q8, blocks));
                 }
             }
             const __mmask16 live = (__mmask16)((1u << nr) - 1);
@@ -935,7 +998,13 @@ q0_gemv_vnni(const bool q8, int64_t n, int64_t n_rows, const void *w, size_t w_s
                 const int64_t nj = nbs - b < 16 ? nbs - b : 16;
                 for (int64_t j = 0; j < nj; j++) {
                     const __m512i s = _mm512_add_epi32(t[j], _mm512_set1_epi32(bias[b + j]));
-                    acc = q0_step(acc, s, _mm512_castsi512_ps(d[j]), dy[b + j]);
+                    if (q5) {
+                        const __m512 dxy =
+                            _mm512_mul_ps(_mm512_castsi512_ps(d[j]), _mm512_set1_ps(dy[b + j]));
+                        acc = _mm512_add_ps(acc, _mm512_mul_ps(dxy, _mm512_cvtepi32_ps(s)));
+                    } else {
+                        acc = q0_step(acc, s, _mm512_castsi512_ps(d[j]), dy[b + j]);
+                    }
                 }
             }
             _mm512_mask_storeu_ps(out + r0, live, acc);
@@ -953,7 +1022,7 @@ VNNI_TARGET static void q0_matmul_avx512_vnni(bool q8, int64_t n, int64_t n_rows
         return;
     }
     if (n_tokens == 1) {
-        q0_gemv_vnni(q8, n, n_rows, w, w_stride, x, out);
+        q0_gemv_vnni(q8, false, n, n_rows, w, w_stride, x, out);
     } else {
         q0_gemm_vnni(q8, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
     }
@@ -969,6 +1038,19 @@ VNNI_TARGET static void q8_0_gemm_avx512_vnni(int64_t n, int64_t n_rows, int64_t
                                               const void *w, size_t w_stride, const void *x,
                                               size_t x_stride, float *out, int64_t out_stride) {
     q0_matmul_avx512_vnni(true, n, n_rows, n_tokens, w, w_stride, x, x_stride, out, out_stride);
+}
+
+/* Q5_0 times one token; the gemm stays AVX2's (both equal q5_0_vec_dot_avx2 bit for bit). */
+VNNI_TARGET static void q5_0_gemv_avx512_vnni(int64_t n, int64_t n_rows, int64_t n_tokens,
+                                              const void *w, size_t w_stride, const void *x,
+                                              size_t x_stride, float *out, int64_t out_stride) {
+    (void)n_tokens; /* always 1 (a gemv) */
+    (void)x_stride;
+    if (n < QK8_0) {
+        kc_zero_out(out, out_stride, n_rows, 1);
+        return;
+    }
+    q0_gemv_vnni(false, true, n, n_rows, w, w_stride, x, out);
 }
 
 /* The row dots are the matrix kernels on one row and one token. */
@@ -1048,9 +1130,8 @@ static inline void q4_K_decode16(const uint8_t *const p[Q0_ROWS], size_t off, q4
     const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(h[3], lo4),
                                           _mm512_and_si512(_mm512_srli_epi32(h[1], 2), top2));
     const __m512i mn_lo = _mm512_and_si512(h[2], m6);
-    const __m512i mn_hi =
-        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(h[3], 4), lo4),
-                        _mm512_and_si512(_mm512_srli_epi32(h[2], 2), top2));
+    const __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(h[3], 4), lo4),
+                                          _mm512_and_si512(_mm512_srli_epi32(h[2], 2), top2));
     const __m512i byte0 = _mm512_set1_epi32(0xff), byte2 = _mm512_set1_epi32(0xff0000);
     for (int k = 0; k < 4; k++) {
         u->scale[k] = _mm512_and_si512(_mm512_srli_epi32(sc_lo, 8 * k), byte0);
@@ -1109,7 +1190,8 @@ q4_K_tokens_pass(const q4_K_decoded16 *u, int64_t n_blocks, const q4_K_tokens *t
             }
             const __m512 dy = _mm512_set1_ps(ts->d[t + k][j0 + j]);
             a[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[k]), _mm512_mul_ps(u[j].d, dy), a[k]);
-            a[k] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ[k]), _mm512_mul_ps(u[j].dmin, dy), a[k]);
+            a[k] =
+                _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ[k]), _mm512_mul_ps(u[j].dmin, dy), a[k]);
         }
     }
     for (int k = 0; k < NT; k++) {
@@ -1126,7 +1208,7 @@ q4_K_tokens_pass(const q4_K_decoded16 *u, int64_t n_blocks, const q4_K_tokens *t
  * multiply-add. */
 
 typedef struct q6_K_decoded16 {
-    __m512i w[16][4]; /* sub-block s, group g: lane r = row r's codes 16s + 4g.. (0..63 each) */
+    __m512i w[16][4];  /* sub-block s, group g: lane r = row r's codes 16s + 4g.. (0..63 each) */
     __m512i scale[16]; /* sub-block s: lane r = row r's int8 scale, sign-extended */
     __m512i pairs[8];  /* lane r = row r's scales (4j, 4j + 2) (pairs[2j]) or (4j + 1, 4j + 3)
                         * (pairs[2j + 1]) as words */
@@ -1146,7 +1228,8 @@ static inline void q6_K_tokens_fill(q6_K_tokens *ts, const uint8_t *x, size_t x_
         for (int64_t b = 0; b < n_blocks; b++) {
             for (int j = 0; j < 4; j++) {
                 const int16_t *s = y[b].bsums + 4 * j;
-                ts->pair_sums[t][b][2 * j] = (int32_t)((uint16_t)s[0] | ((uint32_t)(uint16_t)s[2] << 16));
+                ts->pair_sums[t][b][2 * j] =
+                    (int32_t)((uint16_t)s[0] | ((uint32_t)(uint16_t)s[2] << 16));
                 ts->pair_sums[t][b][2 * j + 1] =
                     (int32_t)((uint16_t)s[1] | ((uint32_t)(uint16_t)s[3] << 16));
             }
@@ -1172,14 +1255,12 @@ static inline void q6_K_decode16(const uint8_t *const p[Q0_ROWS], size_t off, q6
             const int s0 = 8 * h + g / 4, gi = g % 4;
             u->w[s0][gi] = _mm512_or_si512(_mm512_and_si512(a[g], m4),
                                            _mm512_and_si512(_mm512_slli_epi32(hb[g], 4), m30));
-            u->w[s0 + 2][gi] = _mm512_or_si512(
-                _mm512_and_si512(b[g], m4), _mm512_and_si512(_mm512_slli_epi32(hb[g], 2), m30));
-            u->w[s0 + 4][gi] =
-                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(a[g], 4), m4),
-                                _mm512_and_si512(hb[g], m30));
-            u->w[s0 + 6][gi] =
-                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(b[g], 4), m4),
-                                _mm512_and_si512(_mm512_srli_epi32(hb[g], 2), m30));
+            u->w[s0 + 2][gi] = _mm512_or_si512(_mm512_and_si512(b[g], m4),
+                                               _mm512_and_si512(_mm512_slli_epi32(hb[g], 2), m30));
+            u->w[s0 + 4][gi] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(a[g], 4), m4),
+                                               _mm512_and_si512(hb[g], m30));
+            u->w[s0 + 6][gi] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(b[g], 4), m4),
+                                               _mm512_and_si512(_mm512_srli_epi32(hb[g], 2), m30));
         }
     }
     __m512i sc[4]; /* lane r: scales 4j..4j+3 of row r */
@@ -1350,8 +1431,10 @@ VNNI_TARGET static void q4_K_vec_dot_avx512_vnni(int64_t n, float *s, const void
     /* _mm512_packs_epi32(chunk a, chunk b), 128-bit lane L: words 0..3 = dwords 4L..4L+3 of a,
      * words 4..7 those of b; dwords 0..7 of chunk c are sub-block 2c, 8..15 sub-block 2c + 1 */
     static const int16_t scale_words[2][32] = {
-        {0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3},
-        {4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4, 6, 6, 6, 6, 5, 5, 5, 5, 7, 7, 7, 7, 5, 5, 5, 5, 7, 7, 7, 7},
+        {0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2,
+         1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3},
+        {4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4, 6, 6, 6, 6,
+         5, 5, 5, 5, 7, 7, 7, 7, 5, 5, 5, 5, 7, 7, 7, 7},
     };
     const __m512i idx0 = _mm512_loadu_si512((const void *)scale_words[0]);
     const __m512i idx1 = _mm512_loadu_si512((const void *)scale_words[1]);
@@ -1393,7 +1476,8 @@ VNNI_TARGET static void q6_K_vec_dot_avx512_vnni(int64_t n, float *s, const void
     /* codes 64v..64v + 63: dword k is sub-block 4v + k / 4; _mm512_packs_epi32(v = a, v = b),
      * 128-bit lane L: words 0..3 from sub-block 4a + L, words 4..7 from 4b + L */
     static const int16_t scale_words[2][32] = {
-        {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5, 2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7},
+        {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5,
+         2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7},
         {8,  8,  8,  8,  12, 12, 12, 12, 9,  9,  9,  9,  13, 13, 13, 13,
          10, 10, 10, 10, 14, 14, 14, 14, 11, 11, 11, 11, 15, 15, 15, 15},
     };
@@ -1403,9 +1487,10 @@ VNNI_TARGET static void q6_K_vec_dot_avx512_vnni(int64_t n, float *s, const void
     for (int64_t i = 0; i < n / QK_K; i++) {
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         /* the -32 of every code: -32 * sum of scale_s * (the q8 sum of sub-block s) */
-        const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), sc16);
-        __m512i sum = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(),
-                                                              _mm256_slli_epi32(off, 5)));
+        const __m256i off =
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), sc16);
+        __m512i sum = _mm512_zextsi256_si512(
+            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
         __m512i p[4];
         for (int h = 0; h < QK_K / 128; h++) {
             const __m512i ql = _mm512_loadu_si512((const void *)(x[i].ql + 64 * h));
@@ -1454,5 +1539,6 @@ void kernels_fill_avx512(kernel_table *t, bool has_vnni) {
         t->vec_dot[TENSOR_TYPE_Q8_0] = q8_0_vec_dot_avx512_vnni;
         t->gemm[TENSOR_TYPE_Q8_0] = q8_0_gemm_avx512_vnni;
         t->gemv[TENSOR_TYPE_Q8_0] = q8_0_gemm_avx512_vnni;
+        t->gemv[TENSOR_TYPE_Q5_0] = q5_0_gemv_avx512_vnni;
     }
 }
