@@ -2,7 +2,8 @@
  * built with -mfpu=neon there; kernels.c checks HWCAP_NEON first). The SDOT instruction is used
  * when the build targets it (__ARM_FEATURE_DOTPROD, e.g. -march=armv8.2-a+dotprod).
  *
- * Bit-identical to the reference: the quantizers (Q8_0, Q8_1, Q8_K); on AArch64 also the Q4_0/Q8_0
+ * Bit-identical to the reference: the quantizers (Q8_0, Q8_1, Q8_K), the Q5_0, Q4_1 and Q5_1 dots
+ * (exact integer block sums, then the reference's float steps); on AArch64 also the Q4_0/Q8_0
  * matrix kernels and dots (exact integer block sums, fused multiply-adds in the reference's
  * order; ARMv7 NEON has no fused multiply-add, so there they are within test_kernels'
  * tolerance), the fp16 rows and the F16 dot. K-quant dots: exact integer block sums, one float
@@ -250,6 +251,76 @@ static void q4_0_vec_dot_neon(int64_t n, float *s, const void *x, const void *y)
 
 static void q8_0_vec_dot_neon(int64_t n, float *s, const void *x, const void *y) {
     q8_0_gemm_neon(n, 1, 1, x, 0, y, 0, s, 1);
+}
+
+/* ---- Q5_0, Q4_1, Q5_1 --------------------------------------------------------------------------
+ * One exact integer sum per block and then the reference's float steps in its order
+ * (legacy_vec_dot), so these equal it bit for bit. They matter on boards: llama.cpp's Q4_K_M
+ * files hold Q5_0 for every matrix whose rows are not a multiple of 256 weights (SmolLM2's 576,
+ * Gemma 3 270M's 640), Q5_K_M files Q5_1. */
+
+/* 0x10 in byte j where bit j of bits (16 bits) is set: a Q5 block's fifth bits for 16 codes. */
+static inline uint8x16_t fifth_bits16(uint32_t bits) {
+    static const uint8_t bit_of_byte[16] = {1, 2, 4, 8, 16, 32, 64, 128,
+                                            1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t v =
+        vcombine_u8(vdup_n_u8((uint8_t)(bits & 0xFF)), vdup_n_u8((uint8_t)((bits >> 8) & 0xFF)));
+    return vandq_u8(vtstq_u8(v, vld1q_u8(bit_of_byte)), vdupq_n_u8(0x10));
+}
+
+/* The exact dot of one block's 32 codes (qs: 16 bytes of nibbles, code j low and j + 16 high;
+ * qh: their fifth bits or NULL; minus offset) with 32 activation codes. */
+static inline int32_t legacy_block_dot(const uint8_t *qs, const uint8_t *qh, int offset,
+                                       const int8_t *y) {
+    const uint8x16_t q = vld1q_u8(qs);
+    uint8x16_t lo = vandq_u8(q, vdupq_n_u8(0x0F));
+    uint8x16_t hi = vshrq_n_u8(q, 4);
+    if (qh != NULL) {
+        uint32_t bits;
+        memcpy(&bits, qh, sizeof bits);
+        lo = vorrq_u8(lo, fifth_bits16(bits & 0xFFFFu));
+        hi = vorrq_u8(hi, fifth_bits16(bits >> 16));
+    }
+    const int8x16_t off = vdupq_n_s8((int8_t)offset);
+    const int32x4_t s =
+        dot16(dot16(vdupq_n_s32(0), vsubq_s8(vreinterpretq_s8_u8(lo), off), vld1q_s8(y)),
+              vsubq_s8(vreinterpretq_s8_u8(hi), off), vld1q_s8(y + 16));
+    return hsum_s32(s);
+}
+
+static inline float h16(const fp16_t *h) { return fp16_to_fp32(*h); }
+
+static void q5_0_vec_dot_neon(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q5_0 *x = vx;
+    const block_q8_0 *y = vy;
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        const int32_t sumi = legacy_block_dot(x[i].qs, x[i].qh, 16, y[i].qs);
+        sumf += (h16(&x[i].d) * h16(&y[i].d)) * (float)sumi;
+    }
+    *s = sumf;
+}
+
+static void q4_1_vec_dot_neon(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q4_1 *x = vx;
+    const block_q8_1 *y = vy;
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < n / QK8_1; i++) {
+        const int32_t sumi = legacy_block_dot(x[i].qs, NULL, 0, y[i].qs);
+        sumf += (h16(&x[i].d) * h16(&y[i].d)) * (float)sumi + h16(&x[i].m) * h16(&y[i].s);
+    }
+    *s = sumf;
+}
+
+static void q5_1_vec_dot_neon(int64_t n, float *s, const void *vx, const void *vy) {
+    const block_q5_1 *x = vx;
+    const block_q8_1 *y = vy;
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < n / QK8_1; i++) {
+        const int32_t sumi = legacy_block_dot(x[i].qs, x[i].qh, 0, y[i].qs);
+        sumf += (h16(&x[i].d) * h16(&y[i].d)) * (float)sumi + h16(&x[i].m) * h16(&y[i].s);
+    }
+    *s = sumf;
 }
 
 /* ---- K-quants -------------------------------------------------------------------------------- */
@@ -544,6 +615,9 @@ void kernels_fill_neon(kernel_table *t) {
     t->vec_dot[TENSOR_TYPE_Q8_0] = q8_0_vec_dot_neon;
     t->gemm[TENSOR_TYPE_Q8_0] = q8_0_gemm_neon;
     t->gemv[TENSOR_TYPE_Q8_0] = q8_0_gemm_neon;
+    t->vec_dot[TENSOR_TYPE_Q5_0] = q5_0_vec_dot_neon;
+    t->vec_dot[TENSOR_TYPE_Q4_1] = q4_1_vec_dot_neon;
+    t->vec_dot[TENSOR_TYPE_Q5_1] = q5_1_vec_dot_neon;
     t->vec_dot[TENSOR_TYPE_Q4_K] = q4_K_vec_dot_neon;
     t->vec_dot[TENSOR_TYPE_Q6_K] = q6_K_vec_dot_neon;
     t->gemm[TENSOR_TYPE_Q4_K] = q4_K_gemm_neon;
