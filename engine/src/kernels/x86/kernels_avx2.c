@@ -1133,6 +1133,30 @@ static inline void q4_K_step_avx2(const q4_K_decoded_avx2 *u, const block_q8_K *
                              a->acc);
 }
 
+/* The scaled code sums of one Q4_K or Q5_K super-block (codes lo/hi of each 64-weight chunk,
+ * 16-bit sub-block scales sc) with two tokens' activations, each code vector used for both. */
+static inline void k4_code_sums2(const __m256i lo[4], const __m256i hi[4], const __m256i sc[8],
+                                 const block_q8_K *ya, const block_q8_K *yb, __m256i *sa,
+                                 __m256i *sb) {
+    __m256i a = _mm256_setzero_si256(), b = _mm256_setzero_si256();
+    for (int c = 0; c < QK_K / 64; c++) {
+        const __m256i *qa = (const __m256i *)(ya->qs + 64 * c);
+        const __m256i *qb = (const __m256i *)(yb->qs + 64 * c);
+        a = _mm256_add_epi32(
+            a, _mm256_madd_epi16(_mm256_maddubs_epi16(lo[c], _mm256_loadu_si256(qa)), sc[2 * c]));
+        b = _mm256_add_epi32(
+            b, _mm256_madd_epi16(_mm256_maddubs_epi16(lo[c], _mm256_loadu_si256(qb)), sc[2 * c]));
+        a = _mm256_add_epi32(
+            a, _mm256_madd_epi16(_mm256_maddubs_epi16(hi[c], _mm256_loadu_si256(qa + 1)),
+                                 sc[2 * c + 1]));
+        b = _mm256_add_epi32(
+            b, _mm256_madd_epi16(_mm256_maddubs_epi16(hi[c], _mm256_loadu_si256(qb + 1)),
+                                 sc[2 * c + 1]));
+    }
+    *sa = a;
+    *sb = b;
+}
+
 /* q4_K_step_avx2 for two tokens, each decoded vector loaded once for both. */
 static inline void q4_K_step2_avx2(const q4_K_decoded_avx2 *u, const block_q8_K *ya,
                                    const block_q8_K *yb, k_acc_avx2 *a, k_acc_avx2 *b) {
@@ -1146,21 +1170,8 @@ static inline void q4_K_step2_avx2(const q4_K_decoded_avx2 *u, const block_q8_K 
         _mm_fmadd_ps(_mm_set1_ps(dmin_a), _mm_cvtepi32_ps(_mm_madd_epi16(pairs_a, mins)), a->acc_m);
     b->acc_m =
         _mm_fmadd_ps(_mm_set1_ps(dmin_b), _mm_cvtepi32_ps(_mm_madd_epi16(pairs_b, mins)), b->acc_m);
-    __m256i sa = _mm256_setzero_si256(), sb = _mm256_setzero_si256();
-    for (int c = 0; c < QK_K / 64; c++) {
-        const __m256i lo = u->lo[c], hi = u->hi[c];
-        const __m256i s_lo = u->sc[2 * c], s_hi = u->sc[2 * c + 1];
-        const __m256i *qa = (const __m256i *)(ya->qs + 64 * c);
-        const __m256i *qb = (const __m256i *)(yb->qs + 64 * c);
-        sa = _mm256_add_epi32(
-            sa, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(qa)), s_lo));
-        sb = _mm256_add_epi32(
-            sb, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(qb)), s_lo));
-        sa = _mm256_add_epi32(
-            sa, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256(qa + 1)), s_hi));
-        sb = _mm256_add_epi32(
-            sb, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256(qb + 1)), s_hi));
-    }
+    __m256i sa, sb;
+    k4_code_sums2(u->lo, u->hi, u->sc, ya, yb, &sa, &sb);
     a->acc = _mm256_fmadd_ps(_mm256_set1_ps(ya->d * u->d), _mm256_cvtepi32_ps(sa), a->acc);
     b->acc = _mm256_fmadd_ps(_mm256_set1_ps(yb->d * u->d), _mm256_cvtepi32_ps(sb), b->acc);
 }
@@ -1302,21 +1313,8 @@ static inline void q5_K_step2_avx2(const q5_K_decoded_avx2 *u, const block_q8_K 
     const float dmin_a = -ya->d * u->dmin, dmin_b = -yb->d * u->dmin;
     a->summs += dmin_a * (float)hsum_i32_4(k4_min_terms(ya->bsums, u->mins));
     b->summs += dmin_b * (float)hsum_i32_4(k4_min_terms(yb->bsums, u->mins));
-    __m256i sa = _mm256_setzero_si256(), sb = _mm256_setzero_si256();
-    for (int c = 0; c < QK_K / 64; c++) {
-        const __m256i lo = u->lo[c], hi = u->hi[c];
-        const __m256i s_lo = u->sc[2 * c], s_hi = u->sc[2 * c + 1];
-        const __m256i *qa = (const __m256i *)(ya->qs + 64 * c);
-        const __m256i *qb = (const __m256i *)(yb->qs + 64 * c);
-        sa = _mm256_add_epi32(
-            sa, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(qa)), s_lo));
-        sb = _mm256_add_epi32(
-            sb, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(qb)), s_lo));
-        sa = _mm256_add_epi32(
-            sa, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256(qa + 1)), s_hi));
-        sb = _mm256_add_epi32(
-            sb, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256(qb + 1)), s_hi));
-    }
+    __m256i sa, sb;
+    k4_code_sums2(u->lo, u->hi, u->sc, ya, yb, &sa, &sb);
     a->acc = _mm256_fmadd_ps(_mm256_set1_ps(ya->d * u->d), _mm256_cvtepi32_ps(sa), a->acc);
     b->acc = _mm256_fmadd_ps(_mm256_set1_ps(yb->d * u->d), _mm256_cvtepi32_ps(sb), b->acc);
 }
