@@ -50,12 +50,20 @@
 #define GOLDEN_LATER_L2_TOL 1e-2
 #define GOLDEN_MIN_MARGIN 0.01
 /* The quantized arch/ fixtures (Q8_0, Q4_K_M of 256-wide random-weight models) miss the 1e-3 of
- * steps 0-1 in most runs: measured 1.4e-3 to 3.7e-3 over the kernel levels, while their F16
- * copies stay within 1.2e-4 and some quantized runs match to 1e-7 (which ones depends on the
- * level). Some operation still rounds differently from llama.cpp's (seen with the 51-token
- * prompt, with qwen2's biases, and at single decode steps), and Q8 activation rounding amplifies
- * it. NOT yet understood. This bound still fails without Llama 3's rope factors (8e-3 at step 0
- * of the short prompt) or without qwen3's q/k norms (2e-2). */
+ * steps 0-1 on the 51-token prompt: measured 1.3e-3 to 3.7e-3 over the kernel levels, while
+ * their F16 copies stay within 1.2e-4. Measured against llama.cpp itself (a program on its API,
+ * 2026-12-05): its answer depends on its own path, as much as ours differs from it.
+ * - Q4_K_M: llama.cpp's one-token kernel (ubatches of 1-3 tokens) and its batched one (4 or
+ *   more, which made the reference) differ by 1.6e-3 to 3.1e-3 on this prompt; this engine
+ *   gives what its one-token path gives (qwen2, qwen3 to 1e-7).
+ * - Q8_0: llama.cpp's x86 build quantizes activations with its SIMD rule (scale 127/amax, ties
+ *   to even), not ggml's scalar reference that this engine follows (1/(amax/127), ties away):
+ *   1-10 codes in 1e5 differ per run. Its Q8_0 matmul (llamafile's tinyBLAS) also sums in
+ *   another order, which now and then moves an F16 K-cache entry by one step. Either jumps
+ *   the logits by about 1e-3 at one position; the copy with the x86 rule matched qwen2 to 2e-7.
+ * Float order or a tie rule, magnified about 20x by quantized activations: not a bug, but the
+ * 1e-3 contract cannot hold for them, so they are held to this bound. It still fails without
+ * Llama 3's rope factors (8e-3 at step 0 of the short prompt) or qwen3's q/k norms (2e-2). */
 #define GOLDEN_ARCH_QUANT_L2_TOL 5e-3
 
 static int32_t argmax(const float *x, int32_t n) {
