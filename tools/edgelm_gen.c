@@ -70,6 +70,7 @@ typedef struct gen_config {
     float rope_base_swa;     /* gemma3: rope base of the local layers */
     uint32_t type;           /* a tensor_type id or TYPE_Q4_K_M */
     const char *vocab_from;
+    const char *chat_template_path; /* --chat-template: its text is tokenizer.chat_template */
     bool tied;
     bool quiet;
     uint64_t seed;
@@ -638,6 +639,24 @@ fail:
     return rc;
 }
 
+/* tokenizer.chat_template from a file, set after the tokenizer keys so it replaces a copied one. */
+static int set_chat_template(gguf_writer *w, const char *path) {
+    file_map map = {0};
+    char err[512];
+    edgelm_status st = file_map_open(path, false, &map, err, sizeof err);
+    if (st != EDGELM_OK) {
+        fprintf(stderr, "edgelm-gen: --chat-template: %s\n", err);
+        return 1;
+    }
+    st = gguf_writer_set_string_n(w, "tokenizer.chat_template", map.data, map.size);
+    file_map_close(&map);
+    if (st != EDGELM_OK) {
+        fprintf(stderr, "edgelm-gen: --chat-template %s: %s\n", path, gguf_writer_errmsg(w));
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- weights ------------------------------------------------------------------------------ */
 
 static void fill_row(rng *r, const planned_tensor *t, float *row, uint64_t n) {
@@ -784,6 +803,9 @@ static void usage(FILE *f) {
         "                     q6_K -> q8_0, then (and for the 32-block types) -> f16.\n"
         "  --vocab-from FILE  copy every tokenizer.* key of another GGUF (vocab size follows)\n"
         "  --vocab-size N     size of the built-in SentencePiece-style vocab (>= 259)\n"
+        "  --chat-template FILE\n"
+        "                     tokenizer.chat_template is the text of FILE (replacing one copied\n"
+        "                     by --vocab-from)\n"
         "  --tied             no output.weight (the output reuses token_embd)\n"
         "  --seed N           PRNG seed (default 1234)\n"
         "  --name S           general.name (default \"edgelm-gen <preset>\")\n"
@@ -1058,6 +1080,8 @@ static int parse_args(int argc, char **argv, gen_config *c) {
             ok = parse_type(v, &c->type);
         } else if (strcmp(a, "--vocab-from") == 0) {
             c->vocab_from = v;
+        } else if (strcmp(a, "--chat-template") == 0) {
+            c->chat_template_path = v;
         } else if (strcmp(a, "--vocab-size") == 0) {
             ok = parse_u32(a, v, 259, MAX_OWN_VOCAB, &c->n_vocab);
             vocab_size_given = true;
@@ -1255,6 +1279,9 @@ int main(int argc, char **argv) {
             goto fail;
         }
         vocab_free(&v);
+    }
+    if (c.chat_template_path != NULL && set_chat_template(w, c.chat_template_path) != 0) {
+        goto fail;
     }
     size_t max_tensors = max_plan_tensors(&c);
     plan = calloc(max_tensors, sizeof *plan);

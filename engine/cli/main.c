@@ -39,6 +39,7 @@ typedef struct cli_options {
     int32_t n_stops;
     bool chat;          /* --chat: the prompt is the user's message */
     const char *system; /* --system: the system message (with --chat) */
+    bool think;         /* --think: qwen3's thinking switch on (with --chat) */
     bool context_shift; /* off with --no-context-shift */
     int32_t n_keep;     /* --keep */
 } cli_options;
@@ -63,6 +64,7 @@ typedef enum option_id {
     OPT_STOP,
     OPT_CHAT,
     OPT_SYSTEM,
+    OPT_THINK,
     OPT_NO_CONTEXT_SHIFT,
     OPT_KEEP,
     OPT_HELP,
@@ -96,6 +98,7 @@ static const option_def options_table[] = {
     {NULL, "--stop", OPT_STOP, true},
     {NULL, "--chat", OPT_CHAT, false},
     {NULL, "--system", OPT_SYSTEM, true},
+    {NULL, "--think", OPT_THINK, false},
     {NULL, "--no-context-shift", OPT_NO_CONTEXT_SHIFT, false},
     {NULL, "--keep", OPT_KEEP, true},
     {"-h", "--help", OPT_HELP, false},
@@ -159,9 +162,12 @@ static void print_help(FILE *out, const edgelm_sampler_params *engine_defaults) 
             "chat:\n"
             "  --chat                  the prompt is the user's message: render it with the\n"
             "                          model's chat template (tokenizer.chat_template: chatml,\n"
-            "                          llama2, llama3, zephyr, gemma, phi3; anything else or none\n"
-            "                          falls back to ChatML, with a warning)\n"
+            "                          qwen3, llama2, llama3, zephyr, gemma, phi3; anything else\n"
+            "                          or none falls back to ChatML, with a warning)\n"
             "  --system TEXT           system message for --chat\n"
+            "  --think                 with --chat on a qwen3 template: let the model reason in\n"
+            "                          <think>...</think> before it answers (default: the\n"
+            "                          template's empty think block, so it answers at once)\n"
             "\n"
             "prompt state:\n"
             "  --cache FILE            reuse and save the prompt's KV cache: a later run whose\n"
@@ -368,6 +374,9 @@ static int apply_option(cli_options *opt, const option_def *def, const char *fla
     case OPT_SYSTEM:
         opt->system = value;
         return 0;
+    case OPT_THINK:
+        opt->think = true;
+        return 0;
     case OPT_NO_CONTEXT_SHIFT:
         opt->context_shift = false;
         return 0;
@@ -463,6 +472,9 @@ static int parse_args(int argc, char **argv, cli_options *opt) {
     }
     if (opt->system != NULL && !opt->chat) {
         return usage_error("--system needs --chat");
+    }
+    if (opt->think && !opt->chat) {
+        return usage_error("--think needs --chat");
     }
     return 0;
 }
@@ -942,12 +954,16 @@ static int run_generate(const edgelm_model *model, const cli_options *opt, const
 
 /* ---- --chat ---------------------------------------------------------------------------------- */
 
-/* Render the prompt as the user's message (after --system) with the model's chat template.
- * Returns the malloc'd text, or NULL (reported). */
+/* Render the prompt as the user's message (after --system) with the model's chat template,
+ * thinking off unless --think. Returns the malloc'd text, or NULL (reported). */
 static char *chat_prompt(const edgelm_model *model, const cli_options *opt, const char *prompt,
                          size_t *len_out) {
     bool recognized = false;
-    (void)edgelm_chat_template_name(model, &recognized);
+    const char *family = edgelm_chat_template_name(model, &recognized);
+    if (opt->think && strcmp(family, "qwen3") != 0) {
+        fprintf(stderr, "edgelm: warning: --think: the %s chat template has no thinking switch\n",
+                family);
+    }
     if (!recognized) {
         /* edgelm_model_metadata_string fails for a template longer than the buffer: probe
          * with a generous one, a template is a few KB */
@@ -965,10 +981,12 @@ static char *chat_prompt(const edgelm_model *model, const cli_options *opt, cons
         messages[n++] = (edgelm_chat_message){"system", opt->system};
     }
     messages[n++] = (edgelm_chat_message){"user", prompt};
-    int32_t need = edgelm_chat_apply(model, messages, n, true, NULL, 0);
+    edgelm_chat_params params = edgelm_chat_params_default();
+    params.enable_thinking = opt->think;
+    int32_t need = edgelm_chat_apply_ex(model, messages, n, &params, NULL, 0);
     char *text = need >= 0 ? malloc((size_t)need + 1) : NULL;
     if (text == NULL ||
-        edgelm_chat_apply(model, messages, n, true, text, (size_t)need + 1) != need) {
+        edgelm_chat_apply_ex(model, messages, n, &params, text, (size_t)need + 1) != need) {
         fprintf(stderr, "edgelm: --chat: %s\n",
                 need < 0 ? edgelm_strerror((edgelm_status)-need) : "out of memory");
         free(text);

@@ -286,17 +286,35 @@ const int32_t *edgelm_session_tokens(const edgelm_session *session);
 /* ---- chat templates ------------------------------------------------------------------------ */
 
 typedef struct edgelm_chat_message {
-    const char *role;    /* "system", "user" or "assistant" */
+    const char *role;    /* "system", "user" or "assistant" (qwen3 also reads "tool") */
     const char *content;
 } edgelm_chat_message;
 
 /* Render messages with the template family recognized in tokenizer.chat_template (zephyr,
- * chatml, llama2, llama3, gemma, phi3; "default" = chatml when the model has none or it is not
- * recognized). add_assistant appends the opening of the assistant's turn. Returns the byte count
- * (excluding the NUL, which is written when it fits) or a negative status. */
+ * chatml, qwen3, llama2, llama3, gemma, phi3; "default" = chatml when the model has none or it
+ * is not recognized). add_assistant appends the opening of the assistant's turn. Returns the
+ * byte count (excluding the NUL, which is written when it fits) or a negative status; call with
+ * buf NULL and buf_size 0 to size the buffer. Thinking is off (edgelm_chat_params). */
 int32_t edgelm_chat_apply(const edgelm_model *model, const edgelm_chat_message *messages,
                           size_t n_messages, bool add_assistant, char *buf, size_t buf_size);
-/* The family edgelm_chat_apply uses for this model, and whether it was recognized. */
+
+typedef struct edgelm_chat_params {
+    bool add_assistant; /* append the opening of the assistant's turn (default true) */
+    /* Qwen3's switch (its template's enable_thinking; only the "qwen3" family reads it). false,
+     * the default, opens the assistant's turn with an empty "<think>\n\n</think>\n\n", so the
+     * model answers at once instead of writing a long hidden reasoning first; true leaves the
+     * turn open for the model's own <think>...</think> block. */
+    bool enable_thinking;
+} edgelm_chat_params;
+
+edgelm_chat_params edgelm_chat_params_default(void);
+
+/* edgelm_chat_apply with params (NULL = edgelm_chat_params_default()). */
+int32_t edgelm_chat_apply_ex(const edgelm_model *model, const edgelm_chat_message *messages,
+                             size_t n_messages, const edgelm_chat_params *params, char *buf,
+                             size_t buf_size);
+/* The family edgelm_chat_apply uses for this model ("chatml", "qwen3", ...; see above), and
+ * whether it was recognized. A static string. */
 const char *edgelm_chat_template_name(const edgelm_model *model, bool *recognized);
 
 #ifdef __cplusplus

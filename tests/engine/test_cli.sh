@@ -1,9 +1,10 @@
 #!/bin/sh
 # test_cli.sh - end-to-end checks of the edgelm CLI binary: flag validation and exit codes, then
 # --info/--tokenize/generation on a model made by edgelm-gen (with --cache, --stop, --chat,
-# --json/--schema and context shift), then stories260K (the shared models' copy, else the
-# repository's models/stories260K.gguf) against llama.cpp: its first 27 greedy tokens always,
-# the full reference runs when the shared reference outputs are present. POSIX sh.
+# --think on Qwen3's template, --json/--schema and context shift), then stories260K (the shared
+# models' copy, else the repository's models/stories260K.gguf) against llama.cpp: its first 27
+# greedy tokens always, the full reference runs when the shared reference outputs are present.
+# POSIX sh.
 # Usage: sh test_cli.sh EDGELM EDGELM_GEN
 # Exit 0 all passed, 1 a check failed, 77 nothing failed but a part was skipped (said loudly).
 
@@ -60,7 +61,7 @@ expect_rc() {
 expect_rc 0 "--help" "$EDGELM" --help
 for flag in -p --prompt -n --n-predict -t --temp -k --top-p -s --seed -c --ctx-size -j \
     --threads --top-k --min-p --repeat-penalty --repeat-last-n --tokenize --info --json \
-    --schema --cache --stop --chat --system --no-context-shift --keep --help --version \
+    --schema --cache --stop --chat --system --think --no-context-shift --keep --help --version \
     EDGELM_KERNELS; do
     if grep -q -e "$flag" "$tmp/out"; then pass; else fail "--help does not mention $flag"; fi
 done
@@ -131,6 +132,8 @@ done <<'EOF'
 --chat=yes|--chat: takes no value
 --no-context-shift=1|--no-context-shift: takes no value
 --system hi|--system needs --chat
+--think|--think needs --chat
+--think=1 --chat|--think: takes no value
 --info=yes|--info: takes no value
 --info --tokenize|cannot be combined
 extra-positional|unexpected argument 'extra-positional'
@@ -427,6 +430,38 @@ if [ "$have_tiny" -eq 1 ]; then
     fi
     gen "$tiny" "$tmp/ch" -p "Hi" -n 4 -t 0 --chat
     if [ "$rc" -eq 0 ]; then pass; else fail "--chat generation: exit $rc"; fi
+    expect_rc 0 "--tokenize --chat --think (no template)" "$EDGELM" "$tiny" --tokenize --chat --think \
+        --system "Be brief." -p "Hi"
+    if cmp -s "$tmp/out" "$tmp/chat_ids" &&
+        grep -q "warning: --think: the default chat template has no thinking switch" "$tmp/err"; then
+        pass
+    else
+        fail "--think on ChatML: not the same prompt, or no warning"
+    fi
+
+    # --chat on Qwen3's real template: thinking off (its empty think block opens the answer)
+    # unless --think, which leaves the assistant's turn open
+    q3="$tmp/qwen3.gguf"
+    if "$GEN" "$q3" --preset tiny --quiet \
+        --chat-template "$SCRIPT_DIR/../data/chat/Qwen-Qwen3-0.6B.jinja" 2>"$tmp/err"; then
+        expect_rc 0 "--tokenize --chat (qwen3)" "$EDGELM" "$q3" --tokenize --chat -p "Hi"
+        cp "$tmp/out" "$tmp/q3_off"
+        expect_rc 0 "--tokenize --chat --think (qwen3)" "$EDGELM" "$q3" --tokenize --chat --think -p "Hi"
+        cp "$tmp/out" "$tmp/q3_on"
+        if grep -q warning "$tmp/err"; then fail "--think on qwen3: a warning"; else pass; fi
+        printf '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n\n' |
+            "$EDGELM" "$q3" --tokenize >"$tmp/out" 2>"$tmp/err"
+        if cmp -s "$tmp/out" "$tmp/q3_off"; then pass; else
+            fail "--chat on qwen3 did not render the empty think block: $(cat "$tmp/q3_off") vs $(cat "$tmp/out")"
+        fi
+        printf '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n\n' |
+            "$EDGELM" "$q3" --tokenize >"$tmp/out" 2>"$tmp/err"
+        if cmp -s "$tmp/out" "$tmp/q3_on"; then pass; else
+            fail "--chat --think on qwen3 did not leave the turn open: $(cat "$tmp/q3_on") vs $(cat "$tmp/out")"
+        fi
+    else
+        fail "edgelm-gen --chat-template (Qwen3's template): $(cat "$tmp/err")"
+    fi
 
     # context shift: -c 32 -n 100 goes on past the context; --no-context-shift stops
     gen "$tiny" "$tmp/x1" -p "Once upon a time" -c 32 -n 100 -t 0 --repeat-penalty 1.1

@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_edgelm_gen.sh - edgelm-gen end to end: usage errors, deterministic output, every weight
-# type and the q4_K_M mix loadable by the engine (through the edgelm CLI's --info), a failed run
-# leaving the output file untouched. POSIX sh. Usage: sh test_edgelm_gen.sh EDGELM_GEN EDGELM
+# type and the q4_K_M mix loadable by the engine (through the edgelm CLI's --info), a template
+# from --chat-template, a failed run leaving the output file untouched. POSIX sh.
+# Usage: sh test_edgelm_gen.sh EDGELM_GEN EDGELM
 set -u
 GEN=${1:?usage: sh test_edgelm_gen.sh EDGELM_GEN EDGELM}
 CLI=${2:?usage: sh test_edgelm_gen.sh EDGELM_GEN EDGELM}
@@ -62,6 +63,13 @@ check "gemma3: window 8, 5 of 6 layers local with the default pattern" "$GEN" "$
     --arch gemma3 --preset tiny --n-layer 6 --quiet
 check "... loads" output_to "$tmp/info" "$CLI" "$tmp/g6.gguf" --info
 check "... as such" grep -q "sliding window: 8 tokens on 5 of 6 layers" "$tmp/info"
+printf 'a template {{ messages }}' >"$tmp/template.txt"
+check "--chat-template FILE" "$GEN" "$tmp/t.gguf" --preset tiny --quiet \
+    --chat-template "$tmp/template.txt"
+check "... is the model's tokenizer.chat_template" output_to "$tmp/info" "$CLI" "$tmp/t.gguf" --info
+check "... as written" grep -q -F "tokenizer.chat_template = a template {{ messages }}" "$tmp/info"
+check "a missing --chat-template file exits 1" exit_code 1 "$GEN" "$tmp/t2.gguf" \
+    --chat-template "$tmp/missing.txt"
 
 printf 'keep' >"$tmp/keep.gguf"
 check "a failing run exits 1" exit_code 1 "$GEN" "$tmp/keep.gguf" --vocab-from "$tmp/missing.gguf"

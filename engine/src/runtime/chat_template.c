@@ -1,10 +1,12 @@
 /* chat_template.c - recognize a model's chat template family and render messages with it (see
- * chat_template.h), plus the public edgelm_chat_apply / edgelm_chat_template_name.
+ * chat_template.h), plus the public edgelm_chat_apply(_ex) / edgelm_chat_template_name.
  *
  * The detection order and the renderings follow llama.cpp's src/llama-chat.cpp
- * (llm_chat_detect_template, llm_chat_apply_template) for the families supported here; the one
- * deliberate difference is zephyr (see chat_template.h). Rendering makes one pass that counts
- * every byte and copies what fits, so a caller can size its buffer from the first call.
+ * (llm_chat_detect_template, llm_chat_apply_template) for the families supported here; the
+ * deliberate differences are zephyr (see chat_template.h) and qwen3, which llama.cpp's built-in
+ * path renders as plain ChatML and which is rendered here as Qwen3's own template renders it.
+ * Rendering makes one pass that counts every byte and copies what fits, so a caller can size its
+ * buffer from the first call.
  */
 #include "chat_template.h"
 
@@ -35,9 +37,10 @@ void chat_template_detect(const char *tmpl, size_t len, const char *eos_text, ch
         const char *name;
         chat_family family;
     } names[] = {
-        {"chatml", CHAT_FAMILY_CHATML}, {"llama2", CHAT_FAMILY_LLAMA2},
-        {"llama3", CHAT_FAMILY_LLAMA3}, {"zephyr", CHAT_FAMILY_ZEPHYR},
-        {"gemma", CHAT_FAMILY_GEMMA},   {"phi3", CHAT_FAMILY_PHI3},
+        {"chatml", CHAT_FAMILY_CHATML}, {"qwen3", CHAT_FAMILY_QWEN3},
+        {"llama2", CHAT_FAMILY_LLAMA2}, {"llama3", CHAT_FAMILY_LLAMA3},
+        {"zephyr", CHAT_FAMILY_ZEPHYR}, {"gemma", CHAT_FAMILY_GEMMA},
+        {"phi3", CHAT_FAMILY_PHI3},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (equals(tmpl, len, names[i].name)) {
@@ -51,7 +54,13 @@ void chat_template_detect(const char *tmpl, size_t len, const char *eos_text, ch
         /* <|im_sep|> is phi4 and <end_of_utterance> SmolVLM: look like ChatML, are not */
         found = !bytes_contain(tmpl, len, "<|im_sep|>") &&
                 !bytes_contain(tmpl, len, "<end_of_utterance>");
-        out->family = CHAT_FAMILY_CHATML;
+        /* Qwen3: its thinking switch, the empty think block it writes when the switch is off
+         * (the Jinja source spells the newlines as \n escapes) and the bookkeeping that drops
+         * old reasoning - all three, so what is called qwen3 is what render_qwen3 renders */
+        const bool qwen3 = bytes_contain(tmpl, len, "enable_thinking") &&
+                           bytes_contain(tmpl, len, "<think>\\n\\n</think>\\n\\n") &&
+                           bytes_contain(tmpl, len, "last_query_index");
+        out->family = qwen3 ? CHAT_FAMILY_QWEN3 : CHAT_FAMILY_CHATML;
     } else if ((len >= 7 && memcmp(tmpl, "mistral", 7) == 0) ||
                bytes_contain(tmpl, len, "[INST]")) {
         /* Mistral's official v1/v3/v7 templates are their own families (not supported) */
@@ -103,6 +112,8 @@ const char *chat_template_name(const chat_template *t) {
     switch (t->family) {
     case CHAT_FAMILY_CHATML:
         return "chatml";
+    case CHAT_FAMILY_QWEN3:
+        return "qwen3";
     case CHAT_FAMILY_LLAMA2:
         return "llama2";
     case CHAT_FAMILY_LLAMA3:
@@ -283,11 +294,144 @@ static void render_turns(const turn_format *f, const char *turn_end, const edgel
     }
 }
 
+/* ---- qwen3 --------------------------------------------------------------------------------- */
+
+/* A piece of a message's content (not NUL-terminated). */
+typedef struct text_span {
+    const char *s;
+    size_t len;
+} text_span;
+
+/* Python's str.lstrip('\n') (left), rstrip('\n') (right) or strip('\n') (both): only newlines. */
+static text_span strip_newlines(text_span t, bool left, bool right) {
+    while (left && t.len > 0 && t.s[0] == '\n') {
+        t.s++;
+        t.len--;
+    }
+    while (right && t.len > 0 && t.s[t.len - 1] == '\n') {
+        t.len--;
+    }
+    return t;
+}
+
+/* Start of the text after the last of the non-overlapping needles in hay[0..hay_len) that Python's
+ * str.split finds, or SIZE_MAX when there is none. */
+static size_t after_last(const char *hay, size_t hay_len, const char *needle) {
+    const size_t needle_len = strlen(needle);
+    size_t after = SIZE_MAX, from = 0;
+    for (;;) {
+        size_t at = bytes_find(hay + from, hay_len - from, needle, needle_len);
+        if (at == SIZE_MAX) {
+            return after;
+        }
+        after = from + at + needle_len;
+        from = after;
+    }
+}
+
+/* The template's reading of an assistant turn that carries its reasoning inline:
+ *   content   = content.split('</think>')[-1].lstrip('\n')
+ *   reasoning = content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n')
+ * and, without a </think>, the content as it is and no reasoning. */
+static void split_reasoning(const char *content, text_span *answer, text_span *reasoning) {
+    const size_t len = strlen(content);
+    *answer = (text_span){content, len};
+    *reasoning = (text_span){content, 0};
+    const size_t first_close = bytes_find(content, len, "</think>", strlen("</think>"));
+    if (first_close == SIZE_MAX) {
+        return;
+    }
+    const size_t answer_at = after_last(content, len, "</think>");
+    *answer = strip_newlines((text_span){content + answer_at, len - answer_at}, true, false);
+    text_span before = strip_newlines((text_span){content, first_close}, false, true);
+    const size_t open_end = after_last(before.s, before.len, "<think>");
+    if (open_end != SIZE_MAX) {
+        before.s += open_end;
+        before.len -= open_end;
+    }
+    *reasoning = strip_newlines(before, true, false);
+}
+
+static bool has_prefix(const char *s, const char *prefix) {
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool has_suffix(const char *s, const char *suffix) {
+    const size_t len = strlen(s), suffix_len = strlen(suffix);
+    return len >= suffix_len && memcmp(s + len - suffix_len, suffix, suffix_len) == 0;
+}
+
+/* Qwen3's template (Qwen/Qwen3-0.6B tokenizer_config.json) for string contents; what it does
+ * and leaves out is listed at chat_template_render. */
+static void render_qwen3(const edgelm_chat_message *m, size_t n, const edgelm_chat_params *params,
+                         out_text *o) {
+    /* ns.last_query_index: the last user message that is not a tool's result passed back as a
+     * user turn; when there is none it stays n - 1, which no turn comes after */
+    size_t last_query = n > 0 ? n - 1 : 0;
+    for (size_t k = n; k-- > 0;) {
+        if (strcmp(m[k].role, "user") == 0 && !(has_prefix(m[k].content, "<tool_response>") &&
+                                                has_suffix(m[k].content, "</tool_response>"))) {
+            last_query = k;
+            break;
+        }
+    }
+    if (n > 0 && strcmp(m[0].role, "system") == 0) {
+        put(o, "<|im_start|>system\n");
+        put(o, m[0].content);
+        put(o, "<|im_end|>\n");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *role = m[i].role;
+        if (strcmp(role, "user") == 0 || (strcmp(role, "system") == 0 && i > 0)) {
+            put(o, "<|im_start|>");
+            put(o, role);
+            put(o, "\n");
+            put(o, m[i].content);
+            put(o, "<|im_end|>\n");
+        } else if (strcmp(role, "assistant") == 0) {
+            text_span answer, reasoning;
+            split_reasoning(m[i].content, &answer, &reasoning);
+            put(o, "<|im_start|>assistant\n");
+            /* reasoning survives only after the last query: older turns show their answers */
+            if (i > last_query && (i == n - 1 || reasoning.len > 0)) {
+                const text_span r = strip_newlines(reasoning, true, true);
+                put(o, "<think>\n");
+                put_n(o, r.s, r.len);
+                put(o, "\n</think>\n\n");
+                answer = strip_newlines(answer, true, false);
+            }
+            put_n(o, answer.s, answer.len);
+            put(o, "<|im_end|>\n");
+        } else if (strcmp(role, "tool") == 0) {
+            /* a run of tool results is one user turn */
+            if (i == 0 || strcmp(m[i - 1].role, "tool") != 0) {
+                put(o, "<|im_start|>user");
+            }
+            put(o, "\n<tool_response>\n");
+            put(o, m[i].content);
+            put(o, "\n</tool_response>");
+            if (i == n - 1 || strcmp(m[i + 1].role, "tool") != 0) {
+                put(o, "<|im_end|>\n");
+            }
+        }
+        /* any other role renders nothing, as in the template */
+    }
+    if (params->add_assistant) {
+        put(o, "<|im_start|>assistant\n");
+        if (!params->enable_thinking) {
+            put(o, "<think>\n\n</think>\n\n"); /* reasoning already over: answer at once */
+        }
+    }
+}
+
 int32_t chat_template_render(const chat_template *t, const edgelm_chat_message *messages,
-                             size_t n_messages, bool add_assistant, char *buf, size_t buf_size) {
-    if (t == NULL || (messages == NULL && n_messages > 0) || (buf == NULL && buf_size > 0)) {
+                             size_t n_messages, const edgelm_chat_params *params, char *buf,
+                             size_t buf_size) {
+    if (t == NULL || params == NULL || (messages == NULL && n_messages > 0) ||
+        (buf == NULL && buf_size > 0)) {
         return -(int32_t)EDGELM_ERR_INVALID_ARGUMENT;
     }
+    const bool add_assistant = params->add_assistant;
     for (size_t i = 0; i < n_messages; i++) {
         if (messages[i].role == NULL || messages[i].content == NULL) {
             return -(int32_t)EDGELM_ERR_INVALID_ARGUMENT;
@@ -307,6 +451,9 @@ int32_t chat_template_render(const chat_template *t, const edgelm_chat_message *
         break;
     case CHAT_FAMILY_CHATML:
         render_turns(&chatml_turns, chatml_turns.turn_end, m, n_messages, add_assistant, &o);
+        break;
+    case CHAT_FAMILY_QWEN3:
+        render_qwen3(m, n_messages, params, &o);
         break;
     case CHAT_FAMILY_LLAMA3:
         render_turns(&llama3_turns, llama3_turns.turn_end, m, n_messages, add_assistant, &o);
@@ -337,14 +484,29 @@ static void model_template(const edgelm_model *model, chat_template *out) {
     chat_template_detect(s.data, (size_t)s.len, eos, out);
 }
 
-int32_t edgelm_chat_apply(const edgelm_model *model, const edgelm_chat_message *messages,
-                          size_t n_messages, bool add_assistant, char *buf, size_t buf_size) {
+edgelm_chat_params edgelm_chat_params_default(void) {
+    edgelm_chat_params p = {.add_assistant = true, .enable_thinking = false};
+    return p;
+}
+
+int32_t edgelm_chat_apply_ex(const edgelm_model *model, const edgelm_chat_message *messages,
+                             size_t n_messages, const edgelm_chat_params *params, char *buf,
+                             size_t buf_size) {
     if (model == NULL) {
         return -(int32_t)EDGELM_ERR_INVALID_ARGUMENT;
     }
+    const edgelm_chat_params defaults = edgelm_chat_params_default();
     chat_template t;
     model_template(model, &t);
-    return chat_template_render(&t, messages, n_messages, add_assistant, buf, buf_size);
+    return chat_template_render(&t, messages, n_messages, params != NULL ? params : &defaults, buf,
+                                buf_size);
+}
+
+int32_t edgelm_chat_apply(const edgelm_model *model, const edgelm_chat_message *messages,
+                          size_t n_messages, bool add_assistant, char *buf, size_t buf_size) {
+    edgelm_chat_params params = edgelm_chat_params_default();
+    params.add_assistant = add_assistant;
+    return edgelm_chat_apply_ex(model, messages, n_messages, &params, buf, buf_size);
 }
 
 const char *edgelm_chat_template_name(const edgelm_model *model, bool *recognized) {
