@@ -4,7 +4,8 @@
  * Usage: test_kernels               run the tests (every supported level)
  *        test_kernels --require L   exit 0 if this CPU/build runs level L, else 77 (skip); ctest
  *                                   uses it to run test_forward once per level
- *        test_kernels --bench [ROWS [TOKENS]]  per-level throughput of the main matrix kernels
+ *        test_kernels --bench [ROWS [TOKENS [COLS]]]  per-level throughput of the main matrix
+ *        kernels
  *                                   over ROWS rows of 2048 (256: in cache; 65536: from memory)
  *                                   and TOKENS tokens (1: decode, GB/s; 32: a prefill chunk)
  */
@@ -537,16 +538,17 @@ static void check_selection(void) {
 
 /* ---- benchmark (--bench) --------------------------------------------------------------------- */
 
-/* Decode: one token against rows of 2048 weights (the gemv where a level has one, else a loop of
+/* Decode: one token against rows of n_cols weights, 2048 unless given (the gemv where a level has
+ * one, else a loop of
  * vec_dot), in GB/s of weights; rows 256 keeps ~0.3 MB of Q4_K rows in cache (the kernel itself),
  * 65536 streams ~75 MB from memory (closer to a real decode). Prefill (tokens > 1): that many
  * tokens at once through the gemm (else vec_dot loops), in G multiply-adds per second. Levels run
  * interleaved, best of 12 passes each, so that a busy machine disturbs them alike. */
-static void bench(int rows, int n_tokens) {
+static void bench(int rows, int n_tokens, int64_t n_cols) {
     static const uint32_t types[] = {
         TENSOR_TYPE_Q4_K, TENSOR_TYPE_Q6_K, TENSOR_TYPE_Q5_K, TENSOR_TYPE_Q3_K, TENSOR_TYPE_Q2_K,
         TENSOR_TYPE_Q4_0, TENSOR_TYPE_Q8_0, TENSOR_TYPE_Q4_1, TENSOR_TYPE_Q5_0, TENSOR_TYPE_F16};
-    const int64_t n = 2048;
+    const int64_t n = n_cols;
     kernel_table tables[KERNEL_LEVEL_COUNT];
     bool have[KERNEL_LEVEL_COUNT];
     printf("%-5s", "");
@@ -564,6 +566,9 @@ static void bench(int rows, int n_tokens) {
     }
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const tensor_type_traits *ref = tensor_type_get_ref(types[ti]);
+        if (n % ref->block_size != 0) { /* K-quants on rows of 576 or 640 */
+            continue;
+        }
         const size_t row_bytes = tensor_row_size(types[ti], n);
         const size_t y_bytes = tensor_row_size(ref->vec_dot_type, n);
         uint8_t *x = malloc(row_bytes * (size_t)rows);
@@ -646,7 +651,12 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "--bench") == 0) {
-        bench(argc >= 3 ? atoi(argv[2]) : 256, argc >= 4 ? atoi(argv[3]) : 1);
+        const int64_t n_cols = argc >= 5 ? atoi(argv[4]) : 2048;
+        if (n_cols < 32 || n_cols % 32 != 0) {
+            fprintf(stderr, "test_kernels --bench ROWS TOKENS COLS: COLS a multiple of 32\n");
+            return 2;
+        }
+        bench(argc >= 3 ? atoi(argv[2]) : 256, argc >= 4 ? atoi(argv[3]) : 1, n_cols);
         return 0;
     }
     check_selection();
