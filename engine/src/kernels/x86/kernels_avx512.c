@@ -769,12 +769,17 @@ static inline __m512i reduce_q4_0_tile(const __m512i v[4]) {
 /* The exact sums (without the bias) of 16 consecutive blocks of a row with the token (yv: its
  * codes as q0_gemv_token lays them out), lane = block. Q8_0 pairs two blocks per vector (codes
  * + 128 against the token's two blocks); Q4_0 takes four blocks' 16 packed bytes per vector, low
- * nibbles against the token's codes 0..15 of the four blocks, high nibbles against 16..31. */
+ * nibbles against the token's codes 0..15 of the four blocks, high nibbles against 16..31. Only
+ * the first n_vectors of them are computed (a constant at each call; the others' lanes are 0). */
 VNNI_TARGET static inline __attribute__((always_inline)) __m512i
-q0_tile_sums(const bool q8, const uint8_t *blocks, const __m512i *yv) {
+q0_tile_sums_part(const bool q8, const uint8_t *blocks, const __m512i *yv, const int n_vectors) {
     if (q8) {
         __m512i v[8];
         for (int i = 0; i < 8; i++) {
+            if (i >= n_vectors) {
+                v[i] = _mm512_setzero_si512();
+                continue;
+            }
             const uint8_t *b = blocks + 2 * i * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
             const __m512i c = _mm512_inserti64x4(
                 _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b)),
@@ -787,6 +792,10 @@ q0_tile_sums(const bool q8, const uint8_t *blocks, const __m512i *yv) {
     __m512i v[4];
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     for (int i = 0; i < 4; i++) {
+        if (i >= n_vectors) {
+            v[i] = _mm512_setzero_si512();
+            continue;
+        }
         const uint8_t *b = blocks + 4 * i * sizeof(block_q4_0) + offsetof(block_q4_0, qs);
         __m512i c = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b));
         c = _mm512_inserti32x4(c, _mm_loadu_si128((const __m128i *)(b + sizeof(block_q4_0))), 1);
@@ -800,6 +809,17 @@ q0_tile_sums(const bool q8, const uint8_t *blocks, const __m512i *yv) {
             _mm512_dpbusd_epi32(lo, _mm512_and_si512(_mm512_srli_epi16(c, 4), m4), yv[2 * i + 1]);
     }
     return reduce_q4_0_tile(v);
+}
+
+/* The sums of the tile's first n_real blocks (the rest 0 or unused): a row's last tile is often
+ * mostly past its end (rows of 576 or 640 weights: 18 or 20 blocks), so up to 8 blocks take
+ * half the vectors. */
+VNNI_TARGET static inline __attribute__((always_inline)) __m512i
+q0_tile_sums(const bool q8, const uint8_t *blocks, const __m512i *yv, int64_t n_real) {
+    if (n_real <= 8) {
+        return q0_tile_sums_part(q8, blocks, yv, q8 ? 4 : 2);
+    }
+    return q0_tile_sums_part(q8, blocks, yv, q8 ? 8 : 4);
 }
 
 /* The fp16 scales of 16 consecutive blocks as floats (lane = block), picked out of whole-vector
@@ -980,7 +1000,7 @@ q0_gemv_vnni(const bool q8, const bool q5, int64_t n, int64_t n_rows, const void
                     }
                     _mm512_storeu_si512((void *)&sums[r][b],
                                         q5 ? q5_0_tile_sums(blocks, yv + b / 2)
-                                           : q0_tile_sums(q8, blocks, yv + b / 2));
+                                           : q0_tile_sums(q8, blocks, yv + b / 2, nbs - b));
                     _mm512_storeu_ps(&dx[r][b],
                                      q5 ? q5_0_tile_scales(blocks) : q0_tile_scales(q8, blocks));
                 }
