@@ -899,13 +899,15 @@ q5_0_tile_sums(const uint8_t *blocks, const __m512i *yv) {
     const __m512i bit4 = _mm512_set1_epi8(0x10);
     for (int i = 0; i < 4; i++) {
         const uint8_t *b = blocks + 4 * i * sizeof(block_q5_0);
+        const size_t bb = sizeof(block_q5_0);
+        /* the lane index of inserti32x4 must be a literal (an unoptimized build does not fold) */
         __m512i c = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(b + 6)));
+        c = _mm512_inserti32x4(c, _mm_loadu_si128((const __m128i *)(b + bb + 6)), 1);
+        c = _mm512_inserti32x4(c, _mm_loadu_si128((const __m128i *)(b + 2 * bb + 6)), 2);
+        c = _mm512_inserti32x4(c, _mm_loadu_si128((const __m128i *)(b + 3 * bb + 6)), 3);
         uint64_t high_lo = 0, high_hi = 0; /* byte 16 L + j: code j (+ 16) of block 4i + L */
         for (int k = 0; k < 4; k++) {
-            const uint8_t *block = b + k * sizeof(block_q5_0);
-            if (k > 0) {
-                c = _mm512_inserti32x4(c, _mm_loadu_si128((const __m128i *)(block + 6)), k);
-            }
+            const uint8_t *block = b + k * bb;
             uint32_t qh;
             memcpy(&qh, block + 2, sizeof qh);
             high_lo |= (uint64_t)(qh & 0xFFFFu) << (16 * k);
