@@ -286,7 +286,7 @@ static double *dequant(const naive_model *nm, const char *name, int64_t *n_out) 
     double *d = malloc((size_t)n * sizeof *d);
     tensor_type_get(t->type)->to_float(t->data, f, n);
     for (int64_t i = 0; i < n; i++) {
-        d[i] = f[i];
+        d[i] = (double)f[i];
     }
     free(f);
     if (n_out) {
@@ -452,7 +452,7 @@ static void naive_forward(const naive_model *nm, const int32_t *tokens, int n, d
             const int first = local && pos >= nm->n_swa ? pos - nm->n_swa + 1 : 0;
             for (int h = 0; h < H; h++) {
                 int kvh = h / (H / HKV);
-                double mx = -INFINITY, sum = 0;
+                double mx = (double)-INFINITY, sum = 0;
                 for (int t = first; t <= pos; t++) {
                     const double *kt = kc + ((size_t)l * n + t) * KV + kvh * D;
                     double s = 0;
@@ -544,7 +544,7 @@ static void naive_read_hparams(naive_model *nm) {
         CHECK(gguf_get_u32(&nm->g, KEY("attention.sliding_window_pattern"), &u) == EDGELM_OK);
         nm->swa_period = (int)u;
         CHECK(gguf_get_f32(&nm->g, KEY("rope.freq_base_swa"), &f) == EDGELM_OK);
-        nm->base_swa = f;
+        nm->base_swa = (double)f;
     }
 #undef KEY
 }

@@ -163,7 +163,7 @@ static void decode_scalar(uint32_t type, const uint8_t *p, gguf_kv *kv) {
         uint32_t u = (uint32_t)raw;
         float f;
         memcpy(&f, &u, 4);
-        kv->value.f64 = f;
+        kv->value.f64 = (double)f;
         break;
     }
     case GGUF_TYPE_FLOAT64: {

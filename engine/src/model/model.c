@@ -829,7 +829,7 @@ bool edgelm_model_metadata(const edgelm_model *model, int64_t index, const char 
                 gguf_kv tmp;
                 memset(&tmp, 0, sizeof tmp);
                 if (arr->elem_type == GGUF_TYPE_FLOAT32 || arr->elem_type == GGUF_TYPE_FLOAT64) {
-                    tmp.value.f64 = gguf_array_f32(arr, i);
+                    tmp.value.f64 = (double)gguf_array_f32(arr, i);
                 } else if (arr->elem_type == GGUF_TYPE_BOOL) {
                     tmp.value.b = gguf_array_i64(arr, i) != 0;
                 } else {
