@@ -9,7 +9,10 @@
  *    8-token window) and on arch/gemma3-F16.gguf (needs ../shared/models; 5 of 6 layers local):
  *    the session memory grows only with the global layers; a session evaluated through rings
  *    gives bit for bit the logits of the same session with full-length local layers, over 100
- *    tokens in chunks, after a context shift, and after saving and restoring its state.
+ *    tokens in chunks of 1, 7 and 32, after a context shift, and after saving and restoring its
+ *    state; prefix reuse with rings. The fixture, 16 times the work per token, runs the chunks of
+ *    7 only and no prefix reuse: the suite also runs under qemu, where the whole set took 9
+ *    minutes on armhf.
  */
 #include "model/forward.h"
 #include "model/kv_cache.h"
@@ -179,7 +182,8 @@ static void test_prefix_reuse(edgelm_model *m, const char *what) {
     edgelm_session_free(s);
 }
 
-static void test_windowed_model(edgelm_model *m, const char *what, int32_t n_local_layers) {
+static void test_windowed_model(edgelm_model *m, const char *what, int32_t n_local_layers,
+                                bool every_case) {
     const model_hparams *hp = &m->hp;
     CHECK_MSG(hp->n_swa == 8 && hp->n_local_layers == n_local_layers, "%s: window %d on %d layers",
               what, (int)hp->n_swa, (int)hp->n_local_layers);
@@ -201,8 +205,8 @@ static void test_windowed_model(edgelm_model *m, const char *what, int32_t n_loc
     }
     const size_t logit_bytes = (size_t)hp->n_vocab * sizeof(float);
     float *want = malloc(logit_bytes), *got = malloc(logit_bytes);
-    static const int32_t chunks[] = {1, 7, 32};
-    for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+    static const int32_t chunks[] = {7, 1, 32};
+    for (size_t k = 0; k < (every_case ? sizeof chunks / sizeof chunks[0] : 1); k++) {
         forward_state ring, full;
         CHECK(forward_init(&ring, m, 256, 2) == EDGELM_OK);
         CHECK(forward_init(&full, m, 256, 2) == EDGELM_OK);
@@ -256,7 +260,9 @@ static void test_windowed_model(edgelm_model *m, const char *what, int32_t n_loc
     edgelm_session_free(small);
     free(want);
     free(got);
-    test_prefix_reuse(m, what);
+    if (every_case) {
+        test_prefix_reuse(m, what);
+    }
 }
 
 int main(void) {
@@ -264,7 +270,7 @@ int main(void) {
     edgelm_model *generated = test_gen_model("gemma3-alternating.gguf",
                                              "--arch gemma3 --n-layer 4 --swa-pattern 2 --seed 21");
     if (generated != NULL) {
-        test_windowed_model(generated, "generated gemma3", 2);
+        test_windowed_model(generated, "generated gemma3", 2, true);
     }
     edgelm_model_free(generated);
     int skipped = 0;
@@ -272,7 +278,7 @@ int main(void) {
     if (test_model_path("arch/gemma3-F16.gguf", path, sizeof path)) {
         edgelm_model *m = test_load_model(path);
         if (m != NULL) {
-            test_windowed_model(m, "gemma3 fixture", 5);
+            test_windowed_model(m, "gemma3 fixture", 5, false);
         }
         edgelm_model_free(m);
     } else {
